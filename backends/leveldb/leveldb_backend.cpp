@@ -1,0 +1,632 @@
+// leveldb_backend.cpp: the LevelDB backend (see the header for the key
+// layout, ownership, thread-safety and error contracts).
+#include "seshat/backends/leveldb_backend.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <exception>
+#include <set>
+#include <system_error>
+#include <utility>
+
+#include <leveldb/cache.h>
+#include <leveldb/db.h>
+#include <leveldb/filter_policy.h>
+#include <leveldb/iterator.h>
+#include <leveldb/options.h>
+#include <leveldb/slice.h>
+#include <leveldb/status.h>
+#include <leveldb/write_batch.h>
+
+#include "seshat/detail/files.hpp"
+#include "seshat/detail/store_marker.hpp"
+
+namespace seshat {
+
+// The database and the objects its options point to. Members are destroyed
+// in reverse order: the database first, then what it used.
+struct leveldb_backend::engine {
+  std::string path;             // the store's directory, as given to open()
+  std::filesystem::path dir;    // the same, canonical: what LevelDB was given
+  std::unique_ptr<const leveldb::FilterPolicy> filter_policy;
+  std::unique_ptr<leveldb::Cache> block_cache;
+  std::unique_ptr<leveldb::DB> db;
+};
+
+namespace {
+
+constexpr int k_bloom_bits_per_key = 10;
+constexpr std::size_t k_block_cache_bytes = std::size_t{32} << 20;
+constexpr std::size_t k_max_key_in_message = 64;  // bytes shown before "..."
+
+static_assert(k_column_family_count < 255, "a family's end prefix must fit in a byte");
+
+char prefix_of(column_family cf) {
+  return static_cast<char>(static_cast<unsigned char>(cf));
+}
+
+bool known_family(column_family cf) { return index_of(cf) < k_column_family_count; }
+
+// stored_key := cf_byte user_key
+std::string stored_key(column_family cf, std::string_view key) {
+  std::string k;
+  k.reserve(key.size() + 1);
+  k.push_back(prefix_of(cf));
+  k.append(key);
+  return k;
+}
+
+// The family's first possible stored key, and the first key past it.
+std::string family_begin(column_family cf) { return std::string(1, prefix_of(cf)); }
+std::string family_end(column_family cf) {
+  return std::string(1, static_cast<char>(static_cast<unsigned char>(cf) + 1));
+}
+
+leveldb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
+
+// `bytes` fit for a message: printable ASCII as is, the rest as \xNN,
+// truncated after k_max_key_in_message bytes.
+std::string printable(std::string_view bytes) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  const std::size_t shown = std::min(bytes.size(), k_max_key_in_message);
+  out.reserve(shown + 8);
+  for (std::size_t i = 0; i < shown; ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += "\\x";
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 0xf]);
+    }
+  }
+  if (shown < bytes.size()) out += "... (" + std::to_string(bytes.size()) + " bytes)";
+  return out;
+}
+
+std::string family_name(column_family cf) {
+  if (known_family(cf)) return std::string(name_of(cf));
+  return "#" + std::to_string(index_of(cf));
+}
+
+std::string store_context(const std::string& path) { return "store at " + path; }
+
+std::string family_context(std::string_view op, column_family cf, const std::string& path) {
+  return std::string(op) + " in column family " + family_name(cf) + " of " + store_context(path);
+}
+
+std::string key_context(std::string_view op, column_family cf, std::string_view key,
+                        const std::string& path) {
+  return std::string(op) + " key '" + printable(key) + "' in column family " + family_name(cf) +
+         " of " + store_context(path);
+}
+
+std::string range_context(std::string_view op, column_family cf, std::string_view begin,
+                          std::string_view end, const std::string& path) {
+  return std::string(op) + " ['" + printable(begin) + "', '" + printable(end) +
+         "') in column family " + family_name(cf) + " of " + store_context(path);
+}
+
+// `s` (not ok) as a seshat status: "<context>: <LevelDB's message>".
+status from_leveldb(const leveldb::Status& s, const std::string& context) {
+  std::string m = s.ToString();
+  while (!m.empty() && (m.back() == ' ' || m.back() == ':')) m.pop_back();  // "NotFound: "
+  m = context + ": " + m;
+  if (s.IsNotFound()) return status::not_found(std::move(m));
+  if (s.IsCorruption()) return status::corrupted_data(std::move(m));
+  if (s.IsIOError()) return status::io_error(std::move(m));
+  return status::backend_error(std::move(m));
+}
+
+// The exception being handled as a backend_error. Call only from a catch
+// block. Never throws: without memory for the message, the message is empty.
+status exception_status(std::string_view op, std::string_view path) noexcept {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    try {
+      return status::backend_error(std::string(op) + " on store at " + std::string(path) +
+                                   ": unexpected exception: " + e.what());
+    } catch (...) {
+    }
+  } catch (...) {
+    try {
+      return status::backend_error(std::string(op) + " on store at " + std::string(path) +
+                                   ": unexpected exception of unknown type");
+    } catch (...) {
+    }
+  }
+  return status::backend_error(std::string());
+}
+
+status unknown_family(std::string_view op, column_family cf, const std::string& path) {
+  return status::column_family_not_found(std::string(op) + ": column family #" +
+                                         std::to_string(index_of(cf)) + " does not exist in " +
+                                         store_context(path));
+}
+
+// How the store directory looks when the marker is there already.
+enum class existing_layout {
+  database,     // LevelDB's CURRENT is there: open what exists
+  interrupted,  // only the marker and LevelDB's pre-creation files: create
+  missing,      // anything else: LevelDB's files are gone
+};
+
+result<existing_layout> inspect_existing(const std::filesystem::path& dir, const std::string& path) {
+  std::error_code ec;
+  bool only_leftovers = true;
+  bool has_current = false;
+  std::filesystem::directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name == "CURRENT") has_current = true;
+    if (name != detail::k_marker_file && name != "LOCK" && name != "LOG" && name != "LOG.old")
+      only_leftovers = false;
+  }
+  if (ec) return status::io_error("open: cannot list " + store_context(path) + ": " + ec.message());
+  if (has_current) return existing_layout::database;
+  return only_leftovers ? existing_layout::interrupted : existing_layout::missing;
+}
+
+// LevelDB closes the log it leaves at a memtable switch without syncing it,
+// and does not sync the directory entry of the new log until it writes its
+// manifest. While such an older log exists (until its memtable is in a
+// synced table), a synced write to the newest log does not make the older
+// log's writes durable. This fdatasyncs every log but the newest and then
+// the directory. REQUIRES: no write is in flight (the writer mutex is held),
+// so that no log is being created.
+status sync_older_logs(const std::filesystem::path& dir, const std::string& path) {
+  std::vector<std::pair<std::uint64_t, std::filesystem::path>> logs;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= 4 || name.compare(name.size() - 4, 4, ".log") != 0) continue;
+    std::uint64_t number = 0;
+    const char* first = name.data();
+    const char* last = name.data() + name.size() - 4;
+    auto [ptr, perr] = std::from_chars(first, last, number);
+    if (perr != std::errc() || ptr != last) continue;
+    logs.emplace_back(number, it->path());
+  }
+  if (ec) return status::io_error("sync: cannot list " + store_context(path) + ": " + ec.message());
+  if (logs.size() <= 1) return {};
+  std::sort(logs.begin(), logs.end());
+  logs.pop_back();  // the newest log: LevelDB has just synced it
+  for (const auto& [number, file] : logs) {
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) continue;  // compacted into a synced table meanwhile
+      return detail::errno_status("sync: open older log of " + store_context(path) + ":", file, errno);
+    }
+    const int rc = ::fdatasync(fd);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) return detail::errno_status("sync: fdatasync older log of " + store_context(path) + ":", file, err);
+  }
+  return detail::fsync_path(dir, true);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// iterator
+
+leveldb_backend::iterator::iterator(std::shared_ptr<engine> e, column_family cf)
+    : engine_(std::move(e)), cf_(cf) {
+  it_.reset(engine_->db->NewIterator(leveldb::ReadOptions()));
+}
+
+leveldb_backend::iterator::iterator(seshat::status error) : error_(std::move(error)) {}
+
+leveldb_backend::iterator::~iterator() {
+  it_.reset();  // before the database it reads
+  engine_.reset();
+}
+
+void leveldb_backend::iterator::settle() {
+  valid_ = false;
+  key_ = {};
+  if (!it_->Valid()) return;
+  const leveldb::Slice k = it_->key();
+  if (k.empty() || k[0] != prefix_of(cf_)) return;  // outside the family
+  key_ = std::string_view(k.data() + 1, k.size() - 1);
+  valid_ = true;
+}
+
+void leveldb_backend::iterator::fail() noexcept {
+  valid_ = false;
+  key_ = {};
+  error_ = exception_status("iterator", engine_ ? std::string_view(engine_->path) : "?");
+}
+
+void leveldb_backend::iterator::seek_to_first() {
+  if (!it_) return;
+  try {
+    target_.assign(1, prefix_of(cf_));
+    it_->Seek(slice(target_));
+    settle();
+  } catch (...) {
+    fail();
+  }
+}
+
+void leveldb_backend::iterator::seek_to_last() {
+  if (!it_) return;
+  try {
+    target_ = family_end(cf_);
+    it_->Seek(slice(target_));  // the next family's first key, if any
+    if (it_->Valid()) it_->Prev();
+    else if (it_->status().ok()) it_->SeekToLast();
+    settle();
+  } catch (...) {
+    fail();
+  }
+}
+
+void leveldb_backend::iterator::seek(std::string_view key) {
+  if (!it_) return;
+  try {
+    target_.assign(1, prefix_of(cf_));
+    target_.append(key);
+    it_->Seek(slice(target_));
+    settle();
+  } catch (...) {
+    fail();
+  }
+}
+
+void leveldb_backend::iterator::seek_for_prev(std::string_view key) {
+  if (!it_) return;
+  try {
+    target_.assign(1, prefix_of(cf_));
+    target_.append(key);
+    it_->Seek(slice(target_));  // first stored key >= target
+    if (it_->Valid()) {
+      if (it_->key() != slice(target_)) it_->Prev();
+    } else if (it_->status().ok()) {
+      it_->SeekToLast();
+    }
+    settle();
+  } catch (...) {
+    fail();
+  }
+}
+
+void leveldb_backend::iterator::next() {
+  if (!valid_) return;
+  try {
+    it_->Next();
+    settle();
+  } catch (...) {
+    fail();
+  }
+}
+
+void leveldb_backend::iterator::prev() {
+  if (!valid_) return;
+  try {
+    it_->Prev();
+    settle();
+  } catch (...) {
+    fail();
+  }
+}
+
+std::string_view leveldb_backend::iterator::value() const {
+  const leveldb::Slice v = it_->value();
+  return {v.data(), v.size()};
+}
+
+status leveldb_backend::iterator::status() const {
+  if (!error_.ok() || !it_) return error_;
+  try {
+    leveldb::Status s = it_->status();
+    if (s.ok()) return {};
+    return from_leveldb(s, family_context("iterator", cf_, engine_->path));
+  } catch (...) {
+    return exception_status("iterator", engine_->path);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// leveldb_backend
+
+result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesystem::path& dir,
+                                                               const open_options& options) {
+  try {
+    SESHAT_RETURN_IF_ERROR(options.validate());
+    // Before LevelDB touches anything: refuses a wrong directory unchanged.
+    auto prepared = detail::prepare_store_dir(dir, k_name, options);
+    if (!prepared.ok()) return prepared.status();
+    const std::string path = dir.string();
+
+    // LevelDB's in-process lock table is keyed by path: give it one spelling
+    // per directory, so that a second open through another path fails too.
+    std::error_code ec;
+    std::filesystem::path canonical = std::filesystem::canonical(dir, ec);
+    if (ec) return status::io_error("open: cannot resolve " + store_context(path) + ": " + ec.message());
+
+    bool create = *prepared;
+    if (!create) {
+      auto layout = inspect_existing(canonical, path);
+      if (!layout.ok()) return layout.status();
+      if (*layout == existing_layout::missing)
+        return status::corrupted_data(
+            "open: " + store_context(path) +
+            " has a SESHAT_STORE marker of the leveldb backend but no LevelDB database "
+            "(no CURRENT file): its LevelDB files are missing");
+      create = *layout == existing_layout::interrupted;
+    }
+
+    auto e = std::make_shared<engine>();
+    e->path = path;
+    e->dir = canonical;
+    e->filter_policy.reset(leveldb::NewBloomFilterPolicy(k_bloom_bits_per_key));
+    e->block_cache.reset(leveldb::NewLRUCache(k_block_cache_bytes));
+
+    leveldb::Options lo;
+    lo.create_if_missing = create;
+    lo.error_if_exists = false;
+    lo.write_buffer_size = std::size_t{options.write_buffer_mb} << 20;
+    lo.max_file_size = std::size_t{options.target_file_mb} << 20;
+    lo.filter_policy = e->filter_policy.get();
+    lo.block_cache = e->block_cache.get();
+    // compression: LevelDB's default, snappy.
+
+    leveldb::DB* db = nullptr;
+    leveldb::Status s = leveldb::DB::Open(lo, canonical.string(), &db);
+    e->db.reset(db);
+    if (!s.ok()) {
+      std::string context = "open " + store_context(path);
+      if (s.IsIOError() && s.ToString().find("LOCK") != std::string::npos)
+        context += " (the store is locked: is it already open, in this or another process?)";
+      return from_leveldb(s, context);
+    }
+    return std::unique_ptr<leveldb_backend>(new leveldb_backend(std::move(e), path));
+  } catch (...) {
+    std::string path;
+    try {
+      path = dir.string();
+    } catch (...) {
+    }
+    return exception_status("open", path);
+  }
+}
+
+leveldb_backend::leveldb_backend(std::shared_ptr<engine> e, std::string path)
+    : path_(std::move(path)), engine_(std::move(e)) {}
+
+leveldb_backend::~leveldb_backend() { close().ignore(); }
+
+status leveldb_backend::closed_error(std::string_view operation) const {
+  return status::backend_error(std::string(operation) + ": " + store_context(path_) +
+                               " is closed");
+}
+
+status leveldb_backend::get(column_family cf, std::string_view key, std::string* value) {
+  try {
+    if (value == nullptr)
+      return status::invalid_argument(key_context("get", cf, key, path_) + ": value is null");
+    if (!known_family(cf)) return unknown_family("get", cf, path_);
+    std::shared_lock life(life_mutex_);
+    if (!engine_) return closed_error("get");
+    const std::string k = stored_key(cf, key);
+    leveldb::Status s = engine_->db->Get(leveldb::ReadOptions(), slice(k), value);
+    if (s.ok()) return {};
+    return from_leveldb(s, key_context("get", cf, key, path_));
+  } catch (...) {
+    return exception_status("get", path_);
+  }
+}
+
+status leveldb_backend::put(column_family cf, std::string_view key, std::string_view value,
+                            write_options wo) {
+  try {
+    if (!known_family(cf)) return unknown_family("put", cf, path_);
+    std::shared_lock life(life_mutex_);
+    if (!engine_) return closed_error("put");
+    leveldb::WriteBatch wb;
+    wb.Put(slice(stored_key(cf, key)), slice(value));
+    leveldb::WriteOptions lwo;
+    lwo.sync = wo.sync;
+    std::lock_guard writer(write_mutex_);
+    leveldb::Status s = engine_->db->Write(lwo, &wb);
+    if (!s.ok()) return from_leveldb(s, key_context("put", cf, key, path_));
+    if (wo.sync) return sync_older_logs(engine_->dir, path_);
+    return {};
+  } catch (...) {
+    return exception_status("put", path_);
+  }
+}
+
+status leveldb_backend::del(column_family cf, std::string_view key, write_options wo) {
+  try {
+    if (!known_family(cf)) return unknown_family("del", cf, path_);
+    std::shared_lock life(life_mutex_);
+    if (!engine_) return closed_error("del");
+    leveldb::WriteBatch wb;
+    wb.Delete(slice(stored_key(cf, key)));
+    leveldb::WriteOptions lwo;
+    lwo.sync = wo.sync;
+    std::lock_guard writer(write_mutex_);
+    leveldb::Status s = engine_->db->Write(lwo, &wb);
+    if (!s.ok()) return from_leveldb(s, key_context("del", cf, key, path_));
+    if (wo.sync) return sync_older_logs(engine_->dir, path_);
+    return {};
+  } catch (...) {
+    return exception_status("del", path_);
+  }
+}
+
+status leveldb_backend::write(batch& b, write_options wo) {
+  try {
+    bool has_range = false;
+    for (const auto& op : b.ops_) {
+      if (!known_family(op.cf)) return unknown_family("write", op.cf, path_);
+      has_range = has_range || op.kind == batch::op_kind::del_range;
+    }
+    std::shared_lock life(life_mutex_);
+    if (!engine_) return closed_error("write");
+    leveldb::DB& db = *engine_->db;
+
+    std::lock_guard writer(write_mutex_);
+    leveldb::WriteBatch wb;
+    // With a del_range: the stored keys put so far in this batch, which a
+    // later del_range must delete as well as the keys already in the DB.
+    std::set<std::string, std::less<>> put_keys;
+    for (const auto& op : b.ops_) {
+      switch (op.kind) {
+        case batch::op_kind::put: {
+          std::string k = stored_key(op.cf, op.key);
+          wb.Put(slice(k), slice(op.value));
+          if (has_range) put_keys.insert(std::move(k));
+          break;
+        }
+        case batch::op_kind::del:
+          wb.Delete(slice(stored_key(op.cf, op.key)));
+          break;
+        case batch::op_kind::del_range: {
+          if (op.key >= op.value) break;
+          const std::string lo = stored_key(op.cf, op.key);
+          const std::string hi = stored_key(op.cf, op.value);
+          // The writer mutex keeps the DB as it is until our write is done.
+          leveldb::ReadOptions ro;
+          ro.fill_cache = false;
+          std::unique_ptr<leveldb::Iterator> it(db.NewIterator(ro));
+          const leveldb::Slice hi_slice = slice(hi);
+          for (it->Seek(slice(lo)); it->Valid() && it->key().compare(hi_slice) < 0; it->Next())
+            wb.Delete(it->key());
+          if (!it->status().ok())
+            return from_leveldb(it->status(),
+                                range_context("write: del_range", op.cf, op.key, op.value, path_) +
+                                    " (nothing written)");
+          for (auto p = put_keys.lower_bound(lo); p != put_keys.end() && *p < hi;) {
+            wb.Delete(slice(*p));
+            p = put_keys.erase(p);
+          }
+          break;
+        }
+      }
+    }
+    if (b.ops_.empty() && !wo.sync) return {};
+    leveldb::WriteOptions lwo;
+    lwo.sync = wo.sync;
+    leveldb::Status s = db.Write(lwo, &wb);
+    if (!s.ok())
+      return from_leveldb(s, "write batch of " + std::to_string(b.size()) + " operations" +
+                                 (wo.sync ? " (sync)" : "") + " to " + store_context(path_));
+    if (wo.sync) return sync_older_logs(engine_->dir, path_);
+    return {};
+  } catch (...) {
+    return exception_status("write", path_);
+  }
+}
+
+std::unique_ptr<leveldb_backend::iterator> leveldb_backend::new_iterator(column_family cf) {
+  try {
+    if (!known_family(cf)) return std::unique_ptr<iterator>(new iterator(unknown_family("new_iterator", cf, path_)));
+    std::shared_lock life(life_mutex_);
+    if (!engine_) return std::unique_ptr<iterator>(new iterator(closed_error("new_iterator")));
+    return std::unique_ptr<iterator>(new iterator(engine_, cf));
+  } catch (...) {
+    try {
+      return std::unique_ptr<iterator>(new iterator(exception_status("new_iterator", path_)));
+    } catch (...) {
+      return nullptr;
+    }
+  }
+}
+
+status leveldb_backend::sync_wal() {
+  try {
+    std::shared_lock life(life_mutex_);
+    if (!engine_) return closed_error("sync_wal");
+    std::lock_guard writer(write_mutex_);
+    // A synced write of an empty batch: LevelDB appends a 12-byte record to
+    // its log and fdatasyncs it, which makes the whole log durable.
+    leveldb::WriteBatch empty;
+    leveldb::WriteOptions lwo;
+    lwo.sync = true;
+    leveldb::Status s = engine_->db->Write(lwo, &empty);
+    if (!s.ok()) return from_leveldb(s, "sync_wal of " + store_context(path_));
+    return sync_older_logs(engine_->dir, path_);
+  } catch (...) {
+    return exception_status("sync_wal", path_);
+  }
+}
+
+status leveldb_backend::compact_range(column_family cf, std::string_view begin,
+                                      std::string_view end) {
+  try {
+    if (!known_family(cf)) return unknown_family("compact_range", cf, path_);
+    std::shared_lock life(life_mutex_);
+    if (!engine_) return closed_error("compact_range");
+    if (!begin.empty() && !end.empty() && begin >= end) return {};
+    const std::string lo = begin.empty() ? family_begin(cf) : stored_key(cf, begin);
+    const std::string hi = end.empty() ? family_end(cf) : stored_key(cf, end);
+    const leveldb::Slice lo_slice = slice(lo), hi_slice = slice(hi);
+    // LevelDB's end is inclusive: compacting one key past the range is harmless.
+    engine_->db->CompactRange(&lo_slice, &hi_slice);
+    return {};
+  } catch (...) {
+    return exception_status("compact_range", path_);
+  }
+}
+
+result<std::uint64_t> leveldb_backend::approximate_size(column_family cf, std::string_view begin,
+                                                        std::string_view end) {
+  try {
+    if (!known_family(cf)) return unknown_family("approximate_size", cf, path_);
+    std::shared_lock life(life_mutex_);
+    if (!engine_) return closed_error("approximate_size");
+    if (!begin.empty() && !end.empty() && begin >= end) return std::uint64_t{0};
+    const std::string lo = begin.empty() ? family_begin(cf) : stored_key(cf, begin);
+    const std::string hi = end.empty() ? family_end(cf) : stored_key(cf, end);
+    const leveldb::Range range(slice(lo), slice(hi));
+    std::uint64_t size = 0;
+    engine_->db->GetApproximateSizes(&range, 1, &size);
+    return size;
+  } catch (...) {
+    return exception_status("approximate_size", path_);
+  }
+}
+
+result<std::uint64_t> leveldb_backend::disk_usage() {
+  try {
+    std::shared_lock life(life_mutex_);
+    if (!engine_) return closed_error("disk_usage");
+    return detail::directory_size(engine_->dir);
+  } catch (...) {
+    return exception_status("disk_usage", path_);
+  }
+}
+
+status leveldb_backend::close() {
+  try {
+    // Under the exclusive lock, so that when any close() returns the
+    // database is deleted (unless an iterator still holds it). Deleting it
+    // waits for LevelDB's background compaction.
+    std::unique_lock life(life_mutex_);
+    engine_.reset();
+    return {};
+  } catch (...) {
+    return exception_status("close", path_);
+  }
+}
+
+leveldb::DB* leveldb_backend::raw_db() {
+  try {
+    std::shared_lock life(life_mutex_);
+    return engine_ ? engine_->db.get() : nullptr;
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+}  // namespace seshat

@@ -1,0 +1,200 @@
+// seshat/backends/rocksdb_backend.hpp: the RocksDB backend.
+//
+// rocksdb_backend stores each of the six seshat column families in a real
+// RocksDB column family of the same name (name_of(cf)), in one RocksDB
+// database per store directory, next to the SESHAT_STORE marker. Every
+// family is tuned for what it holds (see rocksdb_backend.cpp): LZ4 (or no
+// compression where LZ4 is not built in), the memtable sizes of
+// open_options, a bloom filter and a 4-byte prefix extractor for data_kv,
+// no automatic compaction and small memtables for the two raft_state
+// families, early L0 compaction for the two logs.
+//
+// Errors: RocksDB's NotFound becomes not-found, Corruption corrupted-data,
+// IOError io-error (including "the store is locked": a second open of an open
+// store fails with RocksDB's own LOCK message), everything else
+// backend-error. Every message names the operation, the column family, the
+// key where there is one and the store's path, followed by RocksDB's message.
+// No exception leaves this type: one thrown inside becomes a backend-error.
+//
+// Thread-safety: every member of rocksdb_backend may be called from many
+// threads at once, close() included; after close() every operation returns a
+// backend-error saying the store is closed. A batch or an iterator belongs
+// to one thread at a time.
+//
+// Ownership: open() returns the only owner of the store; the destructor
+// closes it. An iterator keeps a reference to the backend's shared state, not
+// to the database: close() ends the live iterators (they become invalid and
+// report a backend-error), so an iterator may outlive its backend safely.
+// A batch holds no reference to the store at all; it may be written only to
+// the backend that made it.
+//
+// RocksDB's headers stay out of this header: the RocksDB types appear only
+// as forward declarations.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "seshat/backend.hpp"
+#include "seshat/column_family.hpp"
+#include "seshat/options.hpp"
+#include "seshat/status.hpp"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class WriteBatch;
+class Iterator;
+}  // namespace rocksdb
+
+namespace seshat {
+
+class rocksdb_backend {
+  struct state;  // the open database, shared with the iterators
+
+ public:
+  static constexpr std::string_view k_name = "rocksdb";
+
+  // An ordered list of operations (a rocksdb::WriteBatch), applied
+  // atomically by write(). Made by new_batch(); movable, not copyable.
+  // The batch records each operation with its family's RocksDB id, so it
+  // never touches the database until write().
+  class batch {
+   public:
+    batch(batch&&) noexcept;
+    batch& operator=(batch&&) noexcept;
+    batch(const batch&) = delete;
+    batch& operator=(const batch&) = delete;
+    ~batch();
+
+    void put(column_family cf, std::string_view key, std::string_view value);
+    void del(column_family cf, std::string_view key);
+    // Deletes [begin, end). Nothing when begin >= end (still one operation).
+    void del_range(column_family cf, std::string_view begin, std::string_view end);
+    // Operations added since the batch was made or cleared.
+    std::size_t size() const { return ops_; }
+    bool empty() const { return ops_ == 0; }
+    void clear();
+
+   private:
+    friend class rocksdb_backend;
+    batch(std::uint64_t owner, const std::array<std::uint32_t, k_column_family_count>& ids);
+    rocksdb::WriteBatch& wb();  // made on first use, so new_batch() cannot fail
+    template <class F>
+    void record(std::string_view op, column_family cf, std::string_view key, F&& f);
+
+    std::unique_ptr<rocksdb::WriteBatch> wb_;  // null once moved from
+    std::uint64_t owner_ = 0;                  // the serial of the backend that made it
+    std::array<std::uint32_t, k_column_family_count> ids_{};  // RocksDB family ids
+    std::size_t ops_ = 0;
+    // The first operation that RocksDB refused (say, a key over 4 GiB) or that
+    // threw; write() returns it instead of writing part of the batch.
+    seshat::status error_;
+  };
+
+  // Iterates one family as it was when the iterator was made: a RocksDB
+  // iterator, whose implicit snapshot is taken at creation. It always scans
+  // in total order (data_kv's prefix extractor does not restrict it).
+  // key() and value() REQUIRE valid(); their views stay valid until the
+  // iterator moves, or the store closes.
+  class iterator {
+   public:
+    iterator(const iterator&) = delete;
+    iterator& operator=(const iterator&) = delete;
+    ~iterator();
+
+    void seek_to_first();
+    void seek_to_last();
+    void seek(std::string_view key);           // first key >= key
+    void seek_for_prev(std::string_view key);  // last key <= key
+    void next();
+    void prev();
+    bool valid() const;
+    std::string_view key() const;    // empty when !valid()
+    std::string_view value() const;  // empty when !valid()
+    // RocksDB's iterator status, mapped; a backend-error once the store
+    // closed or when the iterator could not be made.
+    seshat::status status() const;
+
+   private:
+    friend class rocksdb_backend;
+    iterator(std::shared_ptr<state> st, column_family cf, rocksdb::Iterator* it,
+             seshat::status error);
+    friend struct rocksdb_backend::state;
+    template <class F>
+    void step(F&& f);
+
+    std::shared_ptr<state> state_;
+    rocksdb::Iterator* it_ = nullptr;  // owned; null once the store closed, or on error
+    column_family cf_;
+    seshat::status error_;  // guarded by state_'s mutex
+  };
+
+  // Opens the store in `dir` with all six column families, creating it when
+  // create_if_missing allows and `dir` is empty or missing. Refuses, before
+  // RocksDB touches anything: invalid options (invalid-config), a directory
+  // that is not a seshat store (invalid-argument), a store of another backend
+  // or a newer schema (version-mismatch), no store with create_if_missing off
+  // (not-found). A store whose marker exists but whose RocksDB files are
+  // missing is refused (corrupted-data) rather than recreated empty, unless
+  // the directory holds nothing but the marker (an interrupted creation).
+  static result<std::unique_ptr<rocksdb_backend>> open(const std::filesystem::path& dir,
+                                                       const open_options& options);
+
+  rocksdb_backend(const rocksdb_backend&) = delete;
+  rocksdb_backend& operator=(const rocksdb_backend&) = delete;
+  ~rocksdb_backend();  // close(), ignoring its status
+
+  // not-found when the key is absent. REQUIRES: value != nullptr.
+  status get(column_family cf, std::string_view key, std::string* value);
+  status put(column_family cf, std::string_view key, std::string_view value, write_options wo);
+  status del(column_family cf, std::string_view key, write_options wo);
+  batch new_batch();
+  // Writes the batch atomically (wo.sync: durable before returning). The
+  // batch is left as it was. invalid-argument when it was made by another
+  // backend object.
+  status write(batch& b, write_options wo);
+  // Never null, except when even an error iterator cannot be allocated. On
+  // failure the iterator is invalid and status() says why.
+  std::unique_ptr<iterator> new_iterator(column_family cf);
+  // Syncs the write-ahead log: every earlier write becomes durable.
+  status sync_wal();
+  // Compacts [begin, end) (RocksDB compacts the closed range, which includes
+  // it); empty strings mean "from the start" / "to the end".
+  status compact_range(column_family cf, std::string_view begin, std::string_view end);
+  // Approximate bytes of [begin, end) in the family, memtables and files
+  // included; empty strings mean unbounded.
+  result<std::uint64_t> approximate_size(column_family cf, std::string_view begin,
+                                         std::string_view end);
+  // Bytes of the files in the store's directory.
+  result<std::uint64_t> disk_usage();
+  // Syncs the WAL, ends the live iterators, releases the column families and
+  // closes the database (releasing its LOCK). Idempotent: later calls return
+  // success. Returns the first error met; the store is closed regardless.
+  status close();
+
+  // The store's directory, as given to open().
+  const std::filesystem::path& path() const { return path_; }
+
+  // The underlying RocksDB objects, for benchmarks and baselines that want
+  // to compare against raw RocksDB on the same store. Null after close().
+  // Not synchronised with close(): the caller must not close the backend
+  // while using them.
+  rocksdb::DB* raw_db();
+  rocksdb::ColumnFamilyHandle* raw_handle(column_family cf);
+
+ private:
+  explicit rocksdb_backend(std::shared_ptr<state> st, std::filesystem::path dir);
+
+  std::shared_ptr<state> state_;
+  std::filesystem::path path_;
+};
+
+static_assert(backend<rocksdb_backend>);
+
+}  // namespace seshat

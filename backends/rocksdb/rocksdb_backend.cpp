@@ -1,0 +1,753 @@
+// rocksdb_backend.cpp: the RocksDB backend (see rocksdb_backend.hpp).
+//
+// Concurrency: the open database lives in a `state` shared by the backend
+// and its iterators. Every operation holds the state's mutex shared while it
+// uses the database; close() holds it exclusively while it ends the live
+// iterators and closes the database. So an operation either runs on the open
+// database or sees `closed` and fails cleanly, and no RocksDB object is used
+// after it is freed.
+#include "seshat/backends/rocksdb_backend.hpp"
+
+#include <rocksdb/comparator.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/slice_transform.h>
+#include <rocksdb/status.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <shared_mutex>
+#include <system_error>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "seshat/detail/files.hpp"
+#include "seshat/detail/store_marker.hpp"
+
+namespace seshat {
+
+namespace {
+
+constexpr std::uint64_t k_mb = 1024 * 1024;
+
+rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
+
+// A key as messages show it: printable ASCII as is, other bytes as \xNN
+// (log keys are binary), at most 64 bytes of it.
+std::string printable(std::string_view key) {
+  constexpr std::size_t k_max = 64;
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < key.size() && i < k_max; ++i) {
+    const auto c = static_cast<unsigned char>(key[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += k_hex[c >> 4];
+      out += k_hex[c & 0xf];
+    }
+  }
+  if (key.size() > k_max) out += "... (" + std::to_string(key.size()) + " bytes)";
+  return out;
+}
+
+std::string key_in(column_family cf, std::string_view key) {
+  return "key '" + printable(key) + "' in column family " + std::string(name_of(cf));
+}
+
+// RocksDB's message ("IO error: ..."), without the dangling ": " of a status
+// that has no detail ("NotFound: ").
+std::string rocks_message(const rocksdb::Status& s) {
+  std::string m = s.ToString();
+  while (!m.empty() && (m.back() == ' ' || m.back() == ':')) m.pop_back();
+  return m;
+}
+
+// Maps a RocksDB status; `context` says what was being done, to what.
+status from_rocks(const rocksdb::Status& s, const std::string& context) {
+  if (s.ok()) return {};
+  std::string m = context + ": " + rocks_message(s);
+  if (s.IsNotFound()) return status::not_found(std::move(m));
+  if (s.IsCorruption()) return status::corrupted_data(std::move(m));
+  if (s.IsIOError()) return status::io_error(std::move(m));
+  return status::backend_error(std::move(m));
+}
+
+// A status of kind `code` with message `m`.
+status with_code(errc code, std::string m) {
+  switch (code) {
+    case errc::ok: return {};
+    case errc::backend_error: return status::backend_error(std::move(m));
+    case errc::io_error: return status::io_error(std::move(m));
+    case errc::column_family_not_found: return status::column_family_not_found(std::move(m));
+    case errc::invalid_log_index: return status::invalid_log_index(std::move(m));
+    case errc::snapshot_failed: return status::snapshot_failed(std::move(m));
+    case errc::corrupted_data: return status::corrupted_data(std::move(m));
+    case errc::version_mismatch: return status::version_mismatch(std::move(m));
+    case errc::invalid_config: return status::invalid_config(std::move(m));
+    case errc::invalid_argument: return status::invalid_argument(std::move(m));
+    case errc::not_found: return status::not_found(std::move(m));
+  }
+  return status::backend_error(std::move(m));
+}
+
+status exception_status(std::string_view op, const std::string& path, const char* what) {
+  return status::backend_error(std::string(op) + " on store at " + path +
+                               ": unexpected exception: " + what);
+}
+
+// Runs `f` (which returns a status or a result), turning any exception into a
+// backend-error: no exception crosses the backend's boundary.
+template <class F>
+auto guarded(std::string_view op, const std::string& path, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return exception_status(op, path, e.what());
+  } catch (...) {
+    return exception_status(op, path, "unknown exception");
+  }
+}
+
+// A column family handle that carries only a family's id, for building write
+// batches without touching the database: rocksdb::WriteBatch asks a handle
+// for nothing but its id and comparator. Safe when the database is closed.
+class id_handle final : public rocksdb::ColumnFamilyHandle {
+ public:
+  id_handle(column_family cf, std::uint32_t id) : cf_(cf), id_(id) {}
+  const std::string& GetName() const override { return names()[index_of(cf_)]; }
+  std::uint32_t GetID() const override { return id_; }
+  rocksdb::Status GetDescriptor(rocksdb::ColumnFamilyDescriptor*) override {
+    return rocksdb::Status::NotSupported("seshat id_handle has no descriptor");
+  }
+  const rocksdb::Comparator* GetComparator() const override {
+    return rocksdb::BytewiseComparator();
+  }
+
+ private:
+  static const std::array<std::string, k_column_family_count>& names() {
+    static const std::array<std::string, k_column_family_count> n = [] {
+      std::array<std::string, k_column_family_count> a;
+      for (column_family cf : k_all_column_families) a[index_of(cf)] = std::string(name_of(cf));
+      return a;
+    }();
+    return n;
+  }
+
+  column_family cf_;
+  std::uint32_t id_;
+};
+
+// The options of one family (or of RocksDB's unused "default" family, when
+// `cf` is empty).
+rocksdb::ColumnFamilyOptions family_options(std::optional<column_family> cf,
+                                            const open_options& o,
+                                            rocksdb::CompressionType compression) {
+  rocksdb::ColumnFamilyOptions c;
+  c.compression = compression;
+  c.write_buffer_size = static_cast<std::size_t>(o.write_buffer_mb * k_mb);
+  c.max_write_buffer_number = static_cast<int>(o.max_write_buffers);
+  c.target_file_size_base = o.target_file_mb * k_mb;
+  if (!cf) return c;
+  switch (*cf) {
+    case column_family::system_raft_log:
+    case column_family::data_raft_log:
+      // Logs are appended and truncated from the front: compact L0 early so
+      // deleted prefixes are dropped soon.
+      c.level0_file_num_compaction_trigger = 2;
+      break;
+    case column_family::system_raft_state:
+    case column_family::data_raft_state:
+      // A few small keys rewritten often: small memtables, no background
+      // compaction.
+      c.disable_auto_compactions = true;
+      c.write_buffer_size = 4 * k_mb;
+      break;
+    case column_family::system_data:
+      c.write_buffer_size = 8 * k_mb;
+      break;
+    case column_family::data_kv: {
+      rocksdb::BlockBasedTableOptions t;
+      t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+      c.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+      c.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(4));
+      break;
+    }
+  }
+  return c;
+}
+
+rocksdb::CompressionType best_compression() {
+  const auto supported = rocksdb::GetSupportedCompressions();
+  const bool lz4 = std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) !=
+                   supported.end();
+  return lz4 ? rocksdb::kLZ4Compression : rocksdb::kNoCompression;
+}
+
+// True when `dir` holds nothing but the store marker: the marker was written
+// but RocksDB never created its files (a creation that was interrupted).
+bool holds_only_marker(const std::filesystem::path& dir) {
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (it->path().filename() != detail::k_marker_file) return false;
+  }
+  return !ec;
+}
+
+rocksdb::ReadOptions iterator_read_options() {
+  rocksdb::ReadOptions ro;
+  // data_kv has a prefix extractor; without this its iterators would only be
+  // correct within one prefix.
+  ro.total_order_seek = true;
+  return ro;
+}
+
+rocksdb::WriteOptions rocks_write_options(write_options wo) {
+  rocksdb::WriteOptions w;
+  w.sync = wo.sync;
+  return w;
+}
+
+std::atomic<std::uint64_t> g_next_serial{1};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// state
+
+struct rocksdb_backend::state {
+  explicit state(std::filesystem::path dir) : path(std::move(dir)), path_text(path.string()) {}
+  state(const state&) = delete;
+  state& operator=(const state&) = delete;
+  // Closes the database if nobody did (an open() that failed half-way).
+  ~state() { shutdown().ignore(); }
+
+  std::string of_store() const { return "store at " + path_text; }
+  status closed_error(std::string_view op) const {
+    return status::backend_error(std::string(op) + " on store at " + path_text +
+                                 ": the store is closed");
+  }
+
+  // Ends the live iterators, releases the handles and closes the database.
+  // Returns the first error; the store is closed regardless. Idempotent.
+  // REQUIRES: `mu` held exclusively, or no other reference to this state.
+  status shutdown() {
+    if (closed) return {};
+    closed = true;
+    status first;
+    auto keep = [&](status s) {
+      if (first.ok() && !s.ok()) first = std::move(s);
+    };
+    if (db == nullptr) return first;
+    keep(from_rocks(db->SyncWAL(), "close: sync WAL of " + of_store()));
+    {
+      std::lock_guard lock(iterators_mu);
+      for (iterator* it : iterators) {
+        delete it->it_;
+        it->it_ = nullptr;
+        it->error_ = status::backend_error("iterator on column family " +
+                                           std::string(name_of(it->cf_)) + " of " + of_store() +
+                                           ": the store was closed");
+      }
+      iterators.clear();
+    }
+    for (column_family cf : k_all_column_families) {
+      auto& h = handles[index_of(cf)];
+      if (h == nullptr) continue;
+      keep(from_rocks(db->DestroyColumnFamilyHandle(h),
+                      "close: release column family " + std::string(name_of(cf)) + " of " +
+                          of_store()));
+      h = nullptr;
+    }
+    if (default_handle != nullptr) {
+      keep(from_rocks(db->DestroyColumnFamilyHandle(default_handle),
+                      "close: release column family default of " + of_store()));
+      default_handle = nullptr;
+    }
+    keep(from_rocks(db->Close(), "close " + of_store()));
+    delete db;
+    db = nullptr;
+    return first;
+  }
+
+  rocksdb::ColumnFamilyHandle* handle(column_family cf) const { return handles[index_of(cf)]; }
+
+  const std::filesystem::path path;
+  const std::string path_text;
+  const std::uint64_t serial = g_next_serial.fetch_add(1, std::memory_order_relaxed);
+
+  std::shared_mutex mu;  // shared: using the database; exclusive: closing it
+  bool closed = false;
+  rocksdb::DB* db = nullptr;
+  rocksdb::ColumnFamilyHandle* default_handle = nullptr;  // RocksDB's, unused
+  std::array<rocksdb::ColumnFamilyHandle*, k_column_family_count> handles{};
+  std::array<std::uint32_t, k_column_family_count> ids{};
+
+  std::mutex iterators_mu;  // guards `iterators` among the holders of `mu` shared
+  std::unordered_set<iterator*> iterators;  // the live iterators with a RocksDB iterator
+};
+
+// ---------------------------------------------------------------------------
+// batch
+
+rocksdb_backend::batch::batch(std::uint64_t owner,
+                              const std::array<std::uint32_t, k_column_family_count>& ids)
+    : owner_(owner), ids_(ids) {}
+
+rocksdb_backend::batch::batch(batch&& o) noexcept
+    : wb_(std::move(o.wb_)),
+      owner_(o.owner_),
+      ids_(o.ids_),
+      ops_(std::exchange(o.ops_, 0)),
+      error_(std::exchange(o.error_, seshat::status())) {}
+
+rocksdb_backend::batch& rocksdb_backend::batch::operator=(batch&& o) noexcept {
+  if (this != &o) {
+    wb_ = std::move(o.wb_);
+    owner_ = o.owner_;
+    ids_ = o.ids_;
+    ops_ = std::exchange(o.ops_, 0);
+    error_ = std::exchange(o.error_, seshat::status());
+  }
+  return *this;
+}
+
+rocksdb_backend::batch::~batch() = default;
+
+rocksdb::WriteBatch& rocksdb_backend::batch::wb() {
+  if (!wb_) wb_ = std::make_unique<rocksdb::WriteBatch>();
+  return *wb_;
+}
+
+// Counts one operation and runs `f(handle)`, which adds it to the WriteBatch;
+// keeps the first failure for write().
+template <class F>
+void rocksdb_backend::batch::record(std::string_view op, column_family cf, std::string_view key,
+                                    F&& f) {
+  ++ops_;
+  if (!error_.ok()) return;
+  try {
+    id_handle h(cf, ids_[index_of(cf)]);
+    rocksdb::Status s = f(&h);
+    if (!s.ok()) error_ = from_rocks(s, "batch " + std::string(op) + " of " + key_in(cf, key));
+  } catch (const std::exception& e) {
+    error_ = status::backend_error("batch " + std::string(op) + " of " + key_in(cf, key) +
+                                   ": unexpected exception: " + e.what());
+  } catch (...) {
+    error_ = status::backend_error("batch " + std::string(op) + ": unknown exception");
+  }
+}
+
+void rocksdb_backend::batch::put(column_family cf, std::string_view key, std::string_view value) {
+  record("put", cf, key, [&](rocksdb::ColumnFamilyHandle* h) {
+    return wb().Put(h, slice(key), slice(value));
+  });
+}
+
+void rocksdb_backend::batch::del(column_family cf, std::string_view key) {
+  record("del", cf, key,
+         [&](rocksdb::ColumnFamilyHandle* h) { return wb().Delete(h, slice(key)); });
+}
+
+void rocksdb_backend::batch::del_range(column_family cf, std::string_view begin,
+                                       std::string_view end) {
+  // std::string_view compares bytes as unsigned, as RocksDB's bytewise
+  // comparator does. RocksDB refuses a reversed range; seshat makes it a no-op.
+  record("del_range", cf, begin, [&](rocksdb::ColumnFamilyHandle* h) {
+    if (begin >= end) return rocksdb::Status::OK();
+    return wb().DeleteRange(h, slice(begin), slice(end));
+  });
+}
+
+void rocksdb_backend::batch::clear() {
+  if (wb_) wb_->Clear();
+  ops_ = 0;
+  error_ = seshat::status();
+}
+
+// ---------------------------------------------------------------------------
+// iterator
+
+rocksdb_backend::iterator::iterator(std::shared_ptr<state> st, column_family cf,
+                                    rocksdb::Iterator* it, seshat::status error)
+    : state_(std::move(st)), it_(it), cf_(cf), error_(std::move(error)) {}
+
+rocksdb_backend::iterator::~iterator() {
+  if (!state_) {
+    delete it_;
+    return;
+  }
+  try {
+    std::shared_lock lock(state_->mu);
+    if (it_ != nullptr) {
+      delete it_;  // before the database closes: close() waits for `mu`
+      it_ = nullptr;
+      std::lock_guard g(state_->iterators_mu);
+      state_->iterators.erase(this);
+    }
+  } catch (...) {
+    // Locking failed (it cannot in practice); leaking beats crashing.
+  }
+}
+
+// Runs `f(*it_)` under the state's lock, unless the store closed; an
+// exception becomes the iterator's error.
+template <class F>
+void rocksdb_backend::iterator::step(F&& f) {
+  if (!state_) return;
+  try {
+    std::shared_lock lock(state_->mu);
+    if (it_ == nullptr) return;
+    try {
+      f(*it_);
+    } catch (const std::exception& e) {
+      error_ = status::backend_error("iterator on column family " + std::string(name_of(cf_)) +
+                                     " of " + state_->of_store() +
+                                     ": unexpected exception: " + e.what());
+    } catch (...) {
+      error_ = status::backend_error("iterator on column family " + std::string(name_of(cf_)) +
+                                     " of " + state_->of_store() + ": unknown exception");
+    }
+  } catch (...) {
+  }
+}
+
+void rocksdb_backend::iterator::seek_to_first() {
+  step([](rocksdb::Iterator& it) { it.SeekToFirst(); });
+}
+void rocksdb_backend::iterator::seek_to_last() {
+  step([](rocksdb::Iterator& it) { it.SeekToLast(); });
+}
+void rocksdb_backend::iterator::seek(std::string_view key) {
+  step([&](rocksdb::Iterator& it) { it.Seek(slice(key)); });
+}
+void rocksdb_backend::iterator::seek_for_prev(std::string_view key) {
+  step([&](rocksdb::Iterator& it) { it.SeekForPrev(slice(key)); });
+}
+void rocksdb_backend::iterator::next() {
+  step([](rocksdb::Iterator& it) {
+    if (it.Valid()) it.Next();
+  });
+}
+void rocksdb_backend::iterator::prev() {
+  step([](rocksdb::Iterator& it) {
+    if (it.Valid()) it.Prev();
+  });
+}
+
+bool rocksdb_backend::iterator::valid() const {
+  if (!state_) return false;
+  try {
+    std::shared_lock lock(state_->mu);
+    return it_ != nullptr && error_.ok() && it_->Valid();
+  } catch (...) {
+    return false;
+  }
+}
+
+std::string_view rocksdb_backend::iterator::key() const {
+  if (!state_) return {};
+  try {
+    std::shared_lock lock(state_->mu);
+    if (it_ == nullptr || !error_.ok() || !it_->Valid()) return {};
+    rocksdb::Slice k = it_->key();
+    return {k.data(), k.size()};
+  } catch (...) {
+    return {};
+  }
+}
+
+std::string_view rocksdb_backend::iterator::value() const {
+  if (!state_) return {};
+  try {
+    std::shared_lock lock(state_->mu);
+    if (it_ == nullptr || !error_.ok() || !it_->Valid()) return {};
+    rocksdb::Slice v = it_->value();
+    return {v.data(), v.size()};
+  } catch (...) {
+    return {};
+  }
+}
+
+seshat::status rocksdb_backend::iterator::status() const {
+  if (!state_) {
+    return error_.ok() ? status::backend_error("iterator could not be made") : error_;
+  }
+  return guarded("iterator status", state_->path_text, [&]() -> seshat::status {
+    std::shared_lock lock(state_->mu);
+    if (!error_.ok()) return error_;
+    if (it_ == nullptr) return state_->closed_error("iterator");
+    return from_rocks(it_->status(), "iterator on column family " + std::string(name_of(cf_)) +
+                                         " of " + state_->of_store());
+  });
+}
+
+// ---------------------------------------------------------------------------
+// rocksdb_backend
+
+rocksdb_backend::rocksdb_backend(std::shared_ptr<state> st, std::filesystem::path dir)
+    : state_(std::move(st)), path_(std::move(dir)) {}
+
+rocksdb_backend::~rocksdb_backend() { close().ignore(); }
+
+result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesystem::path& dir,
+                                                               const open_options& options) {
+  using result_t = result<std::unique_ptr<rocksdb_backend>>;
+  return guarded("open", dir.string(), [&]() -> result_t {
+    SESHAT_RETURN_IF_ERROR(options.validate());
+    // Refuses a wrong directory before RocksDB touches it.
+    auto prepared = detail::prepare_store_dir(dir, k_name, options);
+    if (!prepared.ok()) return prepared.status();
+    const bool create = *prepared || holds_only_marker(dir);
+    std::error_code ec;
+    if (!create && !std::filesystem::exists(dir / "CURRENT", ec)) {
+      return status::corrupted_data(
+          "open store at " + dir.string() + ": it has a " + std::string(detail::k_marker_file) +
+          " marker but its RocksDB files are missing (no CURRENT file); refusing to recreate "
+          "it empty");
+    }
+
+    rocksdb::DBOptions db_options;
+    db_options.create_if_missing = create;
+    db_options.create_missing_column_families = true;
+
+    const rocksdb::CompressionType compression = best_compression();
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName,
+                             family_options(std::nullopt, options, compression));
+    for (column_family cf : k_all_column_families)
+      descriptors.emplace_back(std::string(name_of(cf)), family_options(cf, options, compression));
+
+    auto st = std::make_shared<state>(dir);
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::Status s = rocksdb::DB::Open(db_options, dir.string(), descriptors, &handles, &st->db);
+    if (!s.ok()) {
+      // RocksDB frees what it opened when Open fails.
+      st->db = nullptr;
+      st->closed = true;
+      return from_rocks(s, "open store at " + dir.string());
+    }
+    // From here `st` owns the database: its destructor closes it on failure.
+    if (handles.size() != descriptors.size()) {
+      for (auto* h : handles) st->db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+      return status::backend_error("open store at " + dir.string() + ": RocksDB returned " +
+                                   std::to_string(handles.size()) + " column family handles for " +
+                                   std::to_string(descriptors.size()) + " families");
+    }
+    st->default_handle = handles[0];
+    for (column_family cf : k_all_column_families) {
+      rocksdb::ColumnFamilyHandle* h = handles[1 + index_of(cf)];
+      st->handles[index_of(cf)] = h;
+      st->ids[index_of(cf)] = h->GetID();
+    }
+    for (column_family cf : k_all_column_families) {
+      if (st->handles[index_of(cf)]->GetName() != name_of(cf))
+        return status::backend_error("open store at " + dir.string() + ": column family " +
+                                     std::string(name_of(cf)) + " was opened as " +
+                                     st->handles[index_of(cf)]->GetName());
+    }
+    return std::unique_ptr<rocksdb_backend>(new rocksdb_backend(std::move(st), dir));
+  });
+}
+
+status rocksdb_backend::get(column_family cf, std::string_view key, std::string* value) {
+  return guarded("get", state_->path_text, [&]() -> status {
+    if (value == nullptr)
+      return status::invalid_argument("get of " + key_in(cf, key) + " of " + state_->of_store() +
+                                      ": value is null");
+    std::shared_lock lock(state_->mu);
+    if (state_->closed) return state_->closed_error("get");
+    rocksdb::Status s = state_->db->Get(rocksdb::ReadOptions(), state_->handle(cf), slice(key), value);
+    return from_rocks(s, "get of " + key_in(cf, key) + " of " + state_->of_store());
+  });
+}
+
+status rocksdb_backend::put(column_family cf, std::string_view key, std::string_view value,
+                            write_options wo) {
+  return guarded("put", state_->path_text, [&]() -> status {
+    std::shared_lock lock(state_->mu);
+    if (state_->closed) return state_->closed_error("put");
+    rocksdb::Status s =
+        state_->db->Put(rocks_write_options(wo), state_->handle(cf), slice(key), slice(value));
+    return from_rocks(s, "put of " + key_in(cf, key) + " of " + state_->of_store());
+  });
+}
+
+status rocksdb_backend::del(column_family cf, std::string_view key, write_options wo) {
+  return guarded("del", state_->path_text, [&]() -> status {
+    std::shared_lock lock(state_->mu);
+    if (state_->closed) return state_->closed_error("del");
+    rocksdb::Status s = state_->db->Delete(rocks_write_options(wo), state_->handle(cf), slice(key));
+    return from_rocks(s, "del of " + key_in(cf, key) + " of " + state_->of_store());
+  });
+}
+
+rocksdb_backend::batch rocksdb_backend::new_batch() { return batch(state_->serial, state_->ids); }
+
+status rocksdb_backend::write(batch& b, write_options wo) {
+  return guarded("write", state_->path_text, [&]() -> status {
+    if (b.owner_ != state_->serial)
+      return status::invalid_argument("write to " + state_->of_store() +
+                                      ": the batch was made by another backend object");
+    if (!b.error_.ok())
+      return with_code(b.error_.code(), "write to " + state_->of_store() + ": " +
+                                            b.error_.message() + " (nothing was written)");
+    std::shared_lock lock(state_->mu);
+    if (state_->closed) return state_->closed_error("write");
+    if (!b.wb_) {
+      // Nothing was ever added. A synced empty write still makes every
+      // earlier write durable.
+      if (!wo.sync) return {};
+      return from_rocks(state_->db->SyncWAL(),
+                        "write of an empty synced batch: sync WAL of " + state_->of_store());
+    }
+    rocksdb::Status s = state_->db->Write(rocks_write_options(wo), b.wb_.get());
+    return from_rocks(s, "write of a batch of " + std::to_string(b.size()) + " operations to " +
+                             state_->of_store());
+  });
+}
+
+std::unique_ptr<rocksdb_backend::iterator> rocksdb_backend::new_iterator(column_family cf) {
+  try {
+    // Made before the lock is taken, so that if anything below throws, the
+    // iterator is destroyed (and locks the mutex) after the lock is released.
+    std::unique_ptr<iterator> it(new iterator(state_, cf, nullptr, {}));
+    {
+      std::shared_lock lock(state_->mu);
+      if (state_->closed) {
+        it->error_ = state_->closed_error("new_iterator on column family " +
+                                          std::string(name_of(cf)));
+        return it;
+      }
+      std::unique_ptr<rocksdb::Iterator> raw(
+          state_->db->NewIterator(iterator_read_options(), state_->handle(cf)));
+      {
+        std::lock_guard g(state_->iterators_mu);
+        state_->iterators.insert(it.get());
+      }
+      it->it_ = raw.release();
+    }
+    return it;
+  } catch (const std::exception& e) {
+    try {
+      return std::unique_ptr<iterator>(new iterator(
+          nullptr, cf, nullptr,
+          exception_status("new_iterator on column family " + std::string(name_of(cf)),
+                           state_->path_text, e.what())));
+    } catch (...) {
+      return nullptr;
+    }
+  } catch (...) {
+    try {
+      return std::unique_ptr<iterator>(
+          new iterator(nullptr, cf, nullptr,
+                       exception_status("new_iterator", state_->path_text, "unknown exception")));
+    } catch (...) {
+      return nullptr;
+    }
+  }
+}
+
+status rocksdb_backend::sync_wal() {
+  return guarded("sync_wal", state_->path_text, [&]() -> status {
+    std::shared_lock lock(state_->mu);
+    if (state_->closed) return state_->closed_error("sync_wal");
+    return from_rocks(state_->db->SyncWAL(), "sync WAL of " + state_->of_store());
+  });
+}
+
+status rocksdb_backend::compact_range(column_family cf, std::string_view begin,
+                                      std::string_view end) {
+  return guarded("compact_range", state_->path_text, [&]() -> status {
+    std::shared_lock lock(state_->mu);
+    if (state_->closed) return state_->closed_error("compact_range");
+    const rocksdb::Slice b = slice(begin), e = slice(end);
+    rocksdb::Status s = state_->db->CompactRange(rocksdb::CompactRangeOptions(), state_->handle(cf),
+                                                 begin.empty() ? nullptr : &b,
+                                                 end.empty() ? nullptr : &e);
+    return from_rocks(s, "compact_range ['" + printable(begin) + "', '" + printable(end) +
+                             "') of column family " + std::string(name_of(cf)) + " of " +
+                             state_->of_store());
+  });
+}
+
+result<std::uint64_t> rocksdb_backend::approximate_size(column_family cf, std::string_view begin,
+                                                        std::string_view end) {
+  return guarded("approximate_size", state_->path_text, [&]() -> result<std::uint64_t> {
+    std::shared_lock lock(state_->mu);
+    if (state_->closed) return state_->closed_error("approximate_size");
+    auto context = [&] {
+      return "approximate_size of ['" + printable(begin) + "', '" + printable(end) +
+             "') of column family " + std::string(name_of(cf)) + " of " + state_->of_store();
+    };
+    // RocksDB wants a finite limit: "to the end" becomes just past the last key.
+    std::string limit(end);
+    if (end.empty()) {
+      std::unique_ptr<rocksdb::Iterator> it(
+          state_->db->NewIterator(iterator_read_options(), state_->handle(cf)));
+      it->SeekToLast();
+      if (!it->Valid()) {
+        SESHAT_RETURN_IF_ERROR(from_rocks(it->status(), context()));
+        return std::uint64_t{0};  // the family is empty
+      }
+      limit.assign(it->key().data(), it->key().size());
+      limit.push_back('\0');
+    }
+    if (std::string_view(limit) <= begin) return std::uint64_t{0};
+    rocksdb::SizeApproximationOptions o;
+    o.include_memtables = true;
+    o.include_files = true;
+    const rocksdb::Range range(slice(begin), slice(limit));
+    std::uint64_t size = 0;
+    SESHAT_RETURN_IF_ERROR(
+        from_rocks(state_->db->GetApproximateSizes(o, state_->handle(cf), &range, 1, &size),
+                   context()));
+    return size;
+  });
+}
+
+result<std::uint64_t> rocksdb_backend::disk_usage() {
+  return guarded("disk_usage", state_->path_text, [&]() -> result<std::uint64_t> {
+    std::shared_lock lock(state_->mu);
+    if (state_->closed) return state_->closed_error("disk_usage");
+    return detail::directory_size(state_->path);
+  });
+}
+
+status rocksdb_backend::close() {
+  return guarded("close", state_->path_text, [&]() -> status {
+    std::unique_lock lock(state_->mu);
+    return state_->shutdown();
+  });
+}
+
+rocksdb::DB* rocksdb_backend::raw_db() {
+  try {
+    std::shared_lock lock(state_->mu);
+    return state_->closed ? nullptr : state_->db;
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+rocksdb::ColumnFamilyHandle* rocksdb_backend::raw_handle(column_family cf) {
+  try {
+    std::shared_lock lock(state_->mu);
+    return state_->closed ? nullptr : state_->handle(cf);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+}  // namespace seshat

@@ -1,0 +1,112 @@
+// seshat/backend.hpp: the Backend concept, a key-value engine with column
+// families.
+//
+// A backend is pure persistence: bytes in six column families, no Raft
+// knowledge. seshat ships three (backends/rocksdb, backends/leveldb,
+// backends/memory); docs/backends.md explains how to add one.
+//
+// A type B models `backend` when it provides:
+//
+//   static result<std::unique_ptr<B>> open(const std::filesystem::path& dir,
+//                                           const open_options& options);
+//     Opens (or, with create_if_missing, creates) the store in `dir`, with
+//     all six column families. Fails without changing anything when `dir`
+//     is not a seshat store, was made by another backend (version-mismatch),
+//     has a newer schema (version-mismatch), or is missing and
+//     create_if_missing is off (not-found). A store is open at most once at a
+//     time; a second open fails (the store is locked).
+//   static constexpr std::string_view k_name;       "rocksdb", "leveldb", ...
+//
+//   status get(column_family, std::string_view key, std::string* value);
+//     not-found when the key is absent.
+//   status put(column_family, std::string_view key, std::string_view value,
+//              write_options);
+//   status del(column_family, std::string_view key, write_options);
+//   batch new_batch();
+//   status write(batch&, write_options);
+//     Applies every operation of the batch, in order, atomically: after a
+//     crash either all of them are there or none.
+//   std::unique_ptr<iterator> new_iterator(column_family);
+//     An iterator over one family that sees the family as it was when the
+//     iterator was made, whatever is written meanwhile (snapshot isolation).
+//   status sync_wal();      makes every earlier write durable.
+//   status compact_range(column_family, std::string_view begin, std::string_view end);
+//     Compacts [begin, end); empty strings mean "from the start"/"to the end".
+//   result<std::uint64_t> approximate_size(column_family, std::string_view begin,
+//                                          std::string_view end);
+//   result<std::uint64_t> disk_usage();   bytes the store takes on disk
+//   status close();          flushes and releases the store; idempotent
+//
+// with nested types
+//
+//   batch:    put(cf, key, value), del(cf, key), del_range(cf, begin, end)
+//             deleting [begin, end), size() (operations), empty(), clear().
+//   iterator: seek_to_first(), seek_to_last(), seek(key) (first key >= key),
+//             seek_for_prev(key) (last key <= key), valid(), next(), prev(),
+//             key(), value() (REQUIRES: valid(); the views stay valid until
+//             the iterator moves), status().
+//
+// Thread-safety: every member of a backend may be called from many threads
+// at once; a batch or an iterator belongs to one thread at a time.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "seshat/column_family.hpp"
+#include "seshat/options.hpp"
+#include "seshat/status.hpp"
+
+namespace seshat {
+
+template <class I>
+concept backend_iterator = requires(I& it, const I& cit, std::string_view key) {
+  it.seek_to_first();
+  it.seek_to_last();
+  it.seek(key);
+  it.seek_for_prev(key);
+  it.next();
+  it.prev();
+  { cit.valid() } -> std::same_as<bool>;
+  { cit.key() } -> std::convertible_to<std::string_view>;
+  { cit.value() } -> std::convertible_to<std::string_view>;
+  { cit.status() } -> std::same_as<status>;
+};
+
+template <class W>
+concept backend_batch = requires(W& w, const W& cw, column_family cf, std::string_view key) {
+  w.put(cf, key, key);
+  w.del(cf, key);
+  w.del_range(cf, key, key);
+  w.clear();
+  { cw.size() } -> std::convertible_to<std::size_t>;
+  { cw.empty() } -> std::same_as<bool>;
+};
+
+template <class B>
+concept backend =
+    requires { typename B::batch; typename B::iterator; } &&
+    backend_batch<typename B::batch> && backend_iterator<typename B::iterator> &&
+    requires(B& b, column_family cf, std::string_view key, std::string* out,
+             typename B::batch& batch, write_options wo, const std::filesystem::path& dir,
+             const open_options& oo) {
+      { B::k_name } -> std::convertible_to<std::string_view>;
+      { B::open(dir, oo) } -> std::same_as<result<std::unique_ptr<B>>>;
+      { b.get(cf, key, out) } -> std::same_as<status>;
+      { b.put(cf, key, key, wo) } -> std::same_as<status>;
+      { b.del(cf, key, wo) } -> std::same_as<status>;
+      { b.new_batch() } -> std::same_as<typename B::batch>;
+      { b.write(batch, wo) } -> std::same_as<status>;
+      { b.new_iterator(cf) } -> std::same_as<std::unique_ptr<typename B::iterator>>;
+      { b.sync_wal() } -> std::same_as<status>;
+      { b.compact_range(cf, key, key) } -> std::same_as<status>;
+      { b.approximate_size(cf, key, key) } -> std::same_as<result<std::uint64_t>>;
+      { b.disk_usage() } -> std::same_as<result<std::uint64_t>>;
+      { b.close() } -> std::same_as<status>;
+    };
+
+}  // namespace seshat

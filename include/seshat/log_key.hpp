@@ -1,0 +1,55 @@
+// seshat/log_key.hpp: the byte-level log key format of Storage's log
+// helpers.
+//
+//   log_key   := "log:" index20        one entry of a log column family
+//   index20   := 20 decimal digits, the index zero-padded (sorts as numbers)
+//   floor_key := "log_floor"           the lowest index an empty log accepts
+//                                      next, as 20 digits; written by
+//                                      truncate_log_before
+//
+// "log_floor" sorts after every log_key ('_' > ':'), so the entries of a log
+// are exactly the keys in ["log:", "log;").
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace seshat::log_key {
+
+inline constexpr std::string_view k_prefix = "log:";
+inline constexpr std::string_view k_floor = "log_floor";
+inline constexpr std::size_t k_digits = 20;
+// The first key after every entry key.
+inline constexpr std::string_view k_end = "log;";
+
+// Writes index as 20 zero-padded decimal digits.
+inline std::string digits(std::uint64_t index) {
+  std::string s(k_digits, '0');
+  for (std::size_t i = k_digits; index != 0; index /= 10) s[--i] = static_cast<char>('0' + index % 10);
+  return s;
+}
+
+inline std::string encode(std::uint64_t index) { return std::string(k_prefix) + digits(index); }
+
+// The index of 20 decimal digits, or nothing when `text` is not that.
+inline std::optional<std::uint64_t> parse_digits(std::string_view text) {
+  if (text.size() != k_digits) return std::nullopt;
+  std::uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const auto digit = static_cast<std::uint64_t>(c - '0');
+    if (value > (UINT64_MAX - digit) / 10) return std::nullopt;  // overflow
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+// The index a log key encodes, or nothing when `key` is not a log key.
+inline std::optional<std::uint64_t> decode(std::string_view key) {
+  if (key.substr(0, k_prefix.size()) != k_prefix) return std::nullopt;
+  return parse_digits(key.substr(k_prefix.size()));
+}
+
+}  // namespace seshat::log_key

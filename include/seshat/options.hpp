@@ -1,0 +1,51 @@
+// seshat/options.hpp: options for opening a store and for writing.
+//
+// Every numeric option has an allowed range; validate() refuses a value
+// outside it with an invalid-config error that names the field and range.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "seshat/status.hpp"
+
+namespace seshat {
+
+// How a store is opened. The sizes tune RocksDB's memtables and files;
+// LevelDB uses write_buffer_mb and target_file_mb; the memory backend
+// checks them and otherwise ignores them.
+struct open_options {
+  // Create the store when the directory does not hold one yet. When false,
+  // opening a missing store fails with a not-found error.
+  bool create_if_missing = true;
+
+  std::uint32_t write_buffer_mb = 64;  // memtable size, [1, 1024] MB
+  std::uint32_t max_write_buffers = 3; // memtables per family, [2, 10]
+  std::uint32_t target_file_mb = 64;   // target table file size, [1, 1024] MB
+
+  // The first option outside its range, or success.
+  status validate() const {
+    if (auto s = check("write_buffer_mb", write_buffer_mb, 1, 1024); !s.ok()) return s;
+    if (auto s = check("max_write_buffers", max_write_buffers, 2, 10); !s.ok()) return s;
+    return check("target_file_mb", target_file_mb, 1, 1024);
+  }
+
+ private:
+  static status check(const char* field, std::uint32_t value, std::uint32_t lo, std::uint32_t hi) {
+    if (value >= lo && value <= hi) return {};
+    return status::invalid_config(std::string(field) + " is " + std::to_string(value) +
+                                  ", allowed range is [" + std::to_string(lo) + ", " +
+                                  std::to_string(hi) + "]");
+  }
+};
+
+// How one write is made durable.
+struct write_options {
+  // When true, the write is durable before it returns, like write() followed
+  // by fsync(): it survives a power loss. When false it is in the
+  // write-ahead log (it survives a process crash, not a power loss) until a
+  // later synced write or sync_wal().
+  bool sync = false;
+};
+
+}  // namespace seshat

@@ -1,0 +1,368 @@
+// seshat/storage.hpp: storage<B>, pure persistence over a backend.
+//
+// storage<B> stores bytes in the six column families of a backend B (see
+// backend.hpp) and knows nothing of Raft. It adds to the backend:
+//   - sync where a family requires it: a write touching system_raft_state
+//     or data_raft_state is durable before it returns;
+//   - log helpers on bytes (log_key.hpp): append with a gap check, read of a
+//     half-open range, truncation of a prefix or a suffix, first/last index;
+//   - metrics on demand (metrics.hpp).
+//
+// Log helpers. A log family holds entries at consecutive indices
+// [first, last]. append_log(cf, i, ...) accepts only i == last + 1 or, on an
+// empty log, i == its floor (1 for a new log; the index given to the last
+// truncate_log_before otherwise). The helpers cache first/last per family;
+// they assume they are the only writers of log keys (a batch that touches a
+// log family drops the cache, which is then read again).
+//
+// Thread-safety: all members may be called from many threads at once;
+// appends to one log family are serialized.
+// Ownership: storage owns its backend; close() or the destructor closes it.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <ranges>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "seshat/backend.hpp"
+#include "seshat/column_family.hpp"
+#include "seshat/log_key.hpp"
+#include "seshat/metrics.hpp"
+#include "seshat/options.hpp"
+#include "seshat/status.hpp"
+#include "seshat/storage_batch.hpp"
+
+namespace seshat {
+
+template <backend B>
+class storage {
+ public:
+  using backend_type = B;
+  using batch = storage_batch<B>;
+  using iterator = typename B::iterator;
+
+  // Opens the store in `dir` (see backend.hpp for every way this can fail).
+  static result<std::unique_ptr<storage>> open(const std::filesystem::path& dir,
+                                               const open_options& options = {}) {
+    auto opened = B::open(dir, options);
+    if (!opened.ok()) return opened.status();
+    return std::unique_ptr<storage>(new storage(std::move(*opened)));
+  }
+
+  storage(const storage&) = delete;
+  storage& operator=(const storage&) = delete;
+
+  status close() { return backend_->close(); }
+  B& backend() { return *backend_; }
+
+  // ---- keys and values ----------------------------------------------------
+
+  // The value of `key`; not-found when absent.
+  result<std::string> get(column_family cf, std::string_view key) {
+    std::string value;
+    SESHAT_RETURN_IF_ERROR(backend_->get(cf, key, &value));
+    count_read(value.size());
+    return value;
+  }
+
+  result<bool> exists(column_family cf, std::string_view key) {
+    std::string value;
+    status s = backend_->get(cf, key, &value);
+    if (s.is(errc::not_found)) return false;
+    if (!s.ok()) return s;
+    count_read(0);
+    return true;
+  }
+
+  status put(column_family cf, std::string_view key, std::string_view value) {
+    batch b = new_batch();
+    b.put(cf, key, value);
+    return write(b);
+  }
+
+  status del(column_family cf, std::string_view key) {
+    batch b = new_batch();
+    b.del(cf, key);
+    return write(b);
+  }
+
+  batch new_batch() { return batch(backend_->new_batch()); }
+
+  // Writes `b` atomically; synced when b.sync(). An empty batch is refused.
+  status write(batch& b) {
+    if (b.empty()) return status::invalid_argument("write of an empty batch");
+    status s = backend_->write(b.batch_, write_options{b.sync()});
+    for (column_family cf : k_all_column_families)
+      if (b.log_families_ & (1u << index_of(cf))) forget_bounds(cf);
+    if (!s.ok()) return s;
+    count_write(b.size(), b.bytes_);
+    return {};
+  }
+
+  // An iterator over `cf` that sees it as it is now (snapshot isolation).
+  std::unique_ptr<iterator> new_iterator(column_family cf) { return backend_->new_iterator(cf); }
+
+  // ---- log helpers --------------------------------------------------------
+
+  // Appends `entry` at `index`. See the class comment for which index is
+  // accepted; any other is refused with invalid-log-index and nothing is
+  // written.
+  status append_log(column_family cf, std::uint64_t index, std::string_view entry,
+                    write_options options = {}) {
+    const std::array<std::string_view, 1> one{entry};
+    return append_log(cf, index, one, options);
+  }
+
+  // Appends `entries` at [first_index, first_index + size), atomically.
+  template <std::ranges::input_range R>
+    requires std::convertible_to<std::ranges::range_reference_t<R>, std::string_view>
+  status append_log(column_family cf, std::uint64_t first_index, const R& entries,
+                    write_options options = {}) {
+    SESHAT_RETURN_IF_ERROR(check_log_family(cf));
+    log_bounds& bounds = bounds_[index_of(cf)];
+    std::lock_guard lock(bounds.mutex);
+    SESHAT_RETURN_IF_ERROR(load_bounds(cf, bounds));
+    const std::uint64_t expected = bounds.last ? *bounds.last + 1 : bounds.floor;
+    if (first_index != expected)
+      return status::invalid_log_index(
+          std::string(name_of(cf)) + ": append at index " + std::to_string(first_index) +
+          ", expected " + std::to_string(expected) +
+          (bounds.last ? " (last index is " + std::to_string(*bounds.last) + ")"
+                       : std::string(" (the log is empty)")));
+    auto wb = backend_->new_batch();
+    std::string key(log_key::k_prefix);
+    std::uint64_t index = first_index;
+    std::uint64_t bytes = 0;
+    for (auto&& entry : entries) {
+      const std::string_view value = entry;
+      key.resize(log_key::k_prefix.size());
+      key += log_key::digits(index++);
+      wb.put(cf, key, value);
+      bytes += key.size() + value.size();
+    }
+    if (index == first_index) return {};
+    SESHAT_RETURN_IF_ERROR(backend_->write(wb, options));
+    if (!bounds.first) bounds.first = first_index;
+    bounds.last = index - 1;
+    count_write(index - first_index, bytes);
+    return {};
+  }
+
+  // The entries at [start, end). Fails with invalid-log-index naming the
+  // first index of the range that the log does not hold.
+  result<std::vector<std::string>> read_log(column_family cf, std::uint64_t start,
+                                            std::uint64_t end) {
+    SESHAT_RETURN_IF_ERROR(check_log_family(cf));
+    if (end < start)
+      return status::invalid_argument(std::string(name_of(cf)) + ": read of [" +
+                                      std::to_string(start) + ", " + std::to_string(end) +
+                                      "): end is before start");
+    std::vector<std::string> out;
+    out.reserve(end - start);
+    auto it = backend_->new_iterator(cf);
+    it->seek(log_key::encode(start));
+    std::uint64_t bytes = 0;
+    for (std::uint64_t index = start; index < end; ++index, it->next()) {
+      if (!it->valid() || log_key::decode(it->key()) != index) {
+        SESHAT_RETURN_IF_ERROR(it->status());
+        return status::invalid_log_index(std::string(name_of(cf)) + ": read of [" +
+                                         std::to_string(start) + ", " + std::to_string(end) +
+                                         "): entry " + std::to_string(index) +
+                                         " is not in the log");
+      }
+      out.emplace_back(it->value());
+      bytes += it->value().size();
+    }
+    reads_.fetch_add(out.size(), std::memory_order_relaxed);
+    bytes_read_.fetch_add(bytes, std::memory_order_relaxed);
+    return out;
+  }
+
+  // Deletes every entry before `index`, [first, index), and makes `index`
+  // the floor (the index the next append takes if the log is now empty).
+  // Entries at `index` and after are kept.
+  status truncate_log_before(column_family cf, std::uint64_t index) {
+    SESHAT_RETURN_IF_ERROR(check_log_family(cf));
+    log_bounds& bounds = bounds_[index_of(cf)];
+    std::lock_guard lock(bounds.mutex);
+    SESHAT_RETURN_IF_ERROR(load_bounds(cf, bounds));
+    if (bounds.first ? index <= *bounds.first : index <= bounds.floor) return {};
+    auto wb = backend_->new_batch();
+    wb.del_range(cf, log_key::k_prefix, log_key::encode(index));
+    wb.put(cf, log_key::k_floor, log_key::digits(index));
+    SESHAT_RETURN_IF_ERROR(backend_->write(wb, write_options{}));
+    bounds.floor = index;
+    if (bounds.last && *bounds.last >= index) {
+      bounds.first = std::max(*bounds.first, index);
+    } else {
+      bounds.first.reset();
+      bounds.last.reset();
+    }
+    count_write(2, 0);
+    return {};
+  }
+
+  // Deletes every entry from `index` on, [index, last]. Refused with
+  // invalid-log-index when `index` is below the log's first index or floor.
+  status truncate_log_from(column_family cf, std::uint64_t index) {
+    SESHAT_RETURN_IF_ERROR(check_log_family(cf));
+    log_bounds& bounds = bounds_[index_of(cf)];
+    std::lock_guard lock(bounds.mutex);
+    SESHAT_RETURN_IF_ERROR(load_bounds(cf, bounds));
+    const std::uint64_t first = bounds.first ? *bounds.first : bounds.floor;
+    if (index < first)
+      return status::invalid_log_index(std::string(name_of(cf)) + ": truncate from index " +
+                                       std::to_string(index) + ", expected at least " +
+                                       std::to_string(first) + " (the log's first index)");
+    if (!bounds.last || index > *bounds.last) return {};
+    const bool empties = index == *bounds.first;
+    auto wb = backend_->new_batch();
+    wb.del_range(cf, log_key::encode(index), log_key::k_end);
+    // An emptied log takes its next append where its entries began.
+    if (empties) wb.put(cf, log_key::k_floor, log_key::digits(index));
+    SESHAT_RETURN_IF_ERROR(backend_->write(wb, write_options{}));
+    if (empties) {
+      bounds.first.reset();
+      bounds.last.reset();
+      bounds.floor = index;
+    } else {
+      bounds.last = index - 1;
+    }
+    count_write(1, 0);
+    return {};
+  }
+
+  // The first and last index held by a log family; nothing when it is empty.
+  result<std::optional<std::uint64_t>> first_log_index(column_family cf) {
+    return bound(cf, &log_bounds::first);
+  }
+  result<std::optional<std::uint64_t>> last_log_index(column_family cf) {
+    return bound(cf, &log_bounds::last);
+  }
+
+  // ---- maintenance ---------------------------------------------------------
+
+  // Makes every earlier write durable.
+  status sync_wal() { return backend_->sync_wal(); }
+
+  // Compacts the whole family.
+  status compact(column_family cf) { return backend_->compact_range(cf, {}, {}); }
+
+  // Counts and sizes; counting keys reads every family.
+  result<storage_metrics> metrics() {
+    storage_metrics m;
+    auto disk = backend_->disk_usage();
+    if (!disk.ok()) return disk.status();
+    m.disk_bytes = *disk;
+    for (column_family cf : k_all_column_families) {
+      auto it = backend_->new_iterator(cf);
+      for (it->seek_to_first(); it->valid(); it->next()) ++m.keys[index_of(cf)];
+      SESHAT_RETURN_IF_ERROR(it->status());
+    }
+    m.reads = reads_.load(std::memory_order_relaxed);
+    m.writes = writes_.load(std::memory_order_relaxed);
+    m.bytes_read = bytes_read_.load(std::memory_order_relaxed);
+    m.bytes_written = bytes_written_.load(std::memory_order_relaxed);
+    return m;
+  }
+
+ private:
+  // The cached extent of one log family.
+  // Invariant (when loaded): first and last are both set or both empty.
+  struct log_bounds {
+    std::mutex mutex;
+    bool loaded = false;
+    std::optional<std::uint64_t> first, last;
+    std::uint64_t floor = 1;
+  };
+
+  explicit storage(std::unique_ptr<B> backend) : backend_(std::move(backend)) {}
+
+  static status check_log_family(column_family cf) {
+    if (holds_log(cf)) return {};
+    return status::invalid_argument("column family " + std::string(name_of(cf)) +
+                                    " holds no log");
+  }
+
+  status load_bounds(column_family cf, log_bounds& b) {
+    if (b.loaded) return {};
+    b.first.reset();
+    b.last.reset();
+    b.floor = 1;
+    auto it = backend_->new_iterator(cf);
+    auto index_here = [&]() -> result<std::optional<std::uint64_t>> {
+      if (!it->valid() || it->key().substr(0, log_key::k_prefix.size()) != log_key::k_prefix) {
+        SESHAT_RETURN_IF_ERROR(it->status());
+        return std::optional<std::uint64_t>();
+      }
+      auto index = log_key::decode(it->key());
+      if (!index)
+        return status::corrupted_data(std::string(name_of(cf)) + ": key '" +
+                                      std::string(it->key()) + "' is not a log key");
+      return index;
+    };
+    it->seek(log_key::k_prefix);
+    auto first = index_here();
+    if (!first.ok()) return first.status();
+    it->seek_for_prev(log_key::k_end);
+    auto last = index_here();
+    if (!last.ok()) return last.status();
+    std::string floor;
+    status s = backend_->get(cf, log_key::k_floor, &floor);
+    if (s.ok()) {
+      auto parsed = log_key::parse_digits(floor);
+      if (!parsed)
+        return status::corrupted_data(std::string(name_of(cf)) + ": key '" +
+                                      std::string(log_key::k_floor) + "' holds '" + floor +
+                                      "', not 20 digits");
+      b.floor = *parsed;
+    } else if (!s.is(errc::not_found)) {
+      return s;
+    }
+    if (first->has_value() != last->has_value())
+      return status::corrupted_data(std::string(name_of(cf)) + ": log bounds disagree");
+    b.first = *first;
+    b.last = *last;
+    b.loaded = true;
+    return {};
+  }
+
+  result<std::optional<std::uint64_t>> bound(column_family cf,
+                                             std::optional<std::uint64_t> log_bounds::*which) {
+    SESHAT_RETURN_IF_ERROR(check_log_family(cf));
+    log_bounds& b = bounds_[index_of(cf)];
+    std::lock_guard lock(b.mutex);
+    SESHAT_RETURN_IF_ERROR(load_bounds(cf, b));
+    return b.*which;
+  }
+
+  void forget_bounds(column_family cf) {
+    log_bounds& b = bounds_[index_of(cf)];
+    std::lock_guard lock(b.mutex);
+    b.loaded = false;
+  }
+
+  void count_read(std::uint64_t bytes) {
+    reads_.fetch_add(1, std::memory_order_relaxed);
+    bytes_read_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  void count_write(std::uint64_t ops, std::uint64_t bytes) {
+    writes_.fetch_add(ops, std::memory_order_relaxed);
+    bytes_written_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+
+  std::unique_ptr<B> backend_;
+  std::array<log_bounds, k_column_family_count> bounds_;
+  std::atomic<std::uint64_t> reads_{0}, writes_{0}, bytes_read_{0}, bytes_written_{0};
+};
+
+}  // namespace seshat

@@ -1,0 +1,329 @@
+// The storage<B> contract, written once and run against every backend.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace seshat;
+using seshat::test::open_store;
+using seshat::test::scratch_dir;
+
+namespace {
+
+constexpr column_family k_log = column_family::system_raft_log;
+
+// Every key and value of every family, for "nothing changed" checks.
+template <class B>
+std::map<std::string, std::string> dump(storage<B>& s) {
+  std::map<std::string, std::string> all;
+  for (column_family cf : k_all_column_families) {
+    auto it = s.new_iterator(cf);
+    for (it->seek_to_first(); it->valid(); it->next())
+      all[std::string(name_of(cf)) + "/" + std::string(it->key())] = std::string(it->value());
+    REQUIRE(it->status().ok());
+  }
+  return all;
+}
+
+std::vector<std::string> entries(int first, int count) {
+  std::vector<std::string> out;
+  for (int i = first; i < first + count; ++i) out.push_back("entry-" + std::to_string(i));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE_DEFINE("storage contract", B, storage_contract) {
+  scratch_dir dir;
+
+  SUBCASE("all six column families exist after first open and keep their own keys") {
+    auto s = open_store<B>(dir.store());
+    for (column_family cf : k_all_column_families)
+      REQUIRE(s->put(cf, "k", std::string("value of ") + std::string(name_of(cf))).ok());
+    for (column_family cf : k_all_column_families)
+      CHECK(s->get(cf, "k").value() == std::string("value of ") + std::string(name_of(cf)));
+  }
+
+  SUBCASE("put, get, exists and del round-trip; a missing key is not-found") {
+    auto s = open_store<B>(dir.store());
+    const column_family cf = column_family::data_kv;
+    CHECK(s->get(cf, "absent").status().is(errc::not_found));
+    CHECK(s->get(cf, "absent").status().message().find("data_kv") != std::string::npos);
+    CHECK_FALSE(s->exists(cf, "a").value());
+    REQUIRE(s->put(cf, "a", std::string("1\0binary", 8)).ok());
+    CHECK(s->exists(cf, "a").value());
+    CHECK(s->get(cf, "a").value() == std::string("1\0binary", 8));
+    REQUIRE(s->put(cf, "a", "2").ok());
+    CHECK(s->get(cf, "a").value() == "2");
+    REQUIRE(s->del(cf, "a").ok());
+    CHECK_FALSE(s->exists(cf, "a").value());
+    CHECK(s->del(cf, "never-there").ok());
+  }
+
+  SUBCASE("log append is gap-free: a gap or an overlap is refused with expected and got") {
+    auto s = open_store<B>(dir.store());
+    REQUIRE(s->append_log(k_log, 1, entries(1, 5)).ok());
+    auto before = dump(*s);
+
+    status gap = s->append_log(k_log, 7, "x");
+    CHECK(gap.is(errc::invalid_log_index));
+    CHECK(gap.message().find("index 7") != std::string::npos);
+    CHECK(gap.message().find("expected 6") != std::string::npos);
+    CHECK(s->append_log(k_log, 3, entries(3, 2)).is(errc::invalid_log_index));
+    CHECK(dump(*s) == before);
+
+    REQUIRE(s->append_log(k_log, 6, "entry-6").ok());
+    CHECK(s->first_log_index(k_log).value() == 1u);
+    CHECK(s->last_log_index(k_log).value() == 6u);
+  }
+
+  SUBCASE("an empty log accepts only index 1 as its first append") {
+    auto s = open_store<B>(dir.store());
+    CHECK_FALSE(s->first_log_index(k_log).value().has_value());
+    CHECK_FALSE(s->last_log_index(k_log).value().has_value());
+    status s0 = s->append_log(k_log, 0, "x");
+    CHECK(s0.is(errc::invalid_log_index));
+    CHECK(s0.message().find("expected 1") != std::string::npos);
+    CHECK(s->append_log(k_log, 2, "x").is(errc::invalid_log_index));
+    CHECK(dump(*s).empty());
+  }
+
+  SUBCASE("read_log returns [start, end) and names the first index it does not hold") {
+    auto s = open_store<B>(dir.store());
+    REQUIRE(s->append_log(k_log, 1, entries(1, 10)).ok());
+    CHECK(s->read_log(k_log, 3, 7).value() == entries(3, 4));
+    CHECK(s->read_log(k_log, 4, 4).value().empty());
+    auto past = s->read_log(k_log, 8, 12);
+    CHECK(past.status().is(errc::invalid_log_index));
+    CHECK(past.status().message().find("entry 11") != std::string::npos);
+    CHECK(s->read_log(k_log, 0, 2).status().is(errc::invalid_log_index));
+    CHECK(s->read_log(k_log, 5, 3).status().is(errc::invalid_argument));
+  }
+
+  SUBCASE("truncate_log_before deletes [first, index) and the floor survives reopen") {
+    {
+      auto s = open_store<B>(dir.store());
+      REQUIRE(s->append_log(k_log, 1, entries(1, 10)).ok());
+      REQUIRE(s->truncate_log_before(k_log, 4).ok());
+      CHECK(s->first_log_index(k_log).value() == 4u);
+      CHECK(s->read_log(k_log, 3, 5).status().is(errc::invalid_log_index));
+      CHECK(s->read_log(k_log, 4, 11).value() == entries(4, 7));
+      REQUIRE(s->truncate_log_before(k_log, 20).ok());  // everything
+      CHECK_FALSE(s->last_log_index(k_log).value().has_value());
+    }
+    auto s = open_store<B>(dir.store());
+    CHECK_FALSE(s->first_log_index(k_log).value().has_value());
+    CHECK(s->append_log(k_log, 11, "x").is(errc::invalid_log_index));
+    REQUIRE(s->append_log(k_log, 20, entries(20, 2)).ok());
+    CHECK(s->read_log(k_log, 20, 22).value() == entries(20, 2));
+  }
+
+  SUBCASE("truncate_log_from deletes [index, last] and refuses to cut below the first index") {
+    auto s = open_store<B>(dir.store());
+    REQUIRE(s->append_log(k_log, 1, entries(1, 10)).ok());
+    REQUIRE(s->truncate_log_from(k_log, 7).ok());
+    CHECK(s->last_log_index(k_log).value() == 6u);
+    REQUIRE(s->append_log(k_log, 7, "new-7").ok());
+    CHECK(s->read_log(k_log, 6, 8).value() == std::vector<std::string>{"entry-6", "new-7"});
+    REQUIRE(s->truncate_log_before(k_log, 3).ok());
+    auto before = dump(*s);
+    CHECK(s->truncate_log_from(k_log, 2).is(errc::invalid_log_index));
+    CHECK(dump(*s) == before);
+    REQUIRE(s->truncate_log_from(k_log, 3).ok());
+    CHECK_FALSE(s->last_log_index(k_log).value().has_value());
+    REQUIRE(s->append_log(k_log, 3, "again-3").ok());
+  }
+
+  SUBCASE("the two log families are independent") {
+    auto s = open_store<B>(dir.store());
+    REQUIRE(s->append_log(column_family::system_raft_log, 1, entries(1, 3)).ok());
+    REQUIRE(s->append_log(column_family::data_raft_log, 1, entries(100, 2)).ok());
+    REQUIRE(s->truncate_log_before(column_family::data_raft_log, 2).ok());
+    CHECK(s->first_log_index(column_family::system_raft_log).value() == 1u);
+    CHECK(s->last_log_index(column_family::system_raft_log).value() == 3u);
+    CHECK(s->read_log(column_family::data_raft_log, 2, 3).value() == entries(101, 1));
+  }
+
+  SUBCASE("log helpers refuse a family that holds no log") {
+    auto s = open_store<B>(dir.store());
+    status refused = s->append_log(column_family::data_kv, 1, "x");
+    CHECK(refused.is(errc::invalid_argument));
+    CHECK(refused.message().find("data_kv") != std::string::npos);
+    CHECK(s->read_log(column_family::system_data, 1, 2).status().is(errc::invalid_argument));
+    CHECK(dump(*s).empty());
+  }
+
+  SUBCASE("a key in a log family that is not a log key is reported as corrupted data") {
+    auto s = open_store<B>(dir.store());
+    REQUIRE(s->put(k_log, "log:12ab", "garbage").ok());
+    auto first = s->first_log_index(k_log);
+    CHECK(first.status().is(errc::corrupted_data));
+    CHECK(first.status().message().find("log:12ab") != std::string::npos);
+  }
+
+  SUBCASE("a batch across column families applies in order, all together") {
+    auto s = open_store<B>(dir.store());
+    REQUIRE(s->put(column_family::data_kv, "old", "x").ok());
+    REQUIRE(s->put(column_family::data_kv, "r1", "x").ok());
+    auto b = s->new_batch();
+    b.put(column_family::system_data, "membership", "{1,2,3}");
+    b.put(column_family::data_kv, "k", "v1");
+    b.put(column_family::data_kv, "k", "v2");
+    b.put(column_family::data_kv, "r2", "inside, put before the range delete");
+    b.del_range(column_family::data_kv, "r", "s");
+    b.put(column_family::data_kv, "r3", "inside, put after the range delete");
+    b.del(column_family::data_kv, "old");
+    b.put(column_family::data_raft_state, "vote", "term 3 for node 2");
+    CHECK(b.sync());  // it touches a raft_state family
+    REQUIRE(s->write(b).ok());
+    CHECK(s->get(column_family::system_data, "membership").value() == "{1,2,3}");
+    CHECK(s->get(column_family::data_kv, "k").value() == "v2");
+    CHECK_FALSE(s->exists(column_family::data_kv, "r1").value());
+    CHECK_FALSE(s->exists(column_family::data_kv, "r2").value());
+    CHECK(s->exists(column_family::data_kv, "r3").value());
+    CHECK_FALSE(s->exists(column_family::data_kv, "old").value());
+    CHECK(s->get(column_family::data_raft_state, "vote").value() == "term 3 for node 2");
+  }
+
+  SUBCASE("an empty batch is refused") {
+    auto s = open_store<B>(dir.store());
+    auto b = s->new_batch();
+    CHECK(s->write(b).is(errc::invalid_argument));
+  }
+
+  SUBCASE("reopen keeps everything") {
+    std::map<std::string, std::string> before;
+    {
+      auto s = open_store<B>(dir.store());
+      REQUIRE(s->append_log(k_log, 1, entries(1, 50)).ok());
+      for (column_family cf : k_all_column_families)
+        REQUIRE(s->put(cf, "key", std::string(name_of(cf))).ok());
+      REQUIRE(s->truncate_log_before(k_log, 10).ok());
+      before = dump(*s);
+      REQUIRE(s->close().ok());
+      CHECK(s->close().ok());  // idempotent
+    }
+    auto s = open_store<B>(dir.store());
+    CHECK(dump(*s) == before);
+    CHECK(s->first_log_index(k_log).value() == 10u);
+    CHECK(s->last_log_index(k_log).value() == 50u);
+    CHECK(s->append_log(k_log, 51, "next").ok());
+  }
+
+  SUBCASE("iterators see the family as it was when they were made") {
+    auto s = open_store<B>(dir.store());
+    const column_family cf = column_family::data_kv;
+    for (const char* k : {"b", "d", "f"}) REQUIRE(s->put(cf, k, k).ok());
+    auto it = s->new_iterator(cf);
+    REQUIRE(s->put(cf, "c", "c").ok());
+    REQUIRE(s->del(cf, "d").ok());
+    REQUIRE(s->put(column_family::system_data, "e", "other family").ok());
+
+    std::vector<std::string> forward, backward;
+    for (it->seek_to_first(); it->valid(); it->next()) forward.emplace_back(it->key());
+    for (it->seek_to_last(); it->valid(); it->prev()) backward.emplace_back(it->key());
+    CHECK(forward == std::vector<std::string>{"b", "d", "f"});
+    CHECK(backward == std::vector<std::string>{"f", "d", "b"});
+    it->seek("c");
+    REQUIRE(it->valid());
+    CHECK(it->key() == "d");
+    it->seek_for_prev("e");
+    REQUIRE(it->valid());
+    CHECK(it->key() == "d");
+    CHECK(it->value() == "d");
+    it->seek_for_prev("a");
+    CHECK_FALSE(it->valid());
+    it->seek("g");
+    CHECK_FALSE(it->valid());
+
+    auto fresh = s->new_iterator(cf);
+    forward.clear();
+    for (fresh->seek_to_first(); fresh->valid(); fresh->next()) forward.emplace_back(fresh->key());
+    CHECK(forward == std::vector<std::string>{"b", "c", "f"});
+  }
+
+  SUBCASE("concurrent readers and writers see no cross-talk between families") {
+    auto s = open_store<B>(dir.store());
+    constexpr int k_writes = 300;
+    std::atomic<bool> done{false};
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> writers;
+    for (column_family cf : {column_family::data_kv, column_family::system_data,
+                             column_family::data_raft_log}) {
+      writers.emplace_back([&, cf] {
+        for (int i = 0; i < k_writes; ++i) {
+          const std::string key = "k" + std::to_string(i);
+          if (!s->put(cf, key, std::string(name_of(cf)) + "/" + key).ok()) ++wrong;
+        }
+      });
+    }
+    std::thread reader([&] {
+      while (!done.load()) {
+        for (column_family cf : {column_family::data_kv, column_family::system_data}) {
+          auto it = s->new_iterator(cf);
+          for (it->seek_to_first(); it->valid(); it->next())
+            if (it->value() != std::string(name_of(cf)) + "/" + std::string(it->key())) ++wrong;
+        }
+      }
+    });
+    for (auto& w : writers) w.join();
+    done = true;
+    reader.join();
+    CHECK(wrong.load() == 0);
+    auto m = s->metrics().value();
+    CHECK(m.keys[index_of(column_family::data_kv)] == k_writes);
+    CHECK(m.keys[index_of(column_family::system_data)] == k_writes);
+    CHECK(m.keys[index_of(column_family::system_raft_log)] == 0);
+  }
+
+  SUBCASE("metrics count keys, reads and writes") {
+    auto s = open_store<B>(dir.store());
+    REQUIRE(s->append_log(k_log, 1, entries(1, 4)).ok());
+    REQUIRE(s->put(column_family::data_kv, "k", "12345").ok());
+    CHECK(s->get(column_family::data_kv, "k").ok());
+    CHECK(s->read_log(k_log, 1, 3).ok());
+    auto m = s->metrics().value();
+    CHECK(m.keys[index_of(k_log)] == 4);
+    CHECK(m.keys[index_of(column_family::data_kv)] == 1);
+    CHECK(m.writes == 5);
+    CHECK(m.reads == 3);
+    CHECK(m.bytes_read == 5 + 2 * std::string("entry-1").size());
+    CHECK(m.bytes_written > 0);
+    CHECK(m.disk_bytes > 0);
+  }
+
+  SUBCASE("options out of range are refused naming the field and range; nothing is created") {
+    open_options bad;
+    bad.max_write_buffers = 11;
+    auto opened = storage<B>::open(dir.store(), bad);
+    CHECK(opened.status().is(errc::invalid_config));
+    CHECK(opened.status().message() == "max_write_buffers is 11, allowed range is [2, 10]");
+    bad = {};
+    bad.write_buffer_mb = 0;
+    CHECK(storage<B>::open(dir.store(), bad).status().message().find("write_buffer_mb") !=
+          std::string::npos);
+    bad = {};
+    bad.target_file_mb = 2048;
+    CHECK(storage<B>::open(dir.store(), bad).status().is(errc::invalid_config));
+    CHECK_FALSE(std::filesystem::exists(dir.store()));
+    open_options missing;
+    missing.create_if_missing = false;
+    CHECK(storage<B>::open(dir.store(), missing).status().is(errc::not_found));
+  }
+
+  SUBCASE("a second open of an open store fails clearly") {
+    auto s = open_store<B>(dir.store());
+    REQUIRE(s->put(column_family::data_kv, "k", "v").ok());
+    auto second = storage<B>::open(dir.store());
+    CHECK_FALSE(second.ok());
+    CHECK(second.status().message().find("lock") != std::string::npos);
+    CHECK(s->get(column_family::data_kv, "k").value() == "v");
+  }
+}
+
+TEST_CASE_TEMPLATE_INVOKE(storage_contract, SESHAT_ALL_BACKENDS);

@@ -1,0 +1,98 @@
+// What the on-disk backends do with a directory that is not (their) store:
+// refuse it clearly and change nothing in it.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <map>
+#include <string>
+
+#include "seshat/detail/store_marker.hpp"
+#include "support.hpp"
+
+using namespace seshat;
+using seshat::test::open_store;
+using seshat::test::scratch_dir;
+
+namespace {
+
+// Name and size of every file under `dir`, to prove nothing changed.
+std::map<std::string, std::uintmax_t> listing(const std::filesystem::path& dir) {
+  std::map<std::string, std::uintmax_t> files;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir))
+    files[e.path().lexically_relative(dir).string()] = e.is_regular_file() ? e.file_size() : 0;
+  return files;
+}
+
+void write_file(const std::filesystem::path& p, const std::string& text) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE_DEFINE("store directory", B, store_directory) {
+  scratch_dir dir;
+
+  SUBCASE("a directory with files but no marker is not a seshat store and is left alone") {
+    std::filesystem::create_directories(dir.store());
+    write_file(dir.store() / "notes.txt", "a user's file");
+    const auto before = listing(dir.store());
+    auto opened = storage<B>::open(dir.store());
+    CHECK(opened.status().is(errc::invalid_argument));
+    CHECK(opened.status().message().find("not a seshat store") != std::string::npos);
+    CHECK(listing(dir.store()) == before);
+  }
+
+  SUBCASE("a store whose marker names another backend is refused and left alone") {
+    { auto s = open_store<B>(dir.store()); REQUIRE(s->put(column_family::data_kv, "k", "v").ok()); }
+    const std::string other = std::string(B::k_name) == "rocksdb" ? "leveldb" : "rocksdb";
+    write_file(dir.store() / "SESHAT_STORE",
+               detail::encode_marker({k_schema_version, other}));
+    const auto before = listing(dir.store());
+    auto opened = storage<B>::open(dir.store());
+    CHECK(opened.status().is(errc::version_mismatch));
+    CHECK(opened.status().message().find("made by the " + other + " backend") != std::string::npos);
+    CHECK(listing(dir.store()) == before);
+  }
+
+  SUBCASE("a store with a newer schema is refused with version-mismatch") {
+    { auto s = open_store<B>(dir.store()); REQUIRE(s->put(column_family::data_kv, "k", "v").ok()); }
+    write_file(dir.store() / "SESHAT_STORE",
+               detail::encode_marker({k_schema_version + 1, std::string(B::k_name)}));
+    auto opened = storage<B>::open(dir.store());
+    CHECK(opened.status().is(errc::version_mismatch));
+    CHECK(opened.status().message().find("newer") != std::string::npos);
+  }
+
+  SUBCASE("a garbled marker is corrupted data naming the file") {
+    { auto s = open_store<B>(dir.store()); }
+    write_file(dir.store() / "SESHAT_STORE", "seshat-store\nschema x1\nbackend leveldb\n");
+    auto opened = storage<B>::open(dir.store());
+    CHECK(opened.status().is(errc::corrupted_data));
+    CHECK(opened.status().message().find("SESHAT_STORE") != std::string::npos);
+  }
+
+  SUBCASE("a store whose engine files vanished is not silently recreated") {
+    { auto s = open_store<B>(dir.store()); REQUIRE(s->put(column_family::data_kv, "k", "v").ok()); }
+    for (auto& e : std::filesystem::directory_iterator(dir.store()))
+      if (e.path().filename() != "SESHAT_STORE") std::filesystem::remove_all(e.path());
+    write_file(dir.store() / "stray", "x");
+    CHECK_FALSE(storage<B>::open(dir.store()).ok());
+  }
+
+  SUBCASE("a missing directory without create_if_missing fails and creates nothing") {
+    open_options options;
+    options.create_if_missing = false;
+    auto opened = storage<B>::open(dir.store(), options);
+    CHECK(opened.status().is(errc::not_found));
+    CHECK(opened.status().message().find(dir.store().string()) != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir.store()));
+  }
+}
+
+#if SESHAT_HAVE_ROCKSDB && SESHAT_HAVE_LEVELDB
+TEST_CASE_TEMPLATE_INVOKE(store_directory, seshat::rocksdb_backend, seshat::leveldb_backend);
+#elif SESHAT_HAVE_ROCKSDB
+TEST_CASE_TEMPLATE_INVOKE(store_directory, seshat::rocksdb_backend);
+#elif SESHAT_HAVE_LEVELDB
+TEST_CASE_TEMPLATE_INVOKE(store_directory, seshat::leveldb_backend);
+#endif

@@ -1,0 +1,77 @@
+// Test support: scratch directories and the list of backends under test.
+#pragma once
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "seshat/backends/memory_backend.hpp"
+#include "seshat/storage.hpp"
+#if SESHAT_HAVE_ROCKSDB
+#include "seshat/backends/rocksdb_backend.hpp"
+#endif
+#if SESHAT_HAVE_LEVELDB
+#include "seshat/backends/leveldb_backend.hpp"
+#endif
+
+namespace seshat::test {
+
+// A fresh directory under $SESHAT_TEST_DIR (the build folder's test-data by
+// default: on the project's disk, not tmpfs), removed at the end of the test
+// along with any memory store registered under it.
+class scratch_dir {
+ public:
+  scratch_dir() {
+    static std::atomic<int> counter{0};
+    const char* base = std::getenv("SESHAT_TEST_DIR");
+    std::filesystem::path root = base ? base : std::filesystem::current_path() / "test-data";
+    std::filesystem::create_directories(root);
+    path_ = root / ("t" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::remove_all(path_);
+  }
+  ~scratch_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+    memory_backend::destroy(path_).ignore();
+    memory_backend::destroy(path_ / "store").ignore();
+  }
+  scratch_dir(const scratch_dir&) = delete;
+  scratch_dir& operator=(const scratch_dir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  // The store's directory: a child of the scratch directory, so that tests
+  // can also check what happens when it is missing.
+  std::filesystem::path store() const { return path_ / "store"; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Opens a storage<B> or fails the test with the status's message.
+template <class B>
+std::unique_ptr<storage<B>> open_store(const std::filesystem::path& dir,
+                                       const open_options& options = {}) {
+  auto opened = storage<B>::open(dir, options);
+  if (!opened.ok()) throw std::runtime_error("open failed: " + opened.status().to_string());
+  return std::move(*opened);
+}
+
+}  // namespace seshat::test
+
+#if SESHAT_HAVE_ROCKSDB
+#define SESHAT_ROCKSDB_TYPE , seshat::rocksdb_backend
+#else
+#define SESHAT_ROCKSDB_TYPE
+#endif
+#if SESHAT_HAVE_LEVELDB
+#define SESHAT_LEVELDB_TYPE , seshat::leveldb_backend
+#else
+#define SESHAT_LEVELDB_TYPE
+#endif
+
+// Every backend built here, for TEST_CASE_TEMPLATE_INVOKE.
+#define SESHAT_ALL_BACKENDS seshat::memory_backend SESHAT_ROCKSDB_TYPE SESHAT_LEVELDB_TYPE
