@@ -29,6 +29,8 @@ enum class errc {
   invalid_config,           // an option is out of its allowed range
   invalid_argument,         // a call's arguments make no sense
   not_found,                // a key or store that was asked for is absent
+  compacted,                // log entries asked for were purged (in a snapshot)
+  unavailable,              // log entries asked for are not written yet
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -44,6 +46,8 @@ constexpr std::string_view to_string(errc code) noexcept {
     case errc::invalid_config: return "invalid config";
     case errc::invalid_argument: return "invalid argument";
     case errc::not_found: return "not found";
+    case errc::compacted: return "compacted";
+    case errc::unavailable: return "unavailable";
   }
   return "unknown error";
 }
@@ -65,6 +69,8 @@ class [[nodiscard]] status {
   static status invalid_config(std::string m) { return {errc::invalid_config, std::move(m)}; }
   static status invalid_argument(std::string m) { return {errc::invalid_argument, std::move(m)}; }
   static status not_found(std::string m) { return {errc::not_found, std::move(m)}; }
+  static status compacted(std::string m) { return {errc::compacted, std::move(m)}; }
+  static status unavailable(std::string m) { return {errc::unavailable, std::move(m)}; }
 
   bool ok() const noexcept { return code_ == errc::ok; }
   bool is(errc code) const noexcept { return code_ == code; }

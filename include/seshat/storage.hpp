@@ -22,6 +22,7 @@
 
 #include <array>
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -35,6 +36,7 @@
 
 #include "seshat/backend.hpp"
 #include "seshat/column_family.hpp"
+#include "seshat/detail/group_sync.hpp"
 #include "seshat/log_key.hpp"
 #include "seshat/metrics.hpp"
 #include "seshat/options.hpp"
@@ -61,7 +63,13 @@ class storage {
   storage(const storage&) = delete;
   storage& operator=(const storage&) = delete;
 
-  status close() { return backend_->close(); }
+  ~storage() { group_sync_.stop(); }
+
+  // Fires every pending sync_async callback, then closes the backend.
+  status close() {
+    group_sync_.stop();
+    return backend_->close();
+  }
   B& backend() { return *backend_; }
 
   // ---- keys and values ----------------------------------------------------
@@ -254,6 +262,16 @@ class storage {
   // Makes every earlier write durable.
   status sync_wal() { return backend_->sync_wal(); }
 
+  // Calls `done` once, from a background thread, when every write that
+  // returned before this call is durable, with the status of the sync. Many
+  // calls share one sync (group commit): under load, one fsync serves
+  // every write that arrived while the previous one ran. `done` must not
+  // block for long. After close() it fires at once with an error.
+  void sync_async(std::function<void(status)> done) { group_sync_.request(std::move(done)); }
+
+  // How many syncs sync_async has run so far.
+  std::uint64_t group_syncs() const { return group_sync_.syncs(); }
+
   // Compacts the whole family.
   status compact(column_family cf) { return backend_->compact_range(cf, {}, {}); }
 
@@ -285,7 +303,8 @@ class storage {
     std::uint64_t floor = 1;
   };
 
-  explicit storage(std::unique_ptr<B> backend) : backend_(std::move(backend)) {}
+  explicit storage(std::unique_ptr<B> backend)
+      : backend_(std::move(backend)), group_sync_([this] { return backend_->sync_wal(); }) {}
 
   static status check_log_family(column_family cf) {
     if (holds_log(cf)) return {};
@@ -363,6 +382,7 @@ class storage {
   std::unique_ptr<B> backend_;
   std::array<log_bounds, k_column_family_count> bounds_;
   std::atomic<std::uint64_t> reads_{0}, writes_{0}, bytes_read_{0}, bytes_written_{0};
+  detail::group_sync group_sync_;  // last: stopped before the rest goes
 };
 
 }  // namespace seshat

@@ -1,0 +1,112 @@
+// seshat/key_format.hpp: the KeyFormat policy, how a group's log and
+// hard-state keys are spelled.
+//
+// decimal_key_format (the seed's, readable):
+//   log_key   := group "log:" index20      index20: 20 decimal digits
+//   state_key := group name                 name: "vote", "committed", ...
+//   group     := ""                         system shard
+//              | "shard:" id20 "/"          data shard id, 20 digits
+//
+// binary_key_format (compact, faster to compare):
+//   log_key   := group index:u64be
+//   state_key := group "@" name
+//   group     := ""                         system shard
+//              | id:u64be                   data shard
+//
+// Both sort a group's log keys by index, and keep each group's keys in a
+// contiguous range that no other group's keys fall in.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "seshat/log_key.hpp"
+#include "seshat/shard.hpp"
+
+namespace seshat {
+
+struct decimal_key_format {
+  static constexpr std::string_view k_name = "decimal";
+  static std::string group_prefix(bool system, shard_id id) {
+    return system ? std::string() : "shard:" + log_key::digits(id) + "/";
+  }
+  static void append_index(std::string& out, std::uint64_t index) {
+    out += log_key::k_prefix;
+    out += log_key::digits(index);
+  }
+  // The index encoded by `suffix` (a log key without its group prefix).
+  static std::optional<std::uint64_t> parse_index(std::string_view suffix) {
+    return log_key::decode(suffix);
+  }
+  // A suffix greater than every index encoding and less than any state key.
+  static std::string index_end() { return std::string(log_key::k_end); }
+  static std::string state_name(std::string_view name) { return std::string(name); }
+};
+
+struct binary_key_format {
+  static constexpr std::string_view k_name = "binary";
+  static std::string group_prefix(bool system, shard_id id) {
+    std::string out;
+    if (!system) append_index(out, id);
+    return out;
+  }
+  static void append_index(std::string& out, std::uint64_t index) {
+    for (int shift = 56; shift >= 0; shift -= 8) out += static_cast<char>(index >> shift);
+  }
+  static std::optional<std::uint64_t> parse_index(std::string_view suffix) {
+    if (suffix.size() != 8) return std::nullopt;
+    std::uint64_t index = 0;
+    for (char c : suffix) index = (index << 8) | static_cast<unsigned char>(c);
+    return index;
+  }
+  static std::string index_end() { return std::string(9, '\xff'); }
+  static std::string state_name(std::string_view name) { return "@" + std::string(name); }
+};
+
+template <class F>
+concept key_format = requires(std::string& out, std::string_view s, std::uint64_t i) {
+  { F::k_name } -> std::convertible_to<std::string_view>;
+  { F::group_prefix(true, i) } -> std::same_as<std::string>;
+  F::append_index(out, i);
+  { F::parse_index(s) } -> std::same_as<std::optional<std::uint64_t>>;
+  { F::index_end() } -> std::same_as<std::string>;
+  { F::state_name(s) } -> std::same_as<std::string>;
+};
+
+// The keys of one group under key format F.
+template <key_format F>
+class group_keys {
+ public:
+  group_keys(bool system, shard_id id) : prefix_(F::group_prefix(system, id)) {}
+
+  // The key of entry `index`, written into `out` (reused across calls).
+  void log_into(std::string& out, std::uint64_t index) const {
+    out.assign(prefix_);
+    F::append_index(out, index);
+  }
+  std::string log(std::uint64_t index) const {
+    std::string out;
+    log_into(out, index);
+    return out;
+  }
+  // The index of `key` when it is a log key of this group.
+  std::optional<std::uint64_t> index_of(std::string_view key) const {
+    if (key.substr(0, prefix_.size()) != prefix_) return std::nullopt;
+    return F::parse_index(key.substr(prefix_.size()));
+  }
+  // True when `key` lies in this group's log key range.
+  bool in_log_range(std::string_view key) const {
+    return key.substr(0, prefix_.size()) == prefix_ && key >= log(0) && key < log_end();
+  }
+  // A key past every log key of this group.
+  std::string log_end() const { return prefix_ + F::index_end(); }
+  std::string state(std::string_view name) const { return prefix_ + F::state_name(name); }
+
+ private:
+  std::string prefix_;
+};
+
+}  // namespace seshat

@@ -1,0 +1,486 @@
+// seshat/log_store.hpp: log_store, one Raft group's log and hard state.
+//
+// log_store<Entry, Serializer, Backend, Shard, KeyFormat> is what a Raft
+// engine talks to (modelled on openraft's RaftLogStorage and RaftLogReader):
+//
+//   get_log_state()          last purged log id and last log id
+//   save_vote / read_vote    durable before save returns; never backwards
+//   save_committed / read_committed
+//   append(entries)          readable on return; durable on return when the
+//                            sync policy is durable (the default)
+//   append_async(entries, done)
+//                            readable on return; `done` fires once, when the
+//                            entries are durable (group commit: one fsync
+//                            serves every group's pending appends)
+//   truncate(since)          deletes the suffix [since, last]
+//   purge(upto)              deletes the prefix [first, upto]
+//   entries(lo, hi)          the entries [lo, hi), hole-free
+//   entry_at(i), term_at(i)
+//
+// The log holds consecutive indices [first, last]. An append must continue
+// it: its first index is last + 1 (on an empty log, last purged + 1, or
+// options.first_index when nothing was ever purged), its indices consecutive
+// and its terms never below the last term. Anything else is refused with
+// invalid-log-index, expected vs got, and nothing is written.
+//
+// On disk (KeyFormat spells the keys, see key_format.hpp):
+//   Shard::log_family   log_key(i)          -> envelope(term:u64le entry)
+//   Shard::state_family state("vote")       -> envelope(vote)       hard_state.hpp
+//                       state("committed")  -> envelope(log_id)
+//                       state("last_purged")-> envelope(log_id)
+// `entry` is the Serializer's encoding of the user's Entry.
+//
+// Crash safety: purge records the last purged log id durably before it
+// deletes entries; open() finishes a purge a crash interrupted.
+//
+// Thread-safety: all members may be called from many threads; mutations of
+// one group are serialized. Many log_stores (one per group) may share one
+// storage. Ownership: a log_store refers to its storage, which must outlive
+// it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "seshat/backend.hpp"
+#include "seshat/detail/fixed_codec.hpp"
+#include "seshat/entry.hpp"
+#include "seshat/envelope.hpp"
+#include "seshat/hard_state.hpp"
+#include "seshat/key_format.hpp"
+#include "seshat/log_id.hpp"
+#include "seshat/serializer.hpp"
+#include "seshat/shard.hpp"
+#include "seshat/status.hpp"
+#include "seshat/storage.hpp"
+
+namespace seshat {
+
+enum class sync_policy {
+  durable,   // append() returns once its entries survive a power loss
+  buffered,  // append() returns once they are in the WAL (a process crash
+             // keeps them, a power loss may not); append_async still fires
+             // only when they are durable
+};
+
+struct log_store_options {
+  sync_policy sync = sync_policy::durable;
+  // The index of the first entry of a log that was never purged.
+  std::uint64_t first_index = 1;
+};
+
+// The extent of a log. `last` is the last entry's id, or the last purged id
+// when every entry was purged, or nothing for a log that never held one.
+struct log_state {
+  std::optional<log_id> last_purged;
+  std::optional<log_id> last;
+  friend bool operator==(const log_state&, const log_state&) = default;
+};
+
+template <class Entry, class Serializer, class Backend, class Shard = system_shard,
+          class KeyFormat = binary_key_format>
+class log_store {
+  static_assert(log_entry<Entry>,
+                "seshat::log_store: Entry must be default-constructible, copyable and expose "
+                "its log id: give it integer members `term` and `index`, or a member function "
+                "`seshat::log_id log_id() const`, or specialize seshat::entry_traits<Entry>.");
+  static_assert(serializer_for<Serializer, Entry>,
+                "seshat::log_store: Serializer must encode and decode Entry: provide "
+                "`static void encode(const Entry&, std::string& out)` and "
+                "`static seshat::status decode(std::string_view, Entry&)` (boost_serializer "
+                "needs Entry::serialize(Archive&, unsigned); memcpy_serializer needs a "
+                "trivially copyable Entry).");
+  static_assert(backend<Backend>,
+                "seshat::log_store: Backend must model seshat::backend (see "
+                "seshat/backend.hpp): rocksdb_backend, leveldb_backend or memory_backend.");
+  static_assert(shard_policy<Shard>,
+                "seshat::log_store: Shard must be seshat::system_shard or seshat::data_shard "
+                "(or provide log_family, state_family, is_system and id()).");
+  static_assert(key_format<KeyFormat>,
+                "seshat::log_store: KeyFormat must be seshat::binary_key_format or "
+                "seshat::decimal_key_format (see seshat/key_format.hpp).");
+
+ public:
+  using entry_type = Entry;
+  using storage_type = storage<Backend>;
+  using callback = std::function<void(status)>;
+  static constexpr column_family k_log_family = Shard::log_family;
+  static constexpr column_family k_state_family = Shard::state_family;
+
+  // Opens the log of `shard` in `store`. REQUIRES: `store` outlives the
+  // result. A data shard with id 0 is refused with invalid-argument.
+  static result<std::unique_ptr<log_store>> open(storage_type& store, Shard shard = Shard{},
+                                                 log_store_options options = {}) {
+    if (!Shard::is_system && shard.id() == k_system_shard)
+      return status::invalid_argument("data_shard 0 is the system group: use system_shard");
+    std::unique_ptr<log_store> log(new log_store(store, shard, options));
+    SESHAT_RETURN_IF_ERROR(log->load());
+    return log;
+  }
+
+  log_store(const log_store&) = delete;
+  log_store& operator=(const log_store&) = delete;
+
+  shard_id shard() const { return shard_.id(); }
+
+  log_state get_log_state() const {
+    std::shared_lock lock(state_mutex_);
+    return {last_purged_, last_in_log_ ? last_in_log_ : last_purged_};
+  }
+
+  // ---- hard state ---------------------------------------------------------
+
+  // Durable before it returns. A vote whose term is below the saved one is
+  // refused (invalid-argument) and nothing changes.
+  status save_vote(const vote& v) {
+    std::lock_guard write(write_mutex_);
+    if (vote_ && v.term < vote_->term)
+      return status::invalid_argument(where() + "vote term goes backwards: saved " +
+                                      to_string(*vote_) + ", got " + to_string(v));
+    std::string value;
+    const std::size_t at = envelope::begin(value);
+    codec::encode(v, value);
+    envelope::seal(value, at);
+    SESHAT_RETURN_IF_ERROR(store_.put(k_state_family, keys_.state("vote"), value));
+    vote_ = v;
+    return {};
+  }
+
+  result<std::optional<vote>> read_vote() const {
+    std::lock_guard write(write_mutex_);
+    return vote_;
+  }
+
+  // Durable before it returns. A committed index below the saved one is
+  // refused (invalid-argument) and nothing changes.
+  status save_committed(const log_id& id) {
+    std::lock_guard write(write_mutex_);
+    if (committed_ && id.index < committed_->index)
+      return status::invalid_argument(where() + "committed index goes backwards: saved " +
+                                      to_string(*committed_) + ", got " + to_string(id));
+    SESHAT_RETURN_IF_ERROR(store_.put(k_state_family, keys_.state("committed"), seal_id(id)));
+    committed_ = id;
+    return {};
+  }
+
+  result<std::optional<log_id>> read_committed() const {
+    std::lock_guard write(write_mutex_);
+    return committed_;
+  }
+
+  // ---- writing the log ----------------------------------------------------
+
+  // Appends `entries` (see the class comment for what is accepted).
+  // Readable on return; durable on return under sync_policy::durable.
+  status append(std::span<const Entry> entries) {
+    return append_entries(entries, options_.sync == sync_policy::durable);
+  }
+
+  // Appends `entries`, readable on return, and calls `done` once, from the
+  // store's sync thread, when they are durable. When the append itself is
+  // refused or fails, `done` is called at once with that error, which is
+  // also returned.
+  status append_async(std::span<const Entry> entries, callback done) {
+    status s = append_entries(entries, false);
+    if (!s.ok()) {
+      done(s);
+      return s;
+    }
+    store_.sync_async(std::move(done));
+    return {};
+  }
+
+  // Deletes [since, last]: Raft's conflict resolution. Nothing to do when
+  // since > last. Refused (compacted) when since is at or below the last
+  // purged index.
+  status truncate(std::uint64_t since) {
+    std::lock_guard write(write_mutex_);
+    const log_state state = get_log_state();
+    if (state.last_purged && since <= state.last_purged->index)
+      return status::compacted(where() + "truncate from index " + std::to_string(since) +
+                               ": entries up to " + std::to_string(state.last_purged->index) +
+                               " are purged");
+    if (!last_in_log_ || since > last_in_log_->index) return {};
+    std::optional<log_id> new_last;
+    if (since > first_in_log()) {
+      auto term = read_term(since - 1);
+      if (!term.ok()) return term.status();
+      new_last = log_id{*term, since - 1};
+    }
+    auto batch = store_.new_batch();
+    batch.del_range(k_log_family, keys_.log(since), keys_.log_end());
+    if (options_.sync == sync_policy::durable) batch.set_sync();
+    SESHAT_RETURN_IF_ERROR(store_.write(batch));
+    std::unique_lock lock(state_mutex_);
+    last_in_log_ = new_last;
+    return {};
+  }
+
+  // Deletes [first, upto] after recording (term_at(upto), upto) durably as
+  // the last purged log id. Nothing to do when upto is already purged.
+  // Refused (unavailable) when upto is past the last index.
+  status purge(std::uint64_t upto) {
+    std::lock_guard write(write_mutex_);
+    const log_state state = get_log_state();
+    if (state.last_purged && upto <= state.last_purged->index) return {};
+    if (!state.last || upto > state.last->index)
+      return status::unavailable(where() + "purge up to index " + std::to_string(upto) +
+                                 " is past the last index " +
+                                 (state.last ? std::to_string(state.last->index) : "(empty log)"));
+    auto term = read_term(upto);
+    if (!term.ok()) return term.status();
+    const log_id purged{*term, upto};
+    SESHAT_RETURN_IF_ERROR(
+        store_.put(k_state_family, keys_.state("last_purged"), seal_id(purged)));
+    {
+      std::unique_lock lock(state_mutex_);
+      last_purged_ = purged;
+      if (last_in_log_ && last_in_log_->index <= upto) last_in_log_.reset();
+    }
+    return delete_purged(purged.index);
+  }
+
+  // ---- reading the log ----------------------------------------------------
+
+  // The entries [lo, hi). Fails with compacted when part of the range is
+  // purged, unavailable when part of it is not written, invalid-argument
+  // when hi < lo; corrupted-data when a stored entry does not decode.
+  result<std::vector<Entry>> entries(std::uint64_t lo, std::uint64_t hi) const {
+    SESHAT_RETURN_IF_ERROR(check_range(lo, hi));
+    std::vector<Entry> out;
+    out.reserve(hi - lo);
+    auto it = store_.new_iterator(k_log_family);
+    it->seek(keys_.log(lo));
+    for (std::uint64_t i = lo; i < hi; ++i, it->next()) {
+      if (!it->valid() || keys_.index_of(it->key()) != i) {
+        SESHAT_RETURN_IF_ERROR(it->status());
+        return status::unavailable(where() + "entry " + std::to_string(i) + " of [" +
+                                   std::to_string(lo) + ", " + std::to_string(hi) +
+                                   ") is gone (truncated or purged meanwhile)");
+      }
+      Entry e;
+      SESHAT_RETURN_IF_ERROR(decode_entry(it->key(), it->value(), i, e));
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  result<Entry> entry_at(std::uint64_t index) const {
+    auto one = entries(index, index + 1);
+    if (!one.ok()) return one.status();
+    return std::move(one->front());
+  }
+
+  // The term of entry `index`; also answers for the last purged index.
+  result<std::uint64_t> term_at(std::uint64_t index) const {
+    {
+      std::shared_lock lock(state_mutex_);
+      if (last_purged_ && index == last_purged_->index) return last_purged_->term;
+      if (last_in_log_ && index == last_in_log_->index) return last_in_log_->term;
+    }
+    SESHAT_RETURN_IF_ERROR(check_range(index, index + 1));
+    return read_term(index);
+  }
+
+ private:
+  log_store(storage_type& store, Shard shard, log_store_options options)
+      : store_(store), shard_(shard), keys_(Shard::is_system, shard.id()), options_(options) {}
+
+  std::string where() const {
+    return Shard::is_system ? std::string("system group: ")
+                            : "data shard " + std::to_string(shard_.id()) + ": ";
+  }
+
+  static std::string seal_id(const log_id& id) {
+    std::string value;
+    const std::size_t at = envelope::begin(value);
+    codec::encode(id, value);
+    envelope::seal(value, at);
+    return value;
+  }
+
+  // Reads an optional record of the state family into `out`.
+  template <class T>
+  status load_state(std::string_view name, std::optional<T>& out) {
+    const std::string key = keys_.state(name);
+    auto stored = store_.get(k_state_family, key);
+    if (stored.status().is(errc::not_found)) return {};
+    if (!stored.ok()) return stored.status();
+    auto payload = envelope::open(*stored, k_state_family, key);
+    if (!payload.ok()) return payload.status();
+    T value{};
+    status s = codec::decode(*payload, value);
+    if (!s.ok())
+      return status::corrupted_data(std::string(name_of(k_state_family)) + " key '" +
+                                    detail::printable(key) + "': " + s.message());
+    out = value;
+    return {};
+  }
+
+  // Reads the hard state and the log's extent; finishes an interrupted purge.
+  status load() {
+    SESHAT_RETURN_IF_ERROR(load_state("vote", vote_));
+    SESHAT_RETURN_IF_ERROR(load_state("committed", committed_));
+    SESHAT_RETURN_IF_ERROR(load_state("last_purged", last_purged_));
+    auto it = store_.new_iterator(k_log_family);
+    it->seek_for_prev(keys_.log_end());
+    if (it->valid() && keys_.in_log_range(it->key())) {
+      auto index = keys_.index_of(it->key());
+      if (!index)
+        return status::corrupted_data(where() + std::string(name_of(k_log_family)) + " key '" +
+                                      detail::printable(it->key()) + "' is not a log key");
+      std::string_view payload;
+      SESHAT_RETURN_IF_ERROR(open_entry(it->key(), it->value(), payload));
+      detail::fixed_reader r(payload);
+      last_in_log_ = log_id{r.u64(), *index};
+    }
+    SESHAT_RETURN_IF_ERROR(it->status());
+    if (last_purged_) {
+      if (last_in_log_ && last_in_log_->index <= last_purged_->index) last_in_log_.reset();
+      SESHAT_RETURN_IF_ERROR(delete_purged(last_purged_->index));
+    }
+    return {};
+  }
+
+  // Deletes log keys at or below `upto` (a no-op when there are none).
+  status delete_purged(std::uint64_t upto) {
+    auto it = store_.new_iterator(k_log_family);
+    it->seek(keys_.log(0));
+    if (!it->valid() || !keys_.in_log_range(it->key())) return it->status();
+    auto first = keys_.index_of(it->key());
+    if (first && *first > upto) return {};
+    auto batch = store_.new_batch();
+    batch.del_range(k_log_family, keys_.log(0), keys_.log(upto + 1));
+    return store_.write(batch);
+  }
+
+  // The first index held in the log. REQUIRES: last_in_log_ is set.
+  std::uint64_t first_in_log() const {
+    return last_purged_ ? last_purged_->index + 1 : options_.first_index;
+  }
+
+  std::uint64_t next_index() const {
+    if (last_in_log_) return last_in_log_->index + 1;
+    return last_purged_ ? last_purged_->index + 1 : options_.first_index;
+  }
+
+  status check_range(std::uint64_t lo, std::uint64_t hi) const {
+    auto range = [&] { return "[" + std::to_string(lo) + ", " + std::to_string(hi) + ")"; };
+    if (hi < lo) return status::invalid_argument(where() + "range " + range() + " ends before it starts");
+    if (lo == hi) return {};
+    std::shared_lock lock(state_mutex_);
+    if (last_purged_ && lo <= last_purged_->index)
+      return status::compacted(where() + "entries of " + range() + " up to " +
+                               std::to_string(last_purged_->index) + " are purged");
+    const std::uint64_t first = last_purged_ ? last_purged_->index + 1 : options_.first_index;
+    if (lo < first)
+      return status::unavailable(where() + "entries of " + range() + " before " +
+                                 std::to_string(first) + " never existed (the log starts at " +
+                                 std::to_string(first) + ")");
+    const std::uint64_t end = last_in_log_ ? last_in_log_->index + 1 : first;
+    if (hi > end)
+      return status::unavailable(where() + "entries of " + range() + " from " +
+                                 std::to_string(std::max(lo, end)) + " on are not written (last index " +
+                                 (end > first ? std::to_string(end - 1) : "none") + ")");
+    return {};
+  }
+
+  status open_entry(std::string_view key, std::string_view stored, std::string_view& payload) const {
+    auto opened = envelope::open(stored, k_log_family, key);
+    if (!opened.ok()) return opened.status();
+    payload = *opened;
+    if (payload.size() < 8)
+      return status::corrupted_data(std::string(name_of(k_log_family)) + " key '" +
+                                    detail::printable(key) + "': entry of " +
+                                    std::to_string(payload.size()) + " bytes has no term");
+    return {};
+  }
+
+  status decode_entry(std::string_view key, std::string_view stored, std::uint64_t index,
+                      Entry& e) const {
+    std::string_view payload;
+    SESHAT_RETURN_IF_ERROR(open_entry(key, stored, payload));
+    detail::fixed_reader r(payload);
+    const log_id stored_id{r.u64(), index};
+    auto context = [&] {
+      return std::string(name_of(k_log_family)) + " key '" + detail::printable(key) + "': ";
+    };
+    status s = Serializer::decode(r.rest(), e);
+    if (!s.ok()) return status::corrupted_data(context() + s.message());
+    if (id_of(e) != stored_id)
+      return status::corrupted_data(context() + "entry decodes as " + to_string(id_of(e)) +
+                                    ", stored as " + to_string(stored_id));
+    return {};
+  }
+
+  result<std::uint64_t> read_term(std::uint64_t index) const {
+    const std::string key = keys_.log(index);
+    auto stored = store_.get(k_log_family, key);
+    if (!stored.ok()) return stored.status();
+    std::string_view payload;
+    SESHAT_RETURN_IF_ERROR(open_entry(key, *stored, payload));
+    return detail::fixed_reader(payload).u64();
+  }
+
+  status append_entries(std::span<const Entry> entries, bool sync) {
+    std::lock_guard write(write_mutex_);
+    if (entries.empty()) return {};
+    std::optional<log_id> prev = get_log_state().last;
+    std::uint64_t expected = next_index();
+    auto batch = store_.new_batch();
+    for (const Entry& e : entries) {
+      const log_id id = id_of(e);
+      if (id.index != expected)
+        return status::invalid_log_index(
+            where() + "append of entry " + to_string(id) + ": expected index " +
+            std::to_string(expected) + ", got " + std::to_string(id.index) +
+            (id.index < expected ? " (overlaps the log: truncate first)" : " (a gap)"));
+      if (prev && id.term < prev->term)
+        return status::invalid_log_index(where() + "append of entry " + to_string(id) +
+                                         ": term goes backwards, expected at least " +
+                                         std::to_string(prev->term) + ", got " +
+                                         std::to_string(id.term));
+      keys_.log_into(key_, id.index);
+      value_.clear();
+      const std::size_t at = envelope::begin(value_);
+      detail::put_u64(value_, id.term);
+      Serializer::encode(e, value_);
+      envelope::seal(value_, at);
+      batch.put(k_log_family, key_, value_);
+      prev = id;
+      ++expected;
+    }
+    if (sync) batch.set_sync();
+    SESHAT_RETURN_IF_ERROR(store_.write(batch));
+    std::unique_lock lock(state_mutex_);
+    last_in_log_ = prev;
+    return {};
+  }
+
+  storage_type& store_;
+  const Shard shard_;
+  const group_keys<KeyFormat> keys_;
+  const log_store_options options_;
+
+  // Serializes mutations; guards vote_, committed_ and the buffers.
+  mutable std::mutex write_mutex_;
+  std::optional<vote> vote_;
+  std::optional<log_id> committed_;
+  std::string key_, value_;
+
+  // Guards the extent; written only with write_mutex_ held too.
+  mutable std::shared_mutex state_mutex_;
+  std::optional<log_id> last_purged_;
+  std::optional<log_id> last_in_log_;  // the last entry held, if any
+};
+
+}  // namespace seshat
