@@ -23,6 +23,7 @@
 #include <leveldb/write_batch.h>
 
 #include "seshat/detail/files.hpp"
+#include "seshat/detail/printable.hpp"
 #include "seshat/detail/store_marker.hpp"
 
 namespace seshat {
@@ -41,7 +42,6 @@ namespace {
 
 constexpr int k_bloom_bits_per_key = 10;
 constexpr std::size_t k_block_cache_bytes = std::size_t{32} << 20;
-constexpr std::size_t k_max_key_in_message = 64;  // bytes shown before "..."
 
 static_assert(k_column_family_count < 255, "a family's end prefix must fit in a byte");
 
@@ -68,26 +68,7 @@ std::string family_end(column_family cf) {
 
 leveldb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
 
-// `bytes` fit for a message: printable ASCII as is, the rest as \xNN,
-// truncated after k_max_key_in_message bytes.
-std::string printable(std::string_view bytes) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  const std::size_t shown = std::min(bytes.size(), k_max_key_in_message);
-  out.reserve(shown + 8);
-  for (std::size_t i = 0; i < shown; ++i) {
-    const auto c = static_cast<unsigned char>(bytes[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out += "\\x";
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 0xf]);
-    }
-  }
-  if (shown < bytes.size()) out += "... (" + std::to_string(bytes.size()) + " bytes)";
-  return out;
-}
+using detail::printable;
 
 std::string family_name(column_family cf) {
   if (known_family(cf)) return std::string(name_of(cf));

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "seshat/detail/files.hpp"
+#include "seshat/detail/printable.hpp"
 #include "seshat/detail/store_marker.hpp"
 
 namespace seshat {
@@ -41,25 +42,7 @@ constexpr std::uint64_t k_mb = 1024 * 1024;
 
 rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
 
-// A key as messages show it: printable ASCII as is, other bytes as \xNN
-// (log keys are binary), at most 64 bytes of it.
-std::string printable(std::string_view key) {
-  constexpr std::size_t k_max = 64;
-  static constexpr char k_hex[] = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < key.size() && i < k_max; ++i) {
-    const auto c = static_cast<unsigned char>(key[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += k_hex[c >> 4];
-      out += k_hex[c & 0xf];
-    }
-  }
-  if (key.size() > k_max) out += "... (" + std::to_string(key.size()) + " bytes)";
-  return out;
-}
+using detail::printable;
 
 std::string key_in(column_family cf, std::string_view key) {
   return "key '" + printable(key) + "' in column family " + std::string(name_of(cf));
@@ -80,24 +63,6 @@ status from_rocks(const rocksdb::Status& s, const std::string& context) {
   if (s.IsNotFound()) return status::not_found(std::move(m));
   if (s.IsCorruption()) return status::corrupted_data(std::move(m));
   if (s.IsIOError()) return status::io_error(std::move(m));
-  return status::backend_error(std::move(m));
-}
-
-// A status of kind `code` with message `m`.
-status with_code(errc code, std::string m) {
-  switch (code) {
-    case errc::ok: return {};
-    case errc::backend_error: return status::backend_error(std::move(m));
-    case errc::io_error: return status::io_error(std::move(m));
-    case errc::column_family_not_found: return status::column_family_not_found(std::move(m));
-    case errc::invalid_log_index: return status::invalid_log_index(std::move(m));
-    case errc::snapshot_failed: return status::snapshot_failed(std::move(m));
-    case errc::corrupted_data: return status::corrupted_data(std::move(m));
-    case errc::version_mismatch: return status::version_mismatch(std::move(m));
-    case errc::invalid_config: return status::invalid_config(std::move(m));
-    case errc::invalid_argument: return status::invalid_argument(std::move(m));
-    case errc::not_found: return status::not_found(std::move(m));
-  }
   return status::backend_error(std::move(m));
 }
 
@@ -601,8 +566,8 @@ status rocksdb_backend::write(batch& b, write_options wo) {
       return status::invalid_argument("write to " + state_->of_store() +
                                       ": the batch was made by another backend object");
     if (!b.error_.ok())
-      return with_code(b.error_.code(), "write to " + state_->of_store() + ": " +
-                                            b.error_.message() + " (nothing was written)");
+      return b.error_.with_context("write to " + state_->of_store() + ": ",
+                                   " (nothing was written)");
     std::shared_lock lock(state_->mu);
     if (state_->closed) return state_->closed_error("write");
     if (!b.wb_) {

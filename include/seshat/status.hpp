@@ -86,6 +86,13 @@ class [[nodiscard]] status {
     return s;
   }
 
+  // The same error with `before` put in front of its message and `after`
+  // behind it; success stays success.
+  status with_context(std::string_view before, std::string_view after = {}) const {
+    if (ok()) return *this;
+    return {code_, std::string(before) + message_ + std::string(after)};
+  }
+
   // Marks a status as deliberately unchecked (destructors, best-effort
   // cleanup). Prefer handling it.
   void ignore() const noexcept {}
