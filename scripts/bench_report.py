@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Prints the benchmark suite's results as one table with the ratios of
-bench/WORKLOADS.md: each durable workload against W0 and W0p at the same
-batch size, and each backend against RocksDB on the same workload.
+bench/WORKLOADS.md, all from the same run:
+  x W0, x W0p   a durable workload's entries/s over the raw file's (W0, W0p)
+                at the same batch size
+  x rocksdb     a backend's entries/s over RocksDB's on the same benchmark
+  x W1 B=1      W3's entries/s over W1's at B=1 on the same backend
 
 Usage: bench_report.py results.json [--markdown]
 """
@@ -11,11 +14,11 @@ import sys
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 
-def parse(name):
-    # "W1/rocksdb/B:16/real_time" -> ("W1", "rocksdb", {"B": "16"})
+def split(name):
+    """"W1/rocksdb/boost/binary/B:16" -> (parts, {"B": "16"})"""
     parts = [p for p in name.split("/") if p != "real_time"]
-    params = dict(p.split(":", 1) for p in parts[2:] if ":" in p)
-    return parts[0], parts[1] if len(parts) > 1 else "", params
+    params = dict(p.split(":", 1) for p in parts if ":" in p)
+    return parts, params
 
 
 def main():
@@ -23,53 +26,62 @@ def main():
         sys.exit(__doc__)
     markdown = "--markdown" in sys.argv
     with open(sys.argv[1]) as f:
-        runs = [b for b in json.load(f)["benchmarks"] if b.get("run_type", "iteration") == "iteration"]
+        runs = [b for b in json.load(f)["benchmarks"]
+                if b.get("run_type", "iteration") == "iteration"]
 
-    rate = {}
-    for b in runs:
-        workload, backend, params = parse(b["name"])
-        rate[(workload, backend, params.get("B"))] = b.get("items_per_second", 0.0)
+    rate = {"/".join(split(b["name"])[0]): b.get("items_per_second", 0.0) for b in runs}
+
+    def ratio(eps, key):
+        ref = rate.get(key)
+        return f"{eps / ref:.2f}" if ref else ""
 
     header = ["benchmark", "entries/s", "MB/s", "p50 us", "p99 us", "CPU ns/entry",
-              "x W0", "x W0p", "x rocksdb"]
+              "x W0", "x W0p", "x rocksdb", "x W1 B=1", "fsyncs/round", "peak RSS MB"]
     rows = []
     for b in runs:
-        workload, backend, params = parse(b["name"])
+        parts, params = split(b["name"])
+        workload, backend = parts[0], parts[1]
         batch = params.get("B")
         eps = b.get("items_per_second", 0.0)
-        mbs = b.get("bytes_per_second", 0.0) / 1e6
-        cpu_ns = b["cpu_time"] * UNIT_NS[b.get("time_unit", "ns")] / int(batch) if batch else None
-
-        def ratio(key):
-            ref = rate.get(key)
-            return f"{eps / ref:.2f}" if ref else ""
-
+        cpu_ns = ""
+        if workload == "W2" and batch:
+            cpu_ns = f"{b['cpu_time'] * UNIT_NS[b.get('time_unit', 'ns')] / int(batch):,.0f}"
         durable = workload == "W1"
-        rows.append([
-            b["name"].replace("/real_time", ""),
+        row = [
+            "/".join(parts),
             f"{eps:,.0f}",
-            f"{mbs:,.1f}",
+            f"{b.get('bytes_per_second', 0.0) / 1e6:,.1f}",
             f"{b['p50_us']:.1f}" if "p50_us" in b else "",
             f"{b['p99_us']:.1f}" if "p99_us" in b else "",
-            f"{cpu_ns:,.0f}" if cpu_ns is not None else "",
-            ratio(("W0", "raw-fsync", batch)) if durable else "",
-            ratio(("W0p", "raw-fsync-prealloc", batch)) if durable else "",
-            ratio((workload, "rocksdb", batch)) if workload not in ("W0", "W0p") else "",
-        ])
+            cpu_ns,
+            ratio(eps, f"W0/raw-fsync/B:{batch}") if durable else "",
+            ratio(eps, f"W0p/raw-fsync-prealloc/B:{batch}") if durable else "",
+            ratio(eps, "/".join([workload, "rocksdb"] + parts[2:]))
+            if not workload.startswith("W0") else "",
+            ratio(eps, f"W1/{backend}/boost/binary/B:1") if workload == "W3" else "",
+            f"{b['fsyncs_per_round']:.2f}" if "fsyncs_per_round" in b else "",
+            f"{b['peak_rss_mb']:.0f}" if "peak_rss_mb" in b else "",
+        ]
         if b.get("error_occurred"):
-            rows[-1][1] = "ERROR: " + b.get("error_message", "")
+            row[1] = "ERROR: " + b.get("error_message", "")
+        rows.append(row)
 
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     sep = " | " if markdown else "  "
+
     def line(r):
-        cells = [str(c).ljust(widths[i]) if i == 0 else str(c).rjust(widths[i]) for i, c in enumerate(r)]
+        cells = [c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)]
         return ("| " + sep.join(cells) + " |") if markdown else sep.join(cells)
+
     print(line(header))
-    print(("|" + "|".join("-" * (w + 2) for w in widths) + "|") if markdown else sep.join("-" * w for w in widths))
+    if markdown:
+        print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    else:
+        print(sep.join("-" * w for w in widths))
     for r in rows:
         print(line(r))
-    print("\nx W0, x W0p: entries/s over the raw file's at the same batch size (durable workloads);"
-          " x rocksdb: over RocksDB's on the same workload. Ratios are from this one run.")
+    print("\n" + __doc__.split("\n\n")[0].replace("Prints", "Ratios:", 1)
+          if not markdown else "")
 
 
 if __name__ == "__main__":

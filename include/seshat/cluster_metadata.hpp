@@ -16,7 +16,6 @@
 // bytes that do not decode are corrupted-data.
 #pragma once
 
-#include <boost/archive/binary_iarchive.hpp>
 #include <boost/serialization/map.hpp>
 #include <boost/serialization/string.hpp>
 #include <boost/serialization/vector.hpp>
@@ -41,26 +40,6 @@
 
 namespace seshat {
 
-namespace detail {
-
-// Thrown by a serialize() member that loads a class version newer than its
-// BOOST_CLASS_VERSION; metadata_store turns it into version-mismatch.
-class newer_class_version : public std::runtime_error {
- public:
-  newer_class_version(const char* type, unsigned stored, unsigned known)
-      : std::runtime_error(std::string(type) + " was written with class version " +
-                           std::to_string(stored) + ", this seshat reads up to " +
-                           std::to_string(known)) {}
-};
-
-template <class T, class Archive>
-void refuse_newer_version(const char* type, unsigned stored) {
-  constexpr unsigned known = boost::serialization::version<T>::value;
-  if (Archive::is_loading::value && stored > known)
-    throw newer_class_version(type, stored, known);
-}
-
-}  // namespace detail
 
 // The identity of this node. A plain value.
 struct node_config {
@@ -198,27 +177,15 @@ class metadata_store {
     return storage_->put(k_family, key, out);
   }
 
-  // Like detail::boost_load, but a newer class version is version-mismatch.
   template <class T>
   result<T> load(std::string_view key) {
     auto stored = get(key);
     if (!stored.ok()) return stored.status();
     auto payload = envelope::open(*stored, k_family, key);
     if (!payload.ok()) return payload.status();
-    const std::string where = std::string(name_of(k_family)) + " key '" + std::string(key) + "': ";
     T value{};
-    try {
-      detail::view_source source(*payload);
-      boost::archive::binary_iarchive archive(source, detail::k_archive_flags);
-      archive >> value;
-      if (source.in_avail() != 0)
-        return status::corrupted_data(where + std::to_string(source.in_avail()) +
-                                      " bytes left after the value");
-    } catch (const detail::newer_class_version& e) {
-      return status::version_mismatch(where + e.what());
-    } catch (const std::exception& e) {
-      return status::corrupted_data(where + "Boost.Serialization could not decode: " + e.what());
-    }
+    status s = detail::boost_load(*payload, value);
+    if (!s.ok()) return s.with_context(std::string(name_of(k_family)) + " key '" + std::string(key) + "': ");
     return value;
   }
 

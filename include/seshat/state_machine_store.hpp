@@ -126,6 +126,9 @@ class state_machine_batch {
   reader read_;
 };
 
+// One group's state machine; see the file comment for what it offers, its
+// on-disk format, thread-safety and ownership. Movable, not copyable; a
+// moved-from store may only be destroyed or assigned to.
 template <class Entry, class Backend, class Shard = system_shard,
           class KeyFormat = binary_key_format>
 class state_machine_store {

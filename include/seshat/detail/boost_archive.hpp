@@ -1,14 +1,19 @@
 // seshat/detail/boost_archive.hpp: Boost.Serialization binary archives over
 // a std::string (out) and a std::string_view (in), without copies through a
 // stringstream. Exceptions from Boost while loading become corrupted data.
+// Boost loads a class version newer than the code's BOOST_CLASS_VERSION
+// without complaint: a serialize() member calls refuse_newer_version<T>()
+// to turn that into a version-mismatch error.
 #pragma once
 
 #include <boost/archive/binary_iarchive.hpp>
 #include <boost/archive/binary_oarchive.hpp>
 #include <boost/serialization/string.hpp>
 #include <boost/serialization/vector.hpp>
+#include <boost/serialization/version.hpp>
 
 #include <exception>
+#include <stdexcept>
 #include <streambuf>
 #include <string>
 #include <string_view>
@@ -45,6 +50,23 @@ class view_source : public std::streambuf {
   }
 };
 
+// Thrown by a serialize() member that loads a class version newer than its
+// BOOST_CLASS_VERSION; boost_load turns it into version-mismatch.
+class newer_class_version : public std::runtime_error {
+ public:
+  newer_class_version(const char* type, unsigned stored, unsigned known)
+      : std::runtime_error(std::string(type) + " was written with class version " +
+                           std::to_string(stored) + ", this seshat reads up to " +
+                           std::to_string(known)) {}
+};
+
+template <class T, class Archive>
+void refuse_newer_version(const char* type, unsigned stored) {
+  constexpr unsigned known = boost::serialization::version<T>::value;
+  if (Archive::is_loading::value && stored > known)
+    throw newer_class_version(type, stored, known);
+}
+
 inline constexpr unsigned k_archive_flags =
     boost::archive::no_header | boost::archive::no_codecvt | boost::archive::no_tracking;
 
@@ -65,6 +87,8 @@ status boost_load(std::string_view in, T& value) {
       return status::corrupted_data("Boost.Serialization: " + std::to_string(source.in_avail()) +
                                     " bytes left after the value");
     return {};
+  } catch (const newer_class_version& e) {
+    return status::version_mismatch(e.what());
   } catch (const std::exception& e) {
     return status::corrupted_data(std::string("Boost.Serialization could not decode: ") + e.what());
   }

@@ -5,11 +5,18 @@
 // its status. While a sync runs, new callbacks gather for the next one, so
 // under load many callers share each fsync.
 //
+// Linger: a burst of requests (a Raft thread appending to many groups one
+// after another) should share one sync rather than race it. So the thread
+// starts a sync only once no request has arrived for k_idle_gap, or
+// k_max_linger after the first pending one, whichever comes first. A lone
+// request waits k_idle_gap (50 us, well under one fsync) before its sync.
+//
 // Thread-safety: request() may be called from many threads at once.
 // Callbacks run on the background thread, one after another: they must not
 // block for long, and must not call stop().
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -24,6 +31,9 @@ namespace seshat::detail {
 class group_sync {
  public:
   using callback = std::function<void(status)>;
+  using clock = std::chrono::steady_clock;
+  static constexpr std::chrono::microseconds k_idle_gap{50};
+  static constexpr std::chrono::microseconds k_max_linger{2000};
 
   // `sync` makes every write that returned before it was called durable.
   explicit group_sync(std::function<status()> sync) : sync_(std::move(sync)) {}
@@ -41,7 +51,8 @@ class group_sync {
     }
     if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
     pending_.push_back(std::move(done));
-    wake_.notify_one();
+    last_request_ = clock::now();
+    if (pending_.size() == 1) wake_.notify_one();
   }
 
   // Syncs and fires what is pending, then ends the thread. Idempotent.
@@ -68,6 +79,15 @@ class group_sync {
     for (;;) {
       wake_.wait(lock, [&] { return stopped_ || !pending_.empty(); });
       if (pending_.empty()) return;  // stopped and drained
+      const auto deadline = clock::now() + k_max_linger;
+      while (!stopped_) {
+        const auto quiet_at = last_request_ + k_idle_gap;
+        const auto now = clock::now();
+        if (now >= quiet_at || now >= deadline) break;
+        lock.unlock();
+        std::this_thread::sleep_until(std::min(quiet_at, deadline));
+        lock.lock();
+      }
       batch.swap(pending_);
       ++syncs_;
       lock.unlock();
@@ -83,6 +103,7 @@ class group_sync {
   std::condition_variable wake_;
   std::vector<callback> pending_;
   std::thread thread_;
+  clock::time_point last_request_;
   bool stopped_ = false;
   std::uint64_t syncs_ = 0;
 };
