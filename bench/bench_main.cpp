@@ -1,3 +1,36 @@
+// The benchmark suite's main: Google Benchmark's, except that the process
+// exits non-zero when any benchmark reported an error, so that the smoke run
+// in the test suite fails when a workload does.
 #include <benchmark/benchmark.h>
 
-BENCHMARK_MAIN();
+#include <cstdio>
+
+namespace {
+
+class error_counting_reporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const auto& run : runs)
+      if (run.error_occurred) {
+        ++errors_;
+        std::fprintf(stderr, "benchmark %s failed: %s\n", run.benchmark_name().c_str(),
+                     run.error_message.c_str());
+      }
+    ConsoleReporter::ReportRuns(runs);
+  }
+  int errors() const { return errors_; }
+
+ private:
+  int errors_ = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  error_counting_reporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  return reporter.errors() == 0 ? 0 : 1;
+}

@@ -30,7 +30,7 @@ void raw_fsync(benchmark::State& state, bool prealloc) {
   const auto file = dir.path() / "raw.log";
   int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return state.SkipWithError("cannot create the W0 file");
-  const std::size_t prealloc_bytes = std::size_t{256} << 20;
+  const std::size_t prealloc_bytes = std::size_t{64} << 20;
   if (prealloc) {
     const std::string zeros(1 << 20, '\0');
     for (std::size_t done = 0; done < prealloc_bytes; done += zeros.size())
