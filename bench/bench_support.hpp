@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -83,5 +84,29 @@ inline double peak_rss_mb() {
 }
 
 inline constexpr std::size_t k_entry_bytes = 256;  // E of WORKLOADS.md
+
+// `full` scaled by $SESHAT_BENCH_SCALE (default 1: the sizes of
+// WORKLOADS.md; the test suite's smoke run uses a tiny scale), at least 1.
+inline std::uint64_t scaled(std::uint64_t full) {
+  static const double scale = [] {
+    const char* s = std::getenv("SESHAT_BENCH_SCALE");
+    return s ? std::atof(s) : 1.0;
+  }();
+  const auto n = static_cast<std::uint64_t>(static_cast<double>(full) * scale);
+  return n == 0 ? 1 : n;
+}
+
+// Bytes this process has caused to be written to the storage device so far
+// (write_bytes of /proc/self/io), or -1 when the kernel does not say.
+inline std::int64_t device_write_bytes() {
+  std::FILE* f = std::fopen("/proc/self/io", "r");
+  if (!f) return -1;
+  char line[128];
+  std::int64_t value = -1;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "write_bytes: %ld", &value) == 1) break;
+  std::fclose(f);
+  return value;
+}
 
 }  // namespace seshat::bench

@@ -331,19 +331,21 @@ class log_store {
     SESHAT_RETURN_IF_ERROR(load_state("vote", vote_));
     SESHAT_RETURN_IF_ERROR(load_state("committed", committed_));
     SESHAT_RETURN_IF_ERROR(load_state("last_purged", last_purged_));
-    auto it = store_.new_iterator(k_log_family);
-    it->seek_for_prev(keys_.log_end());
-    if (it->valid() && keys_.in_log_range(it->key())) {
-      auto index = keys_.index_of(it->key());
-      if (!index)
-        return status::corrupted_data(where() + std::string(name_of(k_log_family)) + " key '" +
-                                      detail::printable(it->key()) + "' is not a log key");
-      std::string_view payload;
-      SESHAT_RETURN_IF_ERROR(open_entry(it->key(), it->value(), payload));
-      detail::fixed_reader r(payload);
-      last_in_log_ = log_id{r.u64(), *index};
+    {
+      auto it = store_.new_iterator(k_log_family);
+      it->seek_for_prev(keys_.log_end());
+      if (it->valid() && keys_.in_log_range(it->key())) {
+        auto index = keys_.index_of(it->key());
+        if (!index)
+          return status::corrupted_data(where() + std::string(name_of(k_log_family)) + " key '" +
+                                        detail::printable(it->key()) + "' is not a log key");
+        std::string_view payload;
+        SESHAT_RETURN_IF_ERROR(open_entry(it->key(), it->value(), payload));
+        detail::fixed_reader r(payload);
+        last_in_log_ = log_id{r.u64(), *index};
+      }
+      SESHAT_RETURN_IF_ERROR(it->status());
     }
-    SESHAT_RETURN_IF_ERROR(it->status());
     if (last_purged_) {
       if (last_in_log_ && last_in_log_->index <= last_purged_->index) last_in_log_.reset();
       SESHAT_RETURN_IF_ERROR(delete_purged(last_purged_->index));
@@ -353,11 +355,15 @@ class log_store {
 
   // Deletes log keys at or below `upto` (a no-op when there are none).
   status delete_purged(std::uint64_t upto) {
-    auto it = store_.new_iterator(k_log_family);
-    it->seek(keys_.log(0));
-    if (!it->valid() || !keys_.in_log_range(it->key())) return it->status();
-    auto first = keys_.index_of(it->key());
-    if (first && *first > upto) return {};
+    {
+      // Scoped: an iterator alive during the write below would make the
+      // memory backend copy the family.
+      auto it = store_.new_iterator(k_log_family);
+      it->seek(keys_.log(0));
+      if (!it->valid() || !keys_.in_log_range(it->key())) return it->status();
+      auto first = keys_.index_of(it->key());
+      if (first && *first > upto) return {};
+    }
     auto batch = store_.new_batch();
     batch.del_range(k_log_family, keys_.log(0), keys_.log(upto + 1));
     return store_.write(batch);

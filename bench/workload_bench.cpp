@@ -1,0 +1,240 @@
+// W4 (read-range), W5 (purge), W6 (recover) and W8 (write-amp) through
+// log_store, on every backend.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends.hpp"
+#include "bench_entries.hpp"
+#include "bench_support.hpp"
+#include "seshat/log_store.hpp"
+
+namespace seshat::bench {
+namespace {
+
+template <class Backend>
+using bench_log = log_store<boost_entry, boost_serializer, Backend>;
+
+// Appends entries [next, next + count) in buffered batches of 1000, then
+// syncs; returns the next index.
+template <class Backend>
+result<std::uint64_t> fill(bench_log<Backend>& log, storage<Backend>& store, std::uint64_t next,
+                           std::uint64_t count) {
+  const auto payloads = random_entries(1000, k_entry_bytes, next);
+  std::vector<boost_entry> batch;
+  for (std::uint64_t done = 0; done < count;) {
+    batch.clear();
+    for (; done < count && batch.size() < 1000; ++done)
+      batch.push_back({1, next++, payloads[batch.size()]});
+    SESHAT_RETURN_IF_ERROR(log.append_async(batch, [](status) {}));
+  }
+  SESHAT_RETURN_IF_ERROR(store.sync_wal());
+  return next;
+}
+
+// Opens a fresh store and its system log with the given policy.
+template <class Backend>
+struct fresh_log {
+  fresh_dir dir;
+  std::unique_ptr<storage<Backend>> store;
+  std::unique_ptr<bench_log<Backend>> log;
+
+  status open(sync_policy policy = sync_policy::buffered) {
+    auto s = storage<Backend>::open(dir.path() / "store");
+    if (!s.ok()) return s.status();
+    store = std::move(*s);
+    log_store_options options;
+    options.sync = policy;
+    auto l = bench_log<Backend>::open(*store, system_shard{}, options);
+    if (!l.ok()) return l.status();
+    log = std::move(*l);
+    return {};
+  }
+  void close() {
+    log.reset();
+    if (store) store->close().ignore();
+    store.reset();
+  }
+};
+
+// W4: reads of 64 consecutive entries at uniformly random indices of a log
+// holding 1,000,000.
+template <class Backend>
+void read_range(benchmark::State& state) {
+  constexpr std::uint64_t k_span = 64;
+  const std::uint64_t count = scaled(1'000'000) + k_span;
+  fresh_log<Backend> f;
+  if (auto s = f.open(); !s.ok()) return state.SkipWithError(s.to_string().c_str());
+  if (auto s = fill(*f.log, *f.store, 1, count); !s.ok())
+    return state.SkipWithError(s.status().to_string().c_str());
+  std::mt19937_64 rng(7);
+  std::uniform_int_distribution<std::uint64_t> start(1, count - k_span + 1);
+  latency_recorder latency;
+  for (auto _ : state) {
+    const std::uint64_t lo = start(rng);
+    latency.start();
+    auto read = f.log->entries(lo, lo + k_span);
+    latency.stop();
+    if (!read.ok() || read->size() != k_span) {
+      state.SkipWithError(read.status().to_string().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(read->data());
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(k_span));
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(k_span * k_entry_bytes));
+  latency.report(state);
+  state.counters["peak_rss_mb"] = peak_rss_mb();
+}
+
+// W5: a log of 1,000,000 entries; each step appends 10,000 more and purges
+// the oldest 10,000.
+template <class Backend>
+void purge(benchmark::State& state) {
+  const std::uint64_t stored = scaled(1'000'000);
+  const std::uint64_t step = std::max<std::uint64_t>(1, stored / 100);
+  fresh_log<Backend> f;
+  if (auto s = f.open(); !s.ok()) return state.SkipWithError(s.to_string().c_str());
+  auto next = fill(*f.log, *f.store, 1, stored);
+  if (!next.ok()) return state.SkipWithError(next.status().to_string().c_str());
+  std::uint64_t purged = 0;
+  double purge_us = 0;
+  for (auto _ : state) {
+    next = fill(*f.log, *f.store, *next, step);
+    if (!next.ok()) {
+      state.SkipWithError(next.status().to_string().c_str());
+      break;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    status s = f.log->purge(purged + step);
+    purge_us += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    if (!s.ok()) {
+      state.SkipWithError(s.to_string().c_str());
+      break;
+    }
+    purged += step;
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(step));
+  state.counters["purge_us"] = purge_us / std::max<double>(1, static_cast<double>(state.iterations()));
+  if (auto disk = f.store->backend().disk_usage(); disk.ok())
+    state.counters["disk_mb_after"] = static_cast<double>(*disk) / 1e6;
+  state.counters["peak_rss_mb"] = peak_rss_mb();
+}
+
+// W6: reopen a store holding 1,000,000 entries after a clean close and read
+// its log state and vote.
+template <class Backend>
+void recover(benchmark::State& state) {
+  fresh_log<Backend> f;
+  if (auto s = f.open(); !s.ok()) return state.SkipWithError(s.to_string().c_str());
+  const std::uint64_t count = scaled(1'000'000);
+  if (auto s = fill(*f.log, *f.store, 1, count); !s.ok())
+    return state.SkipWithError(s.status().to_string().c_str());
+  if (auto s = f.log->save_vote(vote{1, 1, true}); !s.ok())
+    return state.SkipWithError(s.to_string().c_str());
+  f.close();
+  for (auto _ : state) {
+    if (auto s = f.open(); !s.ok()) {
+      state.SkipWithError(s.to_string().c_str());
+      break;
+    }
+    const auto last = f.log->get_log_state().last;
+    auto v = f.log->read_vote();
+    if (!last || last->index != count || !v.ok() || !*v) {
+      state.SkipWithError("the reopened log state is wrong");
+      break;
+    }
+    state.PauseTiming();
+    f.close();
+    state.ResumeTiming();
+  }
+  state.counters["peak_rss_mb"] = peak_rss_mb();
+}
+
+// W8: durable batches of 16 entries, 500,000 entries in all, purging to keep
+// the last 10,000; bytes written to the device per payload byte.
+template <class Backend>
+void write_amp(benchmark::State& state) {
+  constexpr std::uint64_t k_batch = 16;
+  const std::uint64_t total = scaled(500'000);
+  const std::uint64_t keep = std::max<std::uint64_t>(k_batch, scaled(10'000));
+  const auto payloads = random_entries(4096, k_entry_bytes);
+  for (auto _ : state) {
+    fresh_log<Backend> f;
+    if (auto s = f.open(sync_policy::durable); !s.ok()) {
+      state.SkipWithError(s.to_string().c_str());
+      break;
+    }
+    const std::int64_t before = device_write_bytes();
+    std::vector<boost_entry> batch(k_batch);
+    for (std::uint64_t next = 1; next <= total;) {
+      for (auto& e : batch) {
+        e = {1, next, payloads[next % payloads.size()]};
+        ++next;
+      }
+      status s = f.log->append(batch);
+      if (s.ok() && next > keep + 1 && (next - 1) % keep == 0) s = f.log->purge(next - 1 - keep);
+      if (!s.ok()) {
+        state.SkipWithError(s.to_string().c_str());
+        return;
+      }
+    }
+    f.close();
+    const std::int64_t written = device_write_bytes() - before;
+    state.counters["device_bytes_per_payload_byte"] =
+        before < 0 ? -1.0 : static_cast<double>(written) / static_cast<double>(total * k_entry_bytes);
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(total));
+  state.counters["peak_rss_mb"] = peak_rss_mb();
+}
+
+// W8's floor: W0 with the same batches (16 entries, fdatasync each).
+void write_amp_raw(benchmark::State& state) {
+  constexpr std::uint64_t k_batch = 16;
+  const std::uint64_t total = scaled(500'000);
+  const std::string payload = random_entries(1, k_batch * k_entry_bytes)[0];
+  for (auto _ : state) {
+    fresh_dir dir;
+    std::filesystem::create_directories(dir.path());
+    const auto file = dir.path() / "raw.log";
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return state.SkipWithError("cannot create the W8 floor file");
+    const std::int64_t before = device_write_bytes();
+    for (std::uint64_t done = 0; done < total; done += k_batch)
+      if (::write(fd, payload.data(), payload.size()) != static_cast<ssize_t>(payload.size()) ||
+          ::fdatasync(fd) != 0) {
+        ::close(fd);
+        return state.SkipWithError("write or fdatasync failed");
+      }
+    ::close(fd);
+    const std::int64_t written = device_write_bytes() - before;
+    state.counters["device_bytes_per_payload_byte"] =
+        before < 0 ? -1.0 : static_cast<double>(written) / static_cast<double>(total * k_entry_bytes);
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(total));
+}
+
+const bool registered = [] {
+  for_each_backend([]<class B>() {
+    const std::string name(B::k_name);
+    benchmark::RegisterBenchmark(("W4/" + name + "/boost/binary").c_str(), read_range<B>)->UseRealTime();
+    benchmark::RegisterBenchmark(("W5/" + name + "/boost/binary").c_str(), purge<B>)
+        ->Iterations(20)->UseRealTime();
+    benchmark::RegisterBenchmark(("W6/" + name + "/boost/binary").c_str(), recover<B>)
+        ->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
+  });
+  benchmark::RegisterBenchmark("W8/raw-fsync/B:16", write_amp_raw)->Iterations(1)->UseRealTime();
+  for_each_backend([]<class B>() {
+    benchmark::RegisterBenchmark(("W8/" + std::string(B::k_name) + "/boost/binary/B:16").c_str(),
+                                 write_amp<B>)
+        ->Iterations(1)->UseRealTime();
+  });
+  return true;
+}();
+
+}  // namespace
+}  // namespace seshat::bench
