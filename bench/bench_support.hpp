@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "seshat/backends/memory_backend.hpp"
+
 namespace seshat::bench {
 
 // A fresh directory under $SESHAT_BENCH_DIR (default: ./bench-data, which the
@@ -34,6 +36,7 @@ class fresh_dir {
   ~fresh_dir() {
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
+    memory_backend::destroy(path_ / "store").ignore();  // a memory store's "disk"
   }
   fresh_dir(const fresh_dir&) = delete;
   fresh_dir& operator=(const fresh_dir&) = delete;

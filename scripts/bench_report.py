@@ -4,6 +4,8 @@ bench/WORKLOADS.md, all from the same run:
   x W0, x W0p   a durable workload's entries/s over the raw file's (W0, W0p)
                 at the same batch size
   x rocksdb     a backend's entries/s over RocksDB's on the same benchmark
+  x raw         seshat's entries/s over the same work done by hand on the
+                backend's own API (the *-raw/seed rows)
   x W1 B=1      W3's entries/s over W1's at B=1 on the same backend
 
 Usage: bench_report.py results.json [--markdown]
@@ -16,9 +18,30 @@ UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 def split(name):
     """"W1/rocksdb/boost/binary/B:16" -> (parts, {"B": "16"})"""
-    parts = [p for p in name.split("/") if p != "real_time"]
+    parts = [p for p in name.split("/")
+             if p != "real_time" and not p.startswith("iterations:")]
     params = dict(p.split(":", 1) for p in parts if ":" in p)
     return parts, params
+
+
+def other(b, workload, backend):
+    """The workload's own figures: W5's purge time and disk use, W6's open
+    time, W8's device bytes per payload byte and that over W0's."""
+    if workload == "W5":
+        return f"purge {b.get('purge_us', 0) / 1e3:.1f} ms, {b.get('disk_mb_after', 0):.0f} MB on disk"
+    if workload == "W6":
+        ms = b["real_time"] * UNIT_NS[b.get("time_unit", "ns")] / 1e6
+        return f"open {ms:.1f} ms"
+    if workload == "W8" and "device_bytes_per_payload_byte" in b:
+        amp = b["device_bytes_per_payload_byte"]
+        text = f"write-amp {amp:.2f}"
+        if backend != "raw-fsync" and W8_FLOOR.get("amp"):
+            text += f" = {amp / W8_FLOOR['amp']:.2f} x W0's"
+        return text
+    return ""
+
+
+W8_FLOOR = {}
 
 
 def main():
@@ -30,13 +53,16 @@ def main():
                 if b.get("run_type", "iteration") == "iteration"]
 
     rate = {"/".join(split(b["name"])[0]): b.get("items_per_second", 0.0) for b in runs}
+    for b in runs:
+        if b["name"].startswith("W8/raw-fsync"):
+            W8_FLOOR["amp"] = b.get("device_bytes_per_payload_byte")
 
     def ratio(eps, key):
         ref = rate.get(key)
         return f"{eps / ref:.2f}" if ref else ""
 
     header = ["benchmark", "entries/s", "MB/s", "p50 us", "p99 us", "CPU ns/entry",
-              "x W0", "x W0p", "x rocksdb", "x W1 B=1", "fsyncs/round", "peak RSS MB"]
+              "x W0", "x W0p", "x rocksdb", "x raw", "x W1 B=1", "fsyncs/round", "other", "peak RSS MB"]
     rows = []
     for b in runs:
         parts, params = split(b["name"])
@@ -56,10 +82,14 @@ def main():
             cpu_ns,
             ratio(eps, f"W0/raw-fsync/B:{batch}") if durable else "",
             ratio(eps, f"W0p/raw-fsync-prealloc/B:{batch}") if durable else "",
-            ratio(eps, "/".join([workload, "rocksdb"] + parts[2:]))
+            ratio(eps, "/".join([workload, "rocksdb-raw" if backend.endswith("-raw")
+                                 else "rocksdb"] + parts[2:]))
             if not workload.startswith("W0") else "",
+            ratio(eps, "/".join([workload, backend + "-raw", "seed"] + [p for p in parts if p.startswith("B:")]))
+            if workload in ("W1", "W2", "W4") and not backend.endswith("-raw") else "",
             ratio(eps, f"W1/{backend}/boost/binary/B:1") if workload == "W3" else "",
             f"{b['fsyncs_per_round']:.2f}" if "fsyncs_per_round" in b else "",
+            other(b, workload, backend),
             f"{b['peak_rss_mb']:.0f}" if "peak_rss_mb" in b else "",
         ]
         if b.get("error_occurred"):

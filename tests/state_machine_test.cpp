@@ -344,14 +344,14 @@ TEST_CASE_TEMPLATE_DEFINE("state machine", B, state_machine) {
     auto sm = system_sm<B>::open(*s).value();
     REQUIRE(sm.apply(puts(1, 1, 1), kv_apply).ok());
     std::string newer = s->get(column_family::data_kv, sm.data_key("k1")).value();
-    newer[0] = 2;  // the checksum covers the payload only
+    newer = seshat::test::with_envelope_version(newer, 2);
     REQUIRE(s->put(column_family::data_kv, sm.data_key("k1"), newer).ok());
     auto got = sm.get("k1");
     CHECK(got.status().is(errc::version_mismatch));
     CHECK(mentions(got.status(), "data_kv"));
 
     std::string membership_v2 = membership{}.encode();
-    membership_v2[0] = 2;
+    membership_v2 = seshat::test::with_envelope_version(membership_v2, 2);
     REQUIRE(s->put(column_family::system_raft_state, "@membership", membership_v2).ok());
     CHECK(system_sm<B>::open(*s).status().is(errc::version_mismatch));
   }
@@ -416,7 +416,7 @@ TEST_CASE_TEMPLATE_DEFINE("state machine", B, state_machine) {
 
     REQUIRE(meta.store_cluster_config({"c", {}}).ok());
     std::string newer_envelope = s->get(column_family::system_data, "cluster_config").value();
-    newer_envelope[0] = 2;
+    newer_envelope = seshat::test::with_envelope_version(newer_envelope, 2);
     REQUIRE(s->put(column_family::system_data, "cluster_config", newer_envelope).ok());
     CHECK(meta.load_cluster_config().status().is(errc::version_mismatch));
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "seshat/backends/memory_backend.hpp"
+#include "seshat/envelope.hpp"
 #include "seshat/storage.hpp"
 #if SESHAT_HAVE_ROCKSDB
 #include "seshat/backends/rocksdb_backend.hpp"
@@ -58,6 +59,15 @@ std::unique_ptr<storage<B>> open_store(const std::filesystem::path& dir,
   auto opened = storage<B>::open(dir, options);
   if (!opened.ok()) throw std::runtime_error("open failed: " + opened.status().to_string());
   return std::move(*opened);
+}
+
+// `stored` (a value in its envelope) as a newer seshat would write it: the
+// same payload under envelope version `version`, with its checksum.
+inline std::string with_envelope_version(std::string stored, std::uint8_t version) {
+  stored[0] = static_cast<char>(version);
+  const std::uint32_t crc = envelope::checksum(stored[0], std::string_view(stored).substr(5));
+  for (int i = 0; i < 4; ++i) stored[1 + i] = static_cast<char>(crc >> (8 * i));
+  return stored;
 }
 
 }  // namespace seshat::test

@@ -15,6 +15,7 @@
 
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
+#include <leveldb/env.h>
 #include <leveldb/filter_policy.h>
 #include <leveldb/iterator.h>
 #include <leveldb/options.h>
@@ -22,6 +23,7 @@
 #include <leveldb/status.h>
 #include <leveldb/write_batch.h>
 
+#include "seshat/detail/directory_swap.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/printable.hpp"
 #include "seshat/detail/store_marker.hpp"
@@ -322,6 +324,9 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
                                                                const open_options& options) {
   try {
     SESHAT_RETURN_IF_ERROR(options.validate());
+    // What an interrupted install_checkpoint left: the old or the new store
+    // is whole in `dir` (detail/directory_swap.hpp).
+    SESHAT_RETURN_IF_ERROR(detail::remove_restore_leftover(dir));
     // Before LevelDB touches anything: refuses a wrong directory unchanged.
     auto prepared = detail::prepare_store_dir(dir, k_name, options);
     if (!prepared.ok()) return prepared.status();
@@ -598,6 +603,132 @@ status leveldb_backend::close() {
     return {};
   } catch (...) {
     return exception_status("close", path_);
+  }
+}
+
+status leveldb_backend::checkpoint(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  const fs::path target = detail::without_trailing_separator(dir);
+  bool created = false;
+  try {
+    const std::string context = "checkpoint of " + store_context(path_) + " into " + target.string();
+    std::shared_lock life(life_mutex_);
+    if (!engine_) return closed_error("checkpoint");
+    std::error_code ec;
+    if (target.empty() || !fs::create_directory(target, ec) || ec)
+      return status::invalid_argument(context + ": cannot create it: " +
+                                      (ec ? ec.message() : std::string("it already exists")));
+    created = true;
+    auto fail = [&](const status& s) {
+      std::error_code ignored;
+      fs::remove_all(target, ignored);
+      return s;
+    };
+
+    leveldb::DB& db = *engine_->db;
+    leveldb::ReadOptions ro;
+    ro.fill_cache = false;
+    ro.snapshot = db.GetSnapshot();
+    struct release_snapshot {
+      leveldb::DB& db;
+      const leveldb::Snapshot* snapshot;
+      ~release_snapshot() { db.ReleaseSnapshot(snapshot); }
+    } release{db, ro.snapshot};
+
+    leveldb::Options lo;
+    lo.create_if_missing = true;
+    lo.error_if_exists = true;
+    lo.write_buffer_size = std::size_t{32} << 20;
+    lo.filter_policy = engine_->filter_policy.get();  // the same tables as the store's
+    status copied;
+    {
+      leveldb::DB* raw = nullptr;
+      leveldb::Status s = leveldb::DB::Open(lo, target.string(), &raw);
+      std::unique_ptr<leveldb::DB> out(raw);
+      if (!s.ok()) return fail(from_leveldb(s, context + ": create the copy"));
+      std::unique_ptr<leveldb::Iterator> it(db.NewIterator(ro));
+      leveldb::WriteBatch wb;
+      constexpr std::size_t k_batch_bytes = std::size_t{4} << 20;
+      leveldb::WriteOptions unsynced;
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        wb.Put(it->key(), it->value());
+        if (wb.ApproximateSize() >= k_batch_bytes) {
+          s = out->Write(unsynced, &wb);
+          if (!s.ok()) return fail(from_leveldb(s, context + ": write the copy"));
+          wb.Clear();
+        }
+      }
+      if (!it->status().ok()) return fail(from_leveldb(it->status(), context + ": read the store"));
+      leveldb::WriteOptions synced;
+      synced.sync = true;
+      s = out->Write(synced, &wb);
+      if (!s.ok()) return fail(from_leveldb(s, context + ": write the copy"));
+      // Turns the copy's log into (compressed, immutable) table files: a
+      // smaller checkpoint, whose files an install can hard-link.
+      out->CompactRange(nullptr, nullptr);
+    }  // closes the copy
+    auto marker = detail::read_small_file(engine_->dir / detail::k_marker_file);
+    if (!marker.ok()) return fail(marker.status().with_context(context + ": "));
+    copied = detail::write_file_durably(target / detail::k_marker_file, *marker);
+    for (auto it = fs::directory_iterator(target, ec); copied.ok() && !ec && it != fs::directory_iterator();
+         it.increment(ec))
+      if (it->is_regular_file(ec)) copied = detail::fsync_path(it->path(), false);
+    if (copied.ok() && ec) copied = status::io_error("cannot list " + target.string() + ": " + ec.message());
+    if (copied.ok()) copied = detail::fsync_path(target, true);
+    if (copied.ok()) copied = detail::fsync_path(detail::parent_of(target), true);
+    if (!copied.ok()) return fail(copied.with_context(context + ": "));
+    return {};
+  } catch (...) {
+    if (created) {
+      std::error_code ignored;
+      fs::remove_all(target, ignored);
+    }
+    return exception_status("checkpoint", path_);
+  }
+}
+
+status leveldb_backend::install_checkpoint(const std::filesystem::path& checkpoint_dir,
+                                           const std::filesystem::path& store_dir) {
+  namespace fs = std::filesystem;
+  try {
+    const std::string context = "install checkpoint " + checkpoint_dir.string() + " into " +
+                                store_context(store_dir.string()) + ": ";
+    std::error_code ec;
+    open_options existing;
+    existing.create_if_missing = false;
+    auto checkpoint = detail::prepare_store_dir(checkpoint_dir, k_name, existing);
+    if (!checkpoint.ok())
+      return checkpoint.status().with_context(context + "the checkpoint is not a leveldb store: ");
+    if (!fs::exists(checkpoint_dir / "CURRENT", ec))
+      return status::corrupted_data(context + "the checkpoint has no CURRENT file");
+    const bool exists = fs::exists(store_dir, ec);
+    if (exists && !fs::is_empty(store_dir, ec)) {
+      auto store = detail::prepare_store_dir(store_dir, k_name, existing);
+      if (!store.ok()) return store.status().with_context(context);
+    }
+    // LevelDB's own lock, under the name open() gives it (the canonical
+    // path): refuses a store open here or in another process.
+    leveldb::Env* env = leveldb::Env::Default();
+    leveldb::FileLock* lock = nullptr;
+    if (exists) {
+      const fs::path canonical = fs::canonical(store_dir, ec);
+      if (ec) return status::io_error(context + "cannot resolve the path: " + ec.message());
+      leveldb::Status locked = env->LockFile(canonical.string() + "/LOCK", &lock);
+      if (!locked.ok())
+        return from_leveldb(locked, context + "the store is open (cannot take its LOCK)");
+    }
+    // Table files are never modified in place: they may be shared.
+    status installed = detail::install_directory(checkpoint_dir, store_dir, [](const std::string& name) {
+      auto ends_with = [&](std::string_view suffix) {
+        return name.size() >= suffix.size() &&
+               name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+      };
+      return ends_with(".ldb") || ends_with(".sst");
+    });
+    if (lock != nullptr) env->UnlockFile(lock);
+    return installed;
+  } catch (...) {
+    return exception_status("install_checkpoint", store_dir.string());
   }
 }
 

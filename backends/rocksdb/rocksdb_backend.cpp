@@ -9,6 +9,8 @@
 #include "seshat/backends/rocksdb_backend.hpp"
 
 #include <rocksdb/comparator.h>
+#include <rocksdb/env.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -30,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "seshat/detail/directory_swap.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/printable.hpp"
 #include "seshat/detail/store_marker.hpp"
@@ -471,6 +474,9 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
   using result_t = result<std::unique_ptr<rocksdb_backend>>;
   return guarded("open", dir.string(), [&]() -> result_t {
     SESHAT_RETURN_IF_ERROR(options.validate());
+    // What an interrupted install_checkpoint left: the old or the new store
+    // is whole in `dir` (detail/directory_swap.hpp).
+    SESHAT_RETURN_IF_ERROR(detail::remove_restore_leftover(dir));
     // Refuses a wrong directory before RocksDB touches it.
     auto prepared = detail::prepare_store_dir(dir, k_name, options);
     if (!prepared.ok()) return prepared.status();
@@ -694,6 +700,86 @@ status rocksdb_backend::close() {
   return guarded("close", state_->path_text, [&]() -> status {
     std::unique_lock lock(state_->mu);
     return state_->shutdown();
+  });
+}
+
+status rocksdb_backend::checkpoint(const std::filesystem::path& dir) {
+  return guarded("checkpoint", state_->path_text, [&]() -> status {
+    const std::filesystem::path target = detail::without_trailing_separator(dir);
+    const std::string context = "checkpoint of " + state_->of_store() + " into " + target.string();
+    std::shared_lock lock(state_->mu);
+    if (state_->closed) return state_->closed_error("checkpoint");
+    std::error_code ec;
+    if (target.empty() || std::filesystem::exists(std::filesystem::symlink_status(target, ec)))
+      return status::invalid_argument(context + ": it already exists");
+    rocksdb::Checkpoint* raw = nullptr;
+    SESHAT_RETURN_IF_ERROR(from_rocks(rocksdb::Checkpoint::Create(state_->db, &raw), context));
+    std::unique_ptr<rocksdb::Checkpoint> cp(raw);
+    // Flushes the memtables of every family, then links the live table files
+    // and copies the MANIFEST, CURRENT, OPTIONS and the live WAL up to the
+    // point of the flush: one point in time across the families.
+    SESHAT_RETURN_IF_ERROR(from_rocks(cp->CreateCheckpoint(target.string()), context));
+    auto finish = [&]() -> status {
+      auto marker = detail::read_small_file(state_->path / detail::k_marker_file);
+      if (!marker.ok()) return marker.status();
+      SESHAT_RETURN_IF_ERROR(detail::write_file_durably(target / detail::k_marker_file, *marker));
+      for (auto it = std::filesystem::directory_iterator(target, ec);
+           !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+        if (it->is_regular_file(ec)) SESHAT_RETURN_IF_ERROR(detail::fsync_path(it->path(), false));
+      if (ec) return status::io_error("cannot list " + target.string() + ": " + ec.message());
+      SESHAT_RETURN_IF_ERROR(detail::fsync_path(target, true));
+      return detail::fsync_path(detail::parent_of(target), true);
+    };
+    status s = finish();
+    if (!s.ok()) {
+      std::filesystem::remove_all(target, ec);
+      return s.with_context(context + ": ");
+    }
+    return {};
+  });
+}
+
+status rocksdb_backend::install_checkpoint(const std::filesystem::path& checkpoint_dir,
+                                           const std::filesystem::path& store_dir) {
+  return guarded("install_checkpoint", store_dir.string(), [&]() -> status {
+    const std::string context = "install checkpoint " + checkpoint_dir.string() + " into store at " +
+                                store_dir.string() + ": ";
+    std::error_code ec;
+    open_options existing;
+    existing.create_if_missing = false;
+    // The checkpoint: a rocksdb store, with its RocksDB files.
+    auto checkpoint = detail::prepare_store_dir(checkpoint_dir, k_name, existing);
+    if (!checkpoint.ok())
+      return checkpoint.status().with_context(context + "the checkpoint is not a rocksdb store: ");
+    if (!std::filesystem::exists(checkpoint_dir / "CURRENT", ec))
+      return status::corrupted_data(context + "the checkpoint has no CURRENT file");
+    // The target: missing, empty, or a rocksdb store.
+    const bool exists = std::filesystem::exists(store_dir, ec);
+    if (exists && !std::filesystem::is_empty(store_dir, ec)) {
+      auto store = detail::prepare_store_dir(store_dir, k_name, existing);
+      if (!store.ok()) return store.status().with_context(context);
+    }
+    // RocksDB's own lock on the store (the name DB::Open locks): refuses a
+    // store that is open, here or in another process, and keeps it from
+    // being opened meanwhile.
+    rocksdb::Env* env = rocksdb::Env::Default();
+    rocksdb::FileLock* lock = nullptr;
+    if (exists) {
+      rocksdb::Status locked = env->LockFile(store_dir.string() + "/LOCK", &lock);
+      if (!locked.ok())
+        return status::io_error(context + "the store is open (cannot take its LOCK): " +
+                                rocks_message(locked));
+    }
+    // Table and blob files are never modified in place: they may be shared.
+    status installed = detail::install_directory(checkpoint_dir, store_dir, [](const std::string& name) {
+      auto ends_with = [&](std::string_view suffix) {
+        return name.size() >= suffix.size() &&
+               name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+      };
+      return ends_with(".sst") || ends_with(".blob");
+    });
+    if (lock != nullptr) env->UnlockFile(lock).PermitUncheckedError();
+    return installed;
   });
 }
 

@@ -37,6 +37,26 @@
 //   result<std::uint64_t> disk_usage();   bytes the store takes on disk
 //   status close();          flushes and releases the store; idempotent
 //
+//   status checkpoint(const std::filesystem::path& dir);
+//     Creates `dir` (which must not exist; its parent must) holding a
+//     consistent point-in-time copy of all six families: every write that
+//     returned before the call is in it, and every batch is in it whole or
+//     not at all. Writes may continue meanwhile. The copy is durable (files
+//     and directories fsynced) when this returns, and is a store that
+//     install_checkpoint can install (on-disk backends: the engine's files
+//     with a copy of the SESHAT_STORE marker, openable by B::open). On
+//     failure `dir` is removed again. The checkpoint is not changed by the
+//     store afterwards, but may share immutable files with it (hard links).
+//   static status install_checkpoint(const std::filesystem::path& checkpoint_dir,
+//                                    const std::filesystem::path& store_dir);
+//     REQUIRES: the store at store_dir is closed, and nobody opens it until
+//     this returns. Replaces the store's contents with those of a
+//     checkpoint made by checkpoint() of the same backend (a missing store
+//     is created). Crash-atomic: after a crash at any moment and a reopen,
+//     the store holds either its old state or the checkpoint's, whole. On
+//     failure the store is unchanged. The checkpoint is not changed (its
+//     immutable files may end up shared with the store by hard links).
+//
 // with nested types
 //
 //   batch:    put(cf, key, value), del(cf, key), del_range(cf, begin, end)
@@ -45,6 +65,14 @@
 //             seek_for_prev(key) (last key <= key), valid(), next(), prev(),
 //             key(), value() (REQUIRES: valid(); the views stay valid until
 //             the iterator moves), status().
+//
+// The three backends and their checkpoints: RocksDB uses its Checkpoint
+// (table files hard-linked where the file system allows); LevelDB copies a
+// LevelDB snapshot into a fresh database; the memory backend writes a single
+// file in its own format. The on-disk backends install with
+// detail/directory_swap.hpp (build a sibling directory, then swap the two
+// with renameat2(RENAME_EXCHANGE)), and their open() removes what an
+// interrupted install left behind.
 //
 // Thread-safety: every member of a backend may be called from many threads
 // at once; a batch or an iterator belongs to one thread at a time.
@@ -107,6 +135,8 @@ concept backend =
       { b.approximate_size(cf, key, key) } -> std::same_as<result<std::uint64_t>>;
       { b.disk_usage() } -> std::same_as<result<std::uint64_t>>;
       { b.close() } -> std::same_as<status>;
+      { b.checkpoint(dir) } -> std::same_as<status>;
+      { B::install_checkpoint(dir, dir) } -> std::same_as<status>;
     };
 
 }  // namespace seshat

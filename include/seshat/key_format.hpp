@@ -41,7 +41,8 @@ struct decimal_key_format {
   static std::optional<std::uint64_t> parse_index(std::string_view suffix) {
     return log_key::decode(suffix);
   }
-  // A suffix greater than every index encoding and less than any state key.
+  // A suffix greater than every index encoding (state keys live in another
+  // family, so they need not sort apart from it).
   static std::string index_end() { return std::string(log_key::k_end); }
   static std::string state_name(std::string_view name) { return std::string(name); }
 };

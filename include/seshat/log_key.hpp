@@ -3,9 +3,10 @@
 //
 //   log_key   := "log:" index20        one entry of a log column family
 //   index20   := 20 decimal digits, the index zero-padded (sorts as numbers)
-//   floor_key := "log_floor"           the lowest index an empty log accepts
-//                                      next, as 20 digits; written by
-//                                      truncate_log_before
+//   floor_key := "log_floor"           the index an empty log accepts next,
+//                                      as 20 digits; written by
+//                                      truncate_log_before, and by
+//                                      truncate_log_from when it empties the log
 //
 // "log_floor" sorts after every log_key ('_' > ':'), so the entries of a log
 // are exactly the keys in ["log:", "log;").

@@ -79,7 +79,8 @@ struct log_store_options {
 };
 
 // The extent of a log. `last` is the last entry's id, or the last purged id
-// when every entry was purged, or nothing for a log that never held one.
+// when the log holds no entry, or nothing when it holds none and nothing
+// was ever purged.
 struct log_state {
   std::optional<log_id> last_purged;
   std::optional<log_id> last;
@@ -139,24 +140,35 @@ class log_store {
 
   // ---- hard state ---------------------------------------------------------
 
-  // Durable before it returns. A vote whose term is below the saved one is
-  // refused (invalid-argument) and nothing changes.
+  // Durable before it returns. Refused (invalid-argument, nothing changes)
+  // when it would undo a vote: a term below the saved one, or in the same
+  // term another candidate than the one voted for, or an uncommitted vote
+  // over a committed one.
   status save_vote(const vote& v) {
     std::lock_guard write(write_mutex_);
-    if (vote_ && v.term < vote_->term)
-      return status::invalid_argument(where() + "vote term goes backwards: saved " +
-                                      to_string(*vote_) + ", got " + to_string(v));
+    auto refuse = [&](std::string_view why) {
+      return status::invalid_argument(where() + std::string(why) + ": saved " + to_string(*vote_) +
+                                      ", got " + to_string(v));
+    };
+    if (vote_ && v.term < vote_->term) return refuse("vote term goes backwards");
+    if (vote_ && v.term == vote_->term) {
+      if (vote_->voted_for && v.voted_for != vote_->voted_for)
+        return refuse("a second vote in the same term");
+      if (vote_->committed && !v.committed) return refuse("a committed vote cannot be uncommitted");
+    }
     std::string value;
     const std::size_t at = envelope::begin(value);
     codec::encode(v, value);
     envelope::seal(value, at);
     SESHAT_RETURN_IF_ERROR(store_.put(k_state_family, keys_.state("vote"), value));
+    std::unique_lock lock(state_mutex_);
     vote_ = v;
     return {};
   }
 
+  // The saved vote (read at open, kept since): never waits for a write.
   result<std::optional<vote>> read_vote() const {
-    std::lock_guard write(write_mutex_);
+    std::shared_lock lock(state_mutex_);
     return vote_;
   }
 
@@ -168,12 +180,14 @@ class log_store {
       return status::invalid_argument(where() + "committed index goes backwards: saved " +
                                       to_string(*committed_) + ", got " + to_string(id));
     SESHAT_RETURN_IF_ERROR(store_.put(k_state_family, keys_.state("committed"), seal_id(id)));
+    std::unique_lock lock(state_mutex_);
     committed_ = id;
     return {};
   }
 
+  // The saved committed log id: never waits for a write.
   result<std::optional<log_id>> read_committed() const {
-    std::lock_guard write(write_mutex_);
+    std::shared_lock lock(state_mutex_);
     return committed_;
   }
 
@@ -226,12 +240,14 @@ class log_store {
   }
 
   // Deletes [first, upto] after recording (term_at(upto), upto) durably as
-  // the last purged log id. Nothing to do when upto is already purged.
+  // the last purged log id. Nothing to do when upto is already purged or
+  // before the log's first index.
   // Refused (unavailable) when upto is past the last index.
   status purge(std::uint64_t upto) {
     std::lock_guard write(write_mutex_);
     const log_state state = get_log_state();
-    if (state.last_purged && upto <= state.last_purged->index) return {};
+    if (state.last_purged ? upto <= state.last_purged->index : upto < options_.first_index)
+      return {};
     if (!state.last || upto > state.last->index)
       return status::unavailable(where() + "purge up to index " + std::to_string(upto) +
                                  " is past the last index " +
@@ -349,6 +365,16 @@ class log_store {
     if (last_purged_) {
       if (last_in_log_ && last_in_log_->index <= last_purged_->index) last_in_log_.reset();
       SESHAT_RETURN_IF_ERROR(delete_purged(last_purged_->index));
+    } else if (last_in_log_) {
+      // options.first_index is not stored: a log must be reopened with the
+      // value it was written with.
+      auto it = store_.new_iterator(k_log_family);
+      it->seek(keys_.log(0));
+      auto first = it->valid() ? keys_.index_of(it->key()) : std::nullopt;
+      if (first && *first != options_.first_index)
+        return status::invalid_argument(where() + "the log begins at index " +
+                                        std::to_string(*first) + ", options.first_index is " +
+                                        std::to_string(options_.first_index));
     }
     return {};
   }
@@ -421,6 +447,7 @@ class log_store {
       return std::string(name_of(k_log_family)) + " key '" + detail::printable(key) + "': ";
     };
     status s = Serializer::decode(r.rest(), e);
+    if (s.is(errc::version_mismatch)) return s.with_context(context());
     if (!s.ok()) return status::corrupted_data(context() + s.message());
     if (id_of(e) != stored_id)
       return status::corrupted_data(context() + "entry decodes as " + to_string(id_of(e)) +
@@ -477,14 +504,15 @@ class log_store {
   const group_keys<KeyFormat> keys_;
   const log_store_options options_;
 
-  // Serializes mutations; guards vote_, committed_ and the buffers.
+  // Serializes mutations; guards the buffers.
   mutable std::mutex write_mutex_;
-  std::optional<vote> vote_;
-  std::optional<log_id> committed_;
   std::string key_, value_;
 
-  // Guards the extent; written only with write_mutex_ held too.
+  // Guards what follows; written only with write_mutex_ held too, after the
+  // write that makes it true.
   mutable std::shared_mutex state_mutex_;
+  std::optional<vote> vote_;
+  std::optional<log_id> committed_;
   std::optional<log_id> last_purged_;
   std::optional<log_id> last_in_log_;  // the last entry held, if any
 };

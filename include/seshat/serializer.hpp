@@ -39,6 +39,14 @@ struct serializer_traits {
   static status decode(std::string_view in, T& value) { return detail::boost_load(in, value); }
 };
 
+// For a user's serialize(): refuses, with a version-mismatch error from
+// decode(), a class version newer than T's BOOST_CLASS_VERSION:
+//   template <class A> void serialize(A& a, unsigned version) {
+//     seshat::refuse_newer_version<my_entry, A>("my_entry", version);
+//     ...
+//   }
+using detail::refuse_newer_version;
+
 struct boost_serializer {
   static constexpr std::string_view k_name = "boost";
   template <class T>

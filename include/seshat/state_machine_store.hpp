@@ -269,6 +269,9 @@ class state_machine_store {
       } catch (const std::exception& ex) {
         return status::invalid_argument(where() + "for_each function threw at key '" +
                                         detail::printable(key) + "': " + ex.what());
+      } catch (...) {
+        return status::invalid_argument(where() + "for_each function threw at key '" +
+                                        detail::printable(key) + "'");
       }
     }
     return it->status();

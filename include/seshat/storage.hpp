@@ -6,22 +6,35 @@
 //     or data_raft_state is durable before it returns;
 //   - log helpers on bytes (log_key.hpp): append with a gap check, read of a
 //     half-open range, truncation of a prefix or a suffix, first/last index;
-//   - metrics on demand (metrics.hpp).
+//   - metrics on demand (metrics.hpp);
+//   - snapshots of the whole store (snapshot.hpp): create_snapshot,
+//     validate_snapshot, restore_snapshot.
 //
 // Log helpers. A log family holds entries at consecutive indices
 // [first, last]. append_log(cf, i, ...) accepts only i == last + 1 or, on an
-// empty log, i == its floor (1 for a new log; the index given to the last
-// truncate_log_before otherwise). The helpers cache first/last per family;
+// empty log, i == its floor (1 for a new log; otherwise where the last
+// truncation that emptied it left it: log_key.hpp). The helpers cache first/last per family;
 // they assume they are the only writers of log keys (a batch that touches a
 // log family drops the cache, which is then read again).
 //
+// Snapshots. create_snapshot(dir, last_included) writes, into a new
+// directory `dir`, the backend's point-in-time checkpoint of all six
+// families (dir/data) and a manifest of its files (dir/MANIFEST.seshat);
+// writes may continue meanwhile and are in the snapshot or not, whole.
+// restore_snapshot(dir) checks the snapshot and replaces the store's state
+// with it, atomically even across a crash, and leaves the storage open.
+//
 // Thread-safety: all members may be called from many threads at once;
-// appends to one log family are serialized.
+// appends to one log family are serialized. Except restore_snapshot: it
+// REQUIRES that no other call on this storage is in flight, and that no
+// iterator from it is alive (a LevelDB iterator keeps the store open, which
+// makes the restore fail).
 // Ownership: storage owns its backend; close() or the destructor closes it.
 #pragma once
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <cstdint>
 #include <filesystem>
@@ -36,10 +49,14 @@
 
 #include "seshat/backend.hpp"
 #include "seshat/column_family.hpp"
+#include "seshat/detail/directory_swap.hpp"
+#include "seshat/detail/files.hpp"
 #include "seshat/detail/group_sync.hpp"
+#include "seshat/log_id.hpp"
 #include "seshat/log_key.hpp"
 #include "seshat/metrics.hpp"
 #include "seshat/options.hpp"
+#include "seshat/snapshot.hpp"
 #include "seshat/status.hpp"
 #include "seshat/storage_batch.hpp"
 
@@ -57,7 +74,7 @@ class storage {
                                                const open_options& options = {}) {
     auto opened = B::open(dir, options);
     if (!opened.ok()) return opened.status();
-    return std::unique_ptr<storage>(new storage(std::move(*opened)));
+    return std::unique_ptr<storage>(new storage(std::move(*opened), dir, options));
   }
 
   storage(const storage&) = delete;
@@ -71,6 +88,10 @@ class storage {
     return backend_->close();
   }
   B& backend() { return *backend_; }
+
+  // The store's directory and options, as given to open().
+  const std::filesystem::path& directory() const { return dir_; }
+  const open_options& options() const { return options_; }
 
   // ---- keys and values ----------------------------------------------------
 
@@ -257,6 +278,109 @@ class storage {
     return bound(cf, &log_bounds::last);
   }
 
+  // ---- snapshots -----------------------------------------------------------
+
+  // Writes a snapshot of the whole store into the new directory `dir` (its
+  // parent is created if needed): the backend's checkpoint in dir/data, then
+  // the manifest, recording `last_included` (which the caller vouches for:
+  // storage does not check it against the log) and the time. The snapshot is
+  // built in `<dir>.partial` and renamed to `dir` once complete and durable,
+  // so a crash leaves either no `dir` or a whole one (and a `<dir>.partial`
+  // that the next create_snapshot of `dir` removes). Writes may continue
+  // meanwhile. Fails with snapshot-failed when `dir` exists or lies inside
+  // the store's directory; on any failure nothing is left behind.
+  // Note: on RocksDB the snapshot's table files are hard links to the
+  // store's (immutable) files where the file system allows: do not modify a
+  // snapshot's files in place.
+  result<snapshot_metadata> create_snapshot(const std::filesystem::path& dir,
+                                            log_id last_included) {
+    namespace fs = std::filesystem;
+    const fs::path target = detail::without_trailing_separator(dir);
+    const std::string context = "create snapshot " + target.string() + ": ";
+    std::error_code ec;
+    if (target.empty()) return status::invalid_argument(context + "empty path");
+    if (fs::exists(fs::symlink_status(target, ec)))
+      return status::snapshot_failed(context + "it already exists");
+    if (detail::is_within(target, dir_))
+      return status::snapshot_failed(context + "it lies inside the store's directory " +
+                                     dir_.string());
+    const fs::path work = detail::sibling_path(target, ".partial");
+    fs::remove_all(work, ec);
+    if (ec) return status::snapshot_failed(context + "cannot remove " + work.string() + ": " + ec.message());
+    auto built = [&]() -> result<snapshot_metadata> {
+      fs::create_directories(work, ec);
+      if (ec) return status::io_error("cannot create " + work.string() + ": " + ec.message());
+      SESHAT_RETURN_IF_ERROR(backend_->checkpoint(work / k_snapshot_data_dir));
+      snapshot_metadata meta;
+      meta.last_included = last_included;
+      meta.created_at_ms = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::system_clock::now().time_since_epoch())
+              .count());
+      meta.backend = std::string(B::k_name);
+      auto written = write_manifest(work, meta);
+      if (!written.ok()) return written.status();
+      SESHAT_RETURN_IF_ERROR(detail::fsync_path(detail::parent_of(work), true));
+      SESHAT_RETURN_IF_ERROR(detail::rename_no_replace(work, target));
+      SESHAT_RETURN_IF_ERROR(detail::fsync_path(detail::parent_of(target), true));
+      return written;
+    }();
+    if (!built.ok()) {
+      fs::remove_all(work, ec);
+      const status& s = built.status();
+      return s.is(errc::snapshot_failed) ? s.with_context(context)
+                                         : status::snapshot_failed(context + s.to_string());
+    }
+    return built;
+  }
+
+  // Checks the snapshot in `dir` (see seshat::validate_snapshot for the
+  // order of the checks) and that it was made by this backend
+  // (version-mismatch otherwise). Changes nothing.
+  static result<snapshot_metadata> validate_snapshot(const std::filesystem::path& dir) {
+    auto meta = seshat::validate_snapshot(dir);
+    if (!meta.ok()) return meta;
+    if (meta->backend != B::k_name)
+      return status::version_mismatch("snapshot " + dir.string() + " was made by the " +
+                                      meta->backend + " backend, not " + std::string(B::k_name));
+    return meta;
+  }
+
+  // Replaces the store's state with the snapshot in `dir` and returns the
+  // snapshot's metadata. Validates it first: an invalid snapshot is refused
+  // (validate_snapshot's error) with nothing changed. Then fires pending
+  // sync_async callbacks, closes the backend, installs the snapshot's
+  // checkpoint (B::install_checkpoint: crash-atomic, a crash at any moment
+  // leaves the old state or the new one after reopen) and reopens the store
+  // with the same options; the cached log bounds are dropped. The storage is
+  // usable afterwards. If the install fails, the old state is reopened and
+  // the install's error returned. If reopening fails, that error is returned
+  // and the storage stays closed (every call fails until it is destroyed).
+  // REQUIRES: no other call on this storage in flight, no live iterator (see
+  // the class comment). The snapshot directory is not changed; on RocksDB
+  // and LevelDB the store may share (hard-link) its immutable table files.
+  result<snapshot_metadata> restore_snapshot(const std::filesystem::path& dir) {
+    auto meta = validate_snapshot(dir);
+    if (!meta.ok()) return meta.status();
+    const std::string context = "restore snapshot " + dir.string() + " into " + dir_.string() + ": ";
+    group_sync_.stop();
+    status closed = backend_->close();
+    status installed = closed.ok() ? B::install_checkpoint(dir / k_snapshot_data_dir, dir_) : closed;
+    auto reopened = B::open(dir_, options_);
+    for (column_family cf : k_all_column_families) forget_bounds(cf);
+    group_sync_.restart();
+    if (reopened.ok()) backend_ = std::move(*reopened);
+    if (!installed.ok()) {
+      return installed.with_context(context, reopened.ok() ? " (the store keeps its old state)"
+                                                           : " (and reopening the store failed: " +
+                                                                 reopened.status().to_string() + ")");
+    }
+    if (!reopened.ok())
+      return reopened.status().with_context(
+          context + "the snapshot is installed, but reopening the store failed: ");
+    return meta;
+  }
+
   // ---- maintenance ---------------------------------------------------------
 
   // Makes every earlier write durable.
@@ -303,8 +427,11 @@ class storage {
     std::uint64_t floor = 1;
   };
 
-  explicit storage(std::unique_ptr<B> backend)
-      : backend_(std::move(backend)), group_sync_([this] { return backend_->sync_wal(); }) {}
+  storage(std::unique_ptr<B> backend, std::filesystem::path dir, open_options options)
+      : backend_(std::move(backend)),
+        dir_(std::move(dir)),
+        options_(options),
+        group_sync_([this] { return backend_->sync_wal(); }) {}
 
   static status check_log_family(column_family cf) {
     if (holds_log(cf)) return {};
@@ -380,6 +507,8 @@ class storage {
   }
 
   std::unique_ptr<B> backend_;
+  const std::filesystem::path dir_;
+  const open_options options_;
   std::array<log_bounds, k_column_family_count> bounds_;
   std::atomic<std::uint64_t> reads_{0}, writes_{0}, bytes_read_{0}, bytes_written_{0};
   detail::group_sync group_sync_;  // last: stopped before the rest goes

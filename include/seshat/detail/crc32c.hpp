@@ -43,15 +43,20 @@ __attribute__((target("sse4.2"))) inline std::uint32_t crc32c_sse42(std::uint32_
 }
 #endif
 
-// The CRC-32C of `data`.
-inline std::uint32_t crc32c(std::string_view data) {
+// The CRC-32C of the bytes whose CRC-32C is `crc`, followed by `data`:
+// crc32c_extend(crc32c(a), b) == crc32c(a + b), and crc32c_extend(0, d) ==
+// crc32c(d). For checksumming a file piece by piece.
+inline std::uint32_t crc32c_extend(std::uint32_t crc, std::string_view data) {
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
-  std::uint32_t crc = 0xFFFFFFFFu;
+  crc ^= 0xFFFFFFFFu;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   static const bool k_hardware = __builtin_cpu_supports("sse4.2");
   if (k_hardware) return crc32c_sse42(crc, p, data.size()) ^ 0xFFFFFFFFu;
 #endif
   return crc32c_portable(crc, p, data.size()) ^ 0xFFFFFFFFu;
 }
+
+// The CRC-32C of `data`.
+inline std::uint32_t crc32c(std::string_view data) { return crc32c_extend(0, data); }
 
 }  // namespace seshat::detail

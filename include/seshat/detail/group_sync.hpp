@@ -66,6 +66,16 @@ class group_sync {
     if (thread_.joinable()) thread_.join();
   }
 
+  // After stop(): accepts requests again (a new thread starts with the next
+  // one). REQUIRES: no request() or stop() running at the same time.
+  // Does nothing when not stopped.
+  void restart() {
+    std::lock_guard lock(mutex_);
+    if (!stopped_) return;
+    // stop() joined the thread; nothing started one since (request() refuses).
+    stopped_ = false;
+  }
+
   // How many syncs ran (each served one or more requests).
   std::uint64_t syncs() const {
     std::lock_guard lock(mutex_);

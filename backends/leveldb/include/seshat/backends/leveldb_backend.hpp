@@ -149,7 +149,9 @@ class leveldb_backend {
   };
 
   // Opens the store in `dir`, or creates it (see seshat/backend.hpp). Checks
-  // the options and the SESHAT_STORE marker before LevelDB touches `dir`.
+  // the options and the SESHAT_STORE marker before LevelDB touches `dir`,
+  // after removing a `<dir>.restore` left by an interrupted
+  // install_checkpoint.
   // LevelDB creates its database only when the store is new, or when an
   // earlier creation stopped before LevelDB wrote its CURRENT file (the
   // directory holds only the marker, and maybe LOCK, LOG, LOG.old); a store
@@ -195,6 +197,28 @@ class leveldb_backend {
   // Idempotent; waits for operations already running. Unsynced writes are
   // in the OS (they survive a process crash, not a power loss).
   status close();
+
+  // Copies the store, as it is at this instant (a LevelDB snapshot), into a
+  // fresh LevelDB database in the new directory `dir` (its parent must
+  // exist), in large write batches, then closes that database, adds a copy
+  // of the store's SESHAT_STORE marker and fsyncs every file and the
+  // directory: `dir` is a store open() accepts. Writes may continue
+  // meanwhile (they are not in the copy); close() waits for a checkpoint
+  // running. Costs a read of the whole store and a write of its live data.
+  // On failure `dir` is removed. invalid-argument when `dir` exists.
+  status checkpoint(const std::filesystem::path& dir);
+
+  // Replaces the store at `store_dir` with the checkpoint in
+  // `checkpoint_dir` (detail/directory_swap.hpp: build `<store_dir>.restore`,
+  // table files hard-linked where possible and everything else copied, all
+  // fsynced; then one renameat2(RENAME_EXCHANGE)). Crash-atomic; open()
+  // removes a `<store_dir>.restore` left by a crash. Takes the store's
+  // LevelDB LOCK for its duration: a store open in this process (including
+  // one kept open by a live iterator after close()) or in another is
+  // refused (io-error), as is a checkpoint that is not a leveldb store.
+  // REQUIRES: nobody opens the store until this returns.
+  static status install_checkpoint(const std::filesystem::path& checkpoint_dir,
+                                   const std::filesystem::path& store_dir);
 
   // The LevelDB database, for benchmarks and baselines only: it bypasses
   // the key layout and the writer mutex. Null after close(); otherwise

@@ -14,6 +14,22 @@
 // inject_write_failure() makes a later batch fail in its middle, to prove
 // that a failed batch leaves nothing behind.
 //
+// Checkpoints are real files: checkpoint(dir) creates the directory `dir`
+// holding one file, `memory.checkpoint`:
+//
+//   file    := header record* trailer
+//   header  := "seshat-memory-checkpoint 1\n"
+//   record  := family:u8 key_size:u64le key value_size:u64le value
+//              (family: the column_family's value, 0 to 5; records sorted by
+//              family, then key)
+//   trailer := 0xFF count:u64le crc:u32le
+//              (count: the number of records; crc: the CRC-32C of every byte
+//              of the file before it)
+//
+// install_checkpoint(dir, store) reads and checks the whole file before it
+// changes anything, then replaces the store's families in one step: all or
+// nothing. The installed state counts as synced (drop_unsynced() keeps it).
+//
 // Thread-safety: all members may be called from many threads at once.
 // Iterators see the family as it was when they were made (copy-on-write).
 #pragma once
@@ -36,6 +52,8 @@
 
 #include "seshat/backend.hpp"
 #include "seshat/column_family.hpp"
+#include "seshat/detail/crc32c.hpp"
+#include "seshat/detail/files.hpp"
 #include "seshat/options.hpp"
 #include "seshat/status.hpp"
 
@@ -223,6 +241,88 @@ class memory_backend {
     return {};
   }
 
+  // The name of the one file of a checkpoint, and its first line.
+  static constexpr std::string_view k_checkpoint_file = "memory.checkpoint";
+  static constexpr std::string_view k_checkpoint_header = "seshat-memory-checkpoint 1\n";
+
+  // Writes the families, as they are at this instant, into the new directory
+  // `dir` (see the file format above), fsynced. Writes may continue
+  // meanwhile. invalid-argument when `dir` exists.
+  status checkpoint(const std::filesystem::path& dir) {
+    std::array<std::shared_ptr<const map>, k_column_family_count> frozen;
+    {
+      std::shared_lock lock(disk_->mutex);
+      if (closed_) return closed_error();
+      // Writers copy a family before changing it while we hold it.
+      for (std::size_t i = 0; i < k_column_family_count; ++i) frozen[i] = disk_->families[i];
+    }
+    try {
+      std::string out(k_checkpoint_header);
+      std::uint64_t count = 0;
+      auto put_u64 = [&](std::uint64_t v) {
+        for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+      };
+      for (column_family cf : k_all_column_families) {
+        for (const auto& [key, value] : *frozen[index_of(cf)]) {
+          out.push_back(static_cast<char>(static_cast<unsigned char>(cf)));
+          put_u64(key.size());
+          out += key;
+          put_u64(value.size());
+          out += value;
+          ++count;
+        }
+      }
+      out.push_back(static_cast<char>(0xFF));
+      put_u64(count);
+      const std::uint32_t crc = detail::crc32c(out);
+      for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((crc >> (8 * i)) & 0xFF));
+
+      std::error_code ec;
+      if (!std::filesystem::create_directory(dir, ec) || ec)
+        return status::invalid_argument("checkpoint of " + path_ + ": cannot create " + dir.string() +
+                                        ": " + (ec ? ec.message() : std::string("it exists")));
+      status s = detail::write_file_durably(dir / k_checkpoint_file, out);
+      if (s.ok()) {
+        std::filesystem::path parent = dir.parent_path();
+        s = detail::fsync_path(parent.empty() ? "." : parent, true);
+      }
+      if (!s.ok()) {
+        std::filesystem::remove_all(dir, ec);
+        return s.with_context("checkpoint of " + path_ + ": ");
+      }
+      return {};
+    } catch (const std::exception& e) {
+      return status::backend_error("checkpoint of " + path_ + ": " + e.what());
+    }
+  }
+
+  // Replaces the families of the store at `store_dir` (created if there is
+  // none) with the checkpoint in `checkpoint_dir`, all or nothing. Refuses
+  // (backend-error) a store that is open; corrupted-data, naming the byte
+  // offset, for a checkpoint file that does not decode.
+  static status install_checkpoint(const std::filesystem::path& checkpoint_dir,
+                                   const std::filesystem::path& store_dir) {
+    try {
+      const std::filesystem::path file = checkpoint_dir / k_checkpoint_file;
+      auto text = detail::read_small_file(file);
+      if (!text.ok()) return text.status().with_context("install checkpoint: ");
+      auto families = decode_checkpoint(*text, file.string());
+      if (!families.ok()) return families.status();
+      std::lock_guard registry_lock(registry_mutex());
+      auto& d = registry()[store_dir.string()];
+      if (!d) d = std::make_shared<disk>();
+      if (d->open)
+        return status::backend_error("install checkpoint into " + store_dir.string() +
+                                     ": the store is open");
+      std::unique_lock lock(d->mutex);
+      d->families = std::move(*families);
+      d->unsynced.clear();
+      return {};
+    } catch (const std::exception& e) {
+      return status::backend_error("install checkpoint into " + store_dir.string() + ": " + e.what());
+    }
+  }
+
   // Simulates a power loss: undoes every write made without sync since the
   // last synced write or sync_wal(), newest first.
   void drop_unsynced() {
@@ -270,6 +370,63 @@ class memory_backend {
 
   memory_backend(std::shared_ptr<disk> d, std::string path)
       : disk_(std::move(d)), path_(std::move(path)) {}
+
+  using families_type = std::array<std::shared_ptr<map>, k_column_family_count>;
+
+  // The families of a checkpoint file (see the format at the top).
+  static result<families_type> decode_checkpoint(std::string_view text, const std::string& file) {
+    auto bad = [&](std::size_t offset, const std::string& why) {
+      return status::corrupted_data("memory checkpoint " + file + ", byte " + std::to_string(offset) +
+                                    ": " + why);
+    };
+    if (text.substr(0, k_checkpoint_header.size()) != k_checkpoint_header)
+      return bad(0, "not a memory checkpoint (bad header)");
+    constexpr std::size_t k_trailer = 1 + 8 + 4;
+    if (text.size() < k_checkpoint_header.size() + k_trailer) return bad(text.size(), "truncated");
+    const std::size_t crc_at = text.size() - 4;
+    std::uint32_t stored = 0;
+    for (int i = 0; i < 4; ++i)
+      stored |= std::uint32_t{static_cast<unsigned char>(text[crc_at + static_cast<std::size_t>(i)])} << (8 * i);
+    if (detail::crc32c(text.substr(0, crc_at)) != stored) return bad(crc_at, "checksum mismatch");
+    std::size_t pos = k_checkpoint_header.size();
+    auto get_u64 = [&](std::uint64_t* v) {
+      if (crc_at - pos < 8) return false;
+      *v = 0;
+      for (int i = 0; i < 8; ++i)
+        *v |= std::uint64_t{static_cast<unsigned char>(text[pos + static_cast<std::size_t>(i)])} << (8 * i);
+      pos += 8;
+      return true;
+    };
+    auto get_bytes = [&](std::string* out) {
+      std::uint64_t n = 0;
+      if (!get_u64(&n) || n > crc_at - pos) return false;
+      out->assign(text.substr(pos, static_cast<std::size_t>(n)));
+      pos += static_cast<std::size_t>(n);
+      return true;
+    };
+    families_type families = make_families();
+    std::uint64_t count = 0;
+    for (;;) {
+      if (pos >= crc_at) return bad(pos, "truncated: no trailer");
+      const auto tag = static_cast<unsigned char>(text[pos]);
+      if (tag == 0xFF) {
+        ++pos;
+        std::uint64_t expected = 0;
+        if (!get_u64(&expected) || pos != crc_at) return bad(pos, "malformed trailer");
+        if (expected != count)
+          return bad(pos, "the trailer counts " + std::to_string(expected) + " records, the file holds " +
+                              std::to_string(count));
+        return families;
+      }
+      if (tag >= k_column_family_count) return bad(pos, "unknown column family " + std::to_string(tag));
+      const std::size_t record_at = pos++;
+      std::string key, value;
+      if (!get_bytes(&key) || !get_bytes(&value)) return bad(record_at, "truncated record");
+      if (!families[tag]->emplace(std::move(key), std::move(value)).second)
+        return bad(record_at, "duplicate key");
+      ++count;
+    }
+  }
 
   static std::string key_context(column_family cf, std::string_view key) {
     return "key '" + std::string(key) + "' in column family " + std::string(name_of(cf));

@@ -136,7 +136,8 @@ class rocksdb_backend {
   };
 
   // Opens the store in `dir` with all six column families, creating it when
-  // create_if_missing allows and `dir` is empty or missing. Refuses, before
+  // create_if_missing allows and `dir` is empty or missing. First removes a
+  // `<dir>.restore` left by an interrupted install_checkpoint. Refuses, before
   // RocksDB touches anything: invalid options (invalid-config), a directory
   // that is not a seshat store (invalid-argument), a store of another backend
   // or a newer schema (version-mismatch), no store with create_if_missing off
@@ -177,6 +178,28 @@ class rocksdb_backend {
   // closes the database (releasing its LOCK). Idempotent: later calls return
   // success. Returns the first error met; the store is closed regardless.
   status close();
+
+  // A rocksdb::Checkpoint of the store in the new directory `dir` (its
+  // parent must exist), plus a copy of the store's SESHAT_STORE marker, so
+  // that `dir` is a store open() accepts. RocksDB flushes the memtables
+  // first; table files are hard-linked where `dir` is on the store's file
+  // system, copied otherwise; the other files are copied. Consistent across
+  // the six families (one point in time); writes may continue meanwhile.
+  // Durable when it returns. On failure `dir` is removed. invalid-argument
+  // when `dir` exists.
+  status checkpoint(const std::filesystem::path& dir);
+
+  // Replaces the store at `store_dir` with the checkpoint in
+  // `checkpoint_dir` (detail/directory_swap.hpp: build `<store_dir>.restore`,
+  // table files hard-linked where possible and everything else copied, all
+  // fsynced; then one renameat2(RENAME_EXCHANGE)). Crash-atomic; open()
+  // removes a `<store_dir>.restore` left by a crash. Takes the store's
+  // RocksDB LOCK for its duration: a store open in this process or another
+  // is refused (io-error), as is a checkpoint that is not a rocksdb store
+  // (invalid-argument, or version-mismatch for another backend's).
+  // REQUIRES: nobody opens the store until this returns.
+  static status install_checkpoint(const std::filesystem::path& checkpoint_dir,
+                                   const std::filesystem::path& store_dir);
 
   // The store's directory, as given to open().
   const std::filesystem::path& path() const { return path_; }
