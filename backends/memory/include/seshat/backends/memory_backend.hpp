@@ -35,6 +35,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -54,6 +55,7 @@
 #include "seshat/column_family.hpp"
 #include "seshat/detail/crc32c.hpp"
 #include "seshat/detail/files.hpp"
+#include "seshat/detail/printable.hpp"
 #include "seshat/options.hpp"
 #include "seshat/status.hpp"
 
@@ -96,8 +98,8 @@ class memory_backend {
   // Iterates one family as it was when the iterator was made.
   class iterator {
    public:
-    explicit iterator(std::shared_ptr<const map> snapshot)
-        : map_(std::move(snapshot)), it_(map_->end()) {}
+    explicit iterator(std::shared_ptr<const map> snapshot, seshat::status error = {})
+        : map_(std::move(snapshot)), it_(map_->end()), error_(std::move(error)) {}
     void seek_to_first() { it_ = map_->begin(); }
     void seek_to_last() { it_ = map_->empty() ? map_->end() : std::prev(map_->end()); }
     void seek(std::string_view key) { it_ = map_->lower_bound(key); }
@@ -112,11 +114,12 @@ class memory_backend {
     bool valid() const { return it_ != map_->end(); }
     std::string_view key() const { return it_->first; }
     std::string_view value() const { return it_->second; }
-    seshat::status status() const { return {}; }
+    seshat::status status() const { return error_; }
 
    private:
     std::shared_ptr<const map> map_;
     map::const_iterator it_;
+    seshat::status error_;  // set on an iterator of a closed store, which is empty
   };
 
   static result<std::unique_ptr<memory_backend>> open(const std::filesystem::path& dir,
@@ -124,27 +127,27 @@ class memory_backend {
     SESHAT_RETURN_IF_ERROR(options.validate());
     std::lock_guard lock(registry_mutex());
     auto& disks = registry();
-    auto found = disks.find(dir.string());
+    auto found = disks.find(registry_key(dir));
     if (found == disks.end()) {
       if (!options.create_if_missing)
-        return status::not_found("no seshat store at " + dir.string() +
+        return status::not_found("no seshat store at " + registry_key(dir) +
                                  " (memory backend) and create_if_missing is off");
-      found = disks.emplace(dir.string(), std::make_shared<disk>()).first;
+      found = disks.emplace(registry_key(dir), std::make_shared<disk>()).first;
     }
     if (found->second->open)
-      return status::backend_error("store at " + dir.string() +
+      return status::backend_error("store at " + registry_key(dir) +
                                    " is locked: it is already open in this process");
     found->second->open = true;
-    return std::unique_ptr<memory_backend>(new memory_backend(found->second, dir.string()));
+    return std::unique_ptr<memory_backend>(new memory_backend(found->second, registry_key(dir)));
   }
 
   // Forgets the store at `dir`. REQUIRES: it is not open.
   static status destroy(const std::filesystem::path& dir) {
     std::lock_guard lock(registry_mutex());
-    auto found = registry().find(dir.string());
+    auto found = registry().find(registry_key(dir));
     if (found == registry().end()) return {};
     if (found->second->open)
-      return status::backend_error("cannot destroy " + dir.string() + ": the store is open");
+      return status::backend_error("cannot destroy " + registry_key(dir) + ": the store is open");
     registry().erase(found);
     return {};
   }
@@ -154,6 +157,7 @@ class memory_backend {
   ~memory_backend() { close().ignore(); }
 
   status get(column_family cf, std::string_view key, std::string* value) {
+    if (closed_) return closed_error();
     std::shared_lock lock(disk_->mutex);
     const map& m = *disk_->families[index_of(cf)];
     auto it = m.find(key);
@@ -201,11 +205,13 @@ class memory_backend {
   }
 
   std::unique_ptr<iterator> new_iterator(column_family cf) {
+    if (closed_) return std::make_unique<iterator>(std::make_shared<const map>(), closed_error());
     std::shared_lock lock(disk_->mutex);
     return std::make_unique<iterator>(disk_->families[index_of(cf)]);
   }
 
   status sync_wal() {
+    if (closed_) return closed_error();
     std::unique_lock lock(disk_->mutex);
     disk_->unsynced.clear();
     return {};
@@ -215,6 +221,7 @@ class memory_backend {
 
   result<std::uint64_t> approximate_size(column_family cf, std::string_view begin,
                                          std::string_view end) {
+    if (closed_) return closed_error();
     std::shared_lock lock(disk_->mutex);
     const map& m = *disk_->families[index_of(cf)];
     std::uint64_t total = 0;
@@ -228,14 +235,14 @@ class memory_backend {
     std::uint64_t total = 0;
     for (column_family cf : k_all_column_families) {
       auto size = approximate_size(cf, {}, {});
+      if (!size.ok()) return size.status();
       total += *size;
     }
     return total;
   }
 
   status close() {
-    if (closed_) return {};
-    closed_ = true;
+    if (closed_.exchange(true)) return {};
     std::lock_guard lock(registry_mutex());
     disk_->open = false;
     return {};
@@ -279,7 +286,7 @@ class memory_backend {
 
       std::error_code ec;
       if (!std::filesystem::create_directory(dir, ec) || ec)
-        return status::invalid_argument("checkpoint of " + path_ + ": cannot create " + dir.string() +
+        return status::invalid_argument("checkpoint of " + path_ + ": cannot create " + registry_key(dir) +
                                         ": " + (ec ? ec.message() : std::string("it exists")));
       status s = detail::write_file_durably(dir / k_checkpoint_file, out);
       if (s.ok()) {
@@ -309,17 +316,17 @@ class memory_backend {
       auto families = decode_checkpoint(*text, file.string());
       if (!families.ok()) return families.status();
       std::lock_guard registry_lock(registry_mutex());
-      auto& d = registry()[store_dir.string()];
+      auto& d = registry()[registry_key(store_dir)];
       if (!d) d = std::make_shared<disk>();
       if (d->open)
-        return status::backend_error("install checkpoint into " + store_dir.string() +
+        return status::backend_error("install checkpoint into " + registry_key(store_dir) +
                                      ": the store is open");
       std::unique_lock lock(d->mutex);
       d->families = std::move(*families);
       d->unsynced.clear();
       return {};
     } catch (const std::exception& e) {
-      return status::backend_error("install checkpoint into " + store_dir.string() + ": " + e.what());
+      return status::backend_error("install checkpoint into " + registry_key(store_dir) + ": " + e.what());
     }
   }
 
@@ -428,8 +435,15 @@ class memory_backend {
     }
   }
 
+  // The registry's name for a store directory: /a, /a/ and /b/../a are one.
+  static std::string registry_key(const std::filesystem::path& dir) {
+    std::string key = dir.lexically_normal().string();
+    while (key.size() > 1 && key.back() == '/') key.pop_back();
+    return key;
+  }
+
   static std::string key_context(column_family cf, std::string_view key) {
-    return "key '" + std::string(key) + "' in column family " + std::string(name_of(cf));
+    return "key '" + detail::printable(key) + "' in column family " + std::string(name_of(cf));
   }
   status closed_error() const { return status::backend_error("store at " + path_ + " is closed"); }
 
@@ -482,7 +496,7 @@ class memory_backend {
 
   std::shared_ptr<disk> disk_;
   std::string path_;
-  bool closed_ = false;
+  std::atomic<bool> closed_{false};
 };
 
 static_assert(backend<memory_backend>);

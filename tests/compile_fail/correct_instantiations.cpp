@@ -1,0 +1,62 @@
+// expect: compiles
+// The control case: correct instantiations, used the way an application
+// does. If this fails to compile, the failures of the other cases prove
+// nothing.
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "seshat/backends/memory_backend.hpp"
+#include "seshat/log_store.hpp"
+
+struct text_entry {
+  std::uint64_t term = 0;
+  std::uint64_t index = 0;
+  std::string text;
+  std::vector<std::uint32_t> tags;
+  template <class Archive>
+  void serialize(Archive& a, unsigned) {
+    a & term & index & text & tags;
+  }
+};
+
+struct fixed_entry {
+  std::uint64_t term = 0;
+  std::uint64_t index = 0;
+  char payload[16] = {};
+};
+
+struct id_entry {
+  seshat::log_id id;
+  seshat::log_id log_id() const { return id; }
+};
+
+struct id_serializer {
+  static void encode(const id_entry& e, std::string& out) {
+    out.append(reinterpret_cast<const char*>(&e.id), sizeof e.id);
+  }
+  static seshat::status decode(std::string_view in, id_entry& e) {
+    if (in.size() != sizeof e.id) return seshat::status::corrupted_data("bad id_entry");
+    std::memcpy(&e.id, in.data(), sizeof e.id);
+    return {};
+  }
+};
+
+using system_log = seshat::log_store<text_entry, seshat::boost_serializer, seshat::memory_backend>;
+using data_log = seshat::log_store<fixed_entry, seshat::memcpy_serializer, seshat::memory_backend,
+                                   seshat::data_shard, seshat::decimal_key_format>;
+using custom_log = seshat::log_store<id_entry, id_serializer, seshat::memory_backend>;
+
+seshat::status use(seshat::storage<seshat::memory_backend>& store) {
+  auto system = system_log::open(store);
+  if (!system.ok()) return system.status();
+  const std::vector<text_entry> one{{1, 1, "x", {}}};
+  SESHAT_RETURN_IF_ERROR((*system)->append(one));
+  auto data = data_log::open(store, seshat::data_shard{7});
+  if (!data.ok()) return data.status();
+  auto custom = custom_log::open(store);
+  if (!custom.ok()) return custom.status();
+  return (*data)->truncate(1);
+}
