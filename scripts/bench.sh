@@ -21,7 +21,7 @@ out=build/bench-results
 mkdir -p build/bench-data "$out"
 SESHAT_BENCH_DIR="$PWD/build/bench-data" build/bench/seshat_bench \
   --benchmark_min_time="$min_time" \
-  --benchmark_out="$out/results.json" --benchmark_out_format=json "$@" >"$out/console.txt"
+  --benchmark_out="$out/results.json" --benchmark_out_format=json "$@" | tee "$out/console.txt"
 python3 scripts/bench_report.py "$out/results.json" --markdown >"$out/report.md"
 python3 scripts/bench_report.py "$out/results.json"
 python3 scripts/bench_plot.py "$out/results.json" "$out"
