@@ -326,7 +326,7 @@ class workload {
       status s = log.save_committed(id);
       if (!s.ok()) fail(std::stoull(seq), "save_committed: " + s.to_string());
       report("K " + seq);
-    } else if (r < 87) {
+    } else if (r < 83) {
       if (!has_entries) return;
       // Mostly a prefix; sometimes the whole log.
       purge(grp, pick(8) == 0 ? st.last->index : between(first, st.last->index));

@@ -14,6 +14,8 @@
 //                            serves every group's pending appends)
 //   truncate(since)          deletes the suffix [since, last]
 //   purge(upto)              deletes the prefix [first, upto]
+//   reset_to(last_purged)    deletes every entry; the log continues after
+//                            last_purged (installing a snapshot)
 //   entries(lo, hi)          the entries [lo, hi), hole-free
 //   entry_at(i), term_at(i)
 //
@@ -263,6 +265,32 @@ class log_store {
       if (last_in_log_ && last_in_log_->index <= upto) last_in_log_.reset();
     }
     return delete_purged(purged.index);
+  }
+
+  // Deletes every entry and records `last_purged` as the last purged log id,
+  // in one synced write: the log state becomes {last_purged, last_purged}
+  // and the next append is at last_purged.index + 1. For installing a
+  // snapshot whose last log id the log does not hold, or holds with another
+  // term (raft_snapshot.hpp). Refused (invalid-argument, nothing changes)
+  // when last_purged.index is below the last purged index: a log never
+  // moves back.
+  status reset_to(const log_id& last_purged) {
+    std::lock_guard write(write_mutex_);
+    {
+      std::shared_lock lock(state_mutex_);
+      if (last_purged_ && last_purged.index < last_purged_->index)
+        return status::invalid_argument(where() + "reset to " + to_string(last_purged) +
+                                        " goes back before the last purged " +
+                                        to_string(*last_purged_));
+    }
+    auto batch = store_.new_batch();
+    batch.del_range(k_log_family, keys_.log(0), keys_.log_end());
+    batch.put(k_state_family, keys_.state("last_purged"), seal_id(last_purged));
+    SESHAT_RETURN_IF_ERROR(store_.write(batch));
+    std::unique_lock lock(state_mutex_);
+    last_purged_ = last_purged;
+    last_in_log_.reset();
+    return {};
   }
 
   // ---- reading the log ----------------------------------------------------

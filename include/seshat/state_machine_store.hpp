@@ -9,6 +9,12 @@
 //   applied_state()     last applied log id and membership
 //   get(key)            a value; not-found when absent or expired
 //   for_each(f)         every live value of the group, in key order
+// and, for snapshots (raft_snapshot.hpp):
+//   open_snapshot_view()  the applied state and an iterator over the group's
+//                       data, taken together between two applies
+//   replace_all(state, fill)
+//                       replaces all the group's data and its applied state
+//                       in one atomic write
 //
 // apply() must continue the applied log: its first entry's index is the
 // last applied index + 1 (any index on a store that never applied), its
@@ -184,6 +190,16 @@ class state_machine_store {
     return kv_prefix_ + std::string(user_key);
   }
 
+  // The storage the store refers to.
+  storage_type& underlying_storage() const { return *storage_; }
+
+  // The group's data_kv keys are those in [data_key(""), data_end()).
+  std::string data_end() const {
+    std::string end = kv_prefix_;
+    ++end.back();  // kv_group ends in "kv": no carry
+    return end;
+  }
+
   // Applies `entries`: calls f(const Entry&, state_machine_batch&) for each,
   // in order, then stores the batch's writes, the last entry's log id and
   // the membership (when f set one) in one atomic write. Refused with
@@ -275,6 +291,85 @@ class state_machine_store {
       }
     }
     return it->status();
+  }
+
+  // ---- snapshots (raft_snapshot.hpp) ---------------------------------------
+
+  // What a snapshot of the group holds: the applied state, and an iterator
+  // over data_kv positioned at the group's first key (it ends at the first
+  // key >= data_end()). Both are taken while no apply runs, and the iterator
+  // has snapshot isolation, so it sees exactly the data that `state`
+  // describes however many applies follow.
+  struct snapshot_view {
+    seshat::applied_state state;
+    std::unique_ptr<typename storage_type::iterator> data;
+  };
+
+  // Takes the view under the apply lock (briefly: the walk is the caller's).
+  result<snapshot_view> open_snapshot_view() const {
+    snapshot_view view;
+    {
+      std::lock_guard lock(*mutex_);
+      SESHAT_RETURN_IF_ERROR(load_locked());
+      view.state = *applied_;
+      view.data = storage_->new_iterator(k_data_family);
+    }
+    view.data->seek(kv_prefix_);
+    return view;
+  }
+
+  // Replaces the whole state machine of the group, as installing a snapshot
+  // does. In ONE atomic write: deletes every data_kv key of the group, puts
+  // each record fill(put) hands over by calling
+  //   put(std::string_view data_key, std::string_view stored) -> status
+  // (a full data_kv key, as data_key() spells it, and the bytes to store
+  // under it as they are, envelope(stored_value)), and stores `state` as the
+  // applied state (its log id, deleted when it has none, and membership).
+  // The cached applied state follows. fill returns a status; its error, an
+  // exception from it (invalid-argument), a key outside the group
+  // (invalid-argument) or a failed write: nothing is written. Refused with
+  // snapshot-failed, before fill runs, when `state` is older than what is
+  // applied (no log id, or an index below the applied one, while entries
+  // are applied). Holds the apply lock throughout: fill must not call
+  // apply(), applied_state() or replace_all() of this store. Durability:
+  // synced.
+  template <class F>
+  status replace_all(const seshat::applied_state& state, F&& fill) {
+    std::lock_guard lock(*mutex_);
+    SESHAT_RETURN_IF_ERROR(load_locked());
+    const std::optional<log_id>& applied = applied_->last_applied;
+    if (applied && (!state.last_applied || state.last_applied->index < applied->index))
+      return status::snapshot_failed(
+          where() + "the state to install, at " +
+          (state.last_applied ? to_string(*state.last_applied) : std::string("(none)")) +
+          ", is older than the applied " + to_string(*applied) + "; nothing was written");
+    auto wb = storage_->new_batch();
+    wb.del_range(k_data_family, kv_prefix_, data_end());
+    auto put = [&](std::string_view key, std::string_view stored) -> status {
+      if (!key.starts_with(kv_prefix_))
+        return status::invalid_argument(where() + "key '" + detail::printable(key) +
+                                        "' is not a data key of this group");
+      wb.put(k_data_family, key, stored);
+      return {};
+    };
+    static_assert(std::is_invocable_r_v<status, F&, decltype(put)&>,
+                  "seshat::state_machine_store::replace_all: fill must be callable as "
+                  "fill(put) -> seshat::status, put being callable as "
+                  "put(std::string_view data_key, std::string_view stored) -> seshat::status.");
+    try {
+      SESHAT_RETURN_IF_ERROR(fill(put));
+    } catch (const std::exception& ex) {
+      return status::invalid_argument(where() + "replace_all function threw: " + ex.what() +
+                                      "; nothing was written");
+    } catch (...) {
+      return status::invalid_argument(where() + "replace_all function threw; nothing was written");
+    }
+    if (state.last_applied) wb.put(k_state_family, applied_key_, encode_applied(*state.last_applied));
+    else wb.del(k_state_family, applied_key_);
+    wb.put(k_state_family, membership_key_, state.membership.encode());
+    SESHAT_RETURN_IF_ERROR(storage_->write(wb));
+    *applied_ = state;
+    return {};
   }
 
  private:

@@ -11,7 +11,9 @@
 #                                  <text>, which must be part of a
 #                                  static_assert message of log_store.hpp,
 #                                  and no other log_store policy assertion.
-# The compiler's output of each case is kept in <build-dir>/<case>.stderr.
+# <compiler> may be a command with arguments ("ccache g++"); extra flags
+# (say, -I for Boost outside the default paths) come from $CXXFLAGS. The
+# compiler's output of each case is kept in <build-dir>/<case>.stderr.
 # Exits non-zero when any case does not behave as expected.
 set -u
 if [ $# -ne 3 ]; then
@@ -47,8 +49,9 @@ for case in "$src"/tests/compile_fail/*.cpp; do
     fail "'$expect' is not the text of a static_assert message in log_store.hpp"
     continue
   fi
-  if "$cxx" -std=c++20 -fsyntax-only -I"$src/include" -I"$src/backends/memory/include" \
-      "$case" >"$log" 2>&1; then
+  # shellcheck disable=SC2086  # $cxx and $CXXFLAGS may hold several words
+  if $cxx ${CXXFLAGS:-} -std=c++20 -fsyntax-only -I"$src/include" \
+      -I"$src/backends/memory/include" "$case" >"$log" 2>&1; then
     compiled=yes
   else
     compiled=no

@@ -1,0 +1,431 @@
+// seshat/raft_snapshot.hpp: snapshot_manager, the Raft-level snapshots of
+// one group (modelled on openraft's RaftSnapshotBuilder and the snapshot
+// half of RaftStateMachine).
+//
+// snapshot_manager<Entry, Serializer, Backend, Shard, KeyFormat, Trigger>
+// works with the group's state_machine_store and log_store (same Entry,
+// Backend, Shard and KeyFormat; one storage):
+//
+//   build_snapshot()         writes a snapshot of the state machine (its
+//                            data, applied log id, membership) at a
+//                            consistent applied log id; applies go on
+//   maybe_build(e, b)        build_snapshot() when the trigger is due
+//   get_current_snapshot()   the latest snapshot's meta and a reader
+//   begin_receiving_snapshot(meta) -> snapshot_receiver
+//                            write_chunk(offset, bytes)..., finish() ->
+//                            received_snapshot, checked whole
+//   install_snapshot(meta, received)
+//                            makes it the group's state machine, then fixes
+//                            the log (purge, or reset when it disagrees)
+//
+// A snapshot is one file (format: snapshot_file.hpp) in the group's
+// snapshot directory, by default a sibling of the store's directory,
+//   <store directory>.snapshots/<shard id>/snapshot-<seq>.seshat
+// seq: 20 decimal digits, counting up per group; the highest is the current
+// snapshot. The two latest are kept; older ones are deleted once no
+// snapshot_reader reads them. Files are written under a ".tmp" name,
+// fsynced, renamed and the directory fsynced: a crash leaves whole
+// snapshots and ".tmp" files, which open() deletes.
+//
+// Crash safety of install_snapshot: the state machine is replaced in one
+// atomic write (old or new, never a mixture); the log is fixed after it. A
+// crash between the two leaves a log that does not hold the applied log id;
+// open() makes the log agree with the applied state again (see open()).
+//
+// Thread-safety: all members may be called from many threads; builds and
+// installs of one manager are serialized. Keep one manager per group (and
+// per snapshot directory). Ownership: the manager refers to its
+// state_machine_store and log_store, which must outlive it; readers,
+// receivers and received snapshots may outlive it.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "seshat/detail/directory_swap.hpp"
+#include "seshat/detail/files.hpp"
+#include "seshat/log_store.hpp"
+#include "seshat/snapshot_file.hpp"
+#include "seshat/snapshot_trigger.hpp"
+#include "seshat/state_machine_store.hpp"
+
+namespace seshat {
+
+struct snapshot_options {
+  // Where the group's snapshot files live; empty: the storage's directory
+  // + ".snapshots/<shard id>" ("/data/store" -> "/data/store.snapshots/7").
+  std::filesystem::path directory;
+};
+
+// A kept snapshot: its meta and a reader of its bytes (openraft's Snapshot).
+struct raft_snapshot {
+  snapshot_meta meta;
+  snapshot_reader reader;
+};
+
+template <class Entry, class Serializer, class Backend, class Shard = system_shard,
+          class KeyFormat = binary_key_format, class Trigger = snapshot_trigger>
+class snapshot_manager {
+  static_assert(log_entry<Entry>,
+                "seshat::snapshot_manager: Entry must be default-constructible, copyable and "
+                "expose its log id (see seshat::log_store).");
+  static_assert(serializer_for<Serializer, Entry>,
+                "seshat::snapshot_manager: Serializer must encode and decode Entry (see "
+                "seshat::log_store).");
+  static_assert(backend<Backend>,
+                "seshat::snapshot_manager: Backend must model seshat::backend (see "
+                "seshat/backend.hpp): rocksdb_backend, leveldb_backend or memory_backend.");
+  static_assert(shard_policy<Shard>,
+                "seshat::snapshot_manager: Shard must be seshat::system_shard or "
+                "seshat::data_shard (or provide log_family, state_family, is_system and id()).");
+  static_assert(key_format<KeyFormat>,
+                "seshat::snapshot_manager: KeyFormat must be seshat::binary_key_format or "
+                "seshat::decimal_key_format (see seshat/key_format.hpp).");
+  static_assert(snapshot_trigger_policy<Trigger>,
+                "seshat::snapshot_manager: Trigger must provide `bool due(std::uint64_t "
+                "entries, std::uint64_t log_bytes) const` (see seshat/snapshot_trigger.hpp).");
+
+ public:
+  using state_machine_type = state_machine_store<Entry, Backend, Shard, KeyFormat>;
+  using log_type = log_store<Entry, Serializer, Backend, Shard, KeyFormat>;
+  static constexpr std::size_t k_retained = 2;
+
+  // The snapshots of the group of `sm` and `log`. Creates the directory,
+  // deletes ".tmp" leftovers and snapshots beyond the two latest, reads the
+  // latest's meta. Then makes the log agree with the applied state, which
+  // finishes an install a crash interrupted: when the log neither holds the
+  // applied log id nor has purged past it (it ends before it, or holds
+  // another term there), it is reset to it (log_store::reset_to). REQUIRES:
+  // `sm` and `log` outlive the manager. invalid-argument when they are not
+  // of one group; snapshot-failed when the latest snapshot's header does not
+  // read.
+  static result<std::unique_ptr<snapshot_manager>> open(state_machine_type& sm, log_type& log,
+                                                        snapshot_options options = {},
+                                                        Trigger trigger = {}) {
+    namespace fs = std::filesystem;
+    if (sm.shard() != log.shard())
+      return status::invalid_argument("snapshot manager: the state machine is of shard " +
+                                      std::to_string(sm.shard()) + ", the log of shard " +
+                                      std::to_string(log.shard()));
+    fs::path dir = options.directory;
+    if (dir.empty())
+      dir = detail::sibling_path(sm.underlying_storage().directory(), ".snapshots") /
+            std::to_string(sm.shard());
+    std::unique_ptr<snapshot_manager> m(new snapshot_manager(sm, log, std::move(dir), trigger));
+    SESHAT_RETURN_IF_ERROR(m->load());
+    auto applied = sm.applied_state();
+    if (!applied.ok()) return applied.status();
+    if (applied->last_applied) SESHAT_RETURN_IF_ERROR(m->fix_log(*applied->last_applied, false));
+    return m;
+  }
+
+  snapshot_manager(const snapshot_manager&) = delete;
+  snapshot_manager& operator=(const snapshot_manager&) = delete;
+
+  const std::filesystem::path& directory() const { return dir_; }
+
+  // ---- building -------------------------------------------------------------
+
+  // Writes a snapshot of the state machine as of its applied log id: the
+  // applied state and a data iterator are taken together under the apply
+  // lock, then the data is streamed without it (applies continue). Makes it
+  // the current snapshot and drops all but the two latest. Returns its meta;
+  // its id is "<term>-<index>-<seq>" ("none-<seq>" when nothing is
+  // applied). On failure nothing is left behind.
+  result<snapshot_meta> build_snapshot() {
+    std::lock_guard op(op_mutex_);
+    auto view = sm_.open_snapshot_view();
+    if (!view.ok()) return view.status();
+    const std::uint64_t seq = next_seq();
+    snapshot_meta meta;
+    meta.last_log_id = view->state.last_applied;
+    meta.membership = view->state.membership;
+    meta.shard = sm_.shard();
+    meta.snapshot_id = (meta.last_log_id ? std::to_string(meta.last_log_id->term) + "-" +
+                                               std::to_string(meta.last_log_id->index)
+                                         : std::string("none")) +
+                       "-" + std::to_string(seq);
+    const std::filesystem::path final_path = file_path(seq);
+    detail::temp_file tmp(final_path.string() + ".tmp");
+    auto written = write_snapshot(*view->data, meta, tmp.file());
+    if (!written.ok())
+      return written.status().with_context(where() + "build of snapshot '" + meta.snapshot_id +
+                                           "': ");
+    meta.size_bytes = *written;
+    SESHAT_RETURN_IF_ERROR(keep(tmp, final_path, seq, meta));
+    return meta;
+  }
+
+  // How many entries were applied since the current snapshot (since the
+  // start when there is none): what a trigger policy counts.
+  result<std::uint64_t> entries_since_snapshot() const {
+    auto applied = sm_.applied_state();
+    if (!applied.ok()) return applied.status();
+    if (!applied->last_applied) return std::uint64_t{0};
+    std::lock_guard lock(mutex_);
+    const std::uint64_t since = files_.empty() || !files_.rbegin()->second->meta.last_log_id
+                                    ? 0
+                                    : files_.rbegin()->second->meta.last_log_id->index;
+    return applied->last_applied->index > since ? applied->last_applied->index - since : 0;
+  }
+
+  // build_snapshot() when trigger.due(entries_since_last, log_bytes_since_last);
+  // nothing otherwise.
+  result<std::optional<snapshot_meta>> maybe_build(std::uint64_t entries_since_last,
+                                                   std::uint64_t log_bytes_since_last) {
+    if (!trigger_.due(entries_since_last, log_bytes_since_last))
+      return std::optional<snapshot_meta>();
+    auto built = build_snapshot();
+    if (!built.ok()) return built.status();
+    return std::optional<snapshot_meta>(std::move(*built));
+  }
+
+  // The latest snapshot (built or installed), or nothing when there is none.
+  // Its reader keeps the file from retention while it lives.
+  result<std::optional<raft_snapshot>> get_current_snapshot() const {
+    std::shared_ptr<const detail::snapshot_file> latest;
+    {
+      std::lock_guard lock(mutex_);
+      if (files_.empty()) return std::optional<raft_snapshot>();
+      latest = files_.rbegin()->second;
+    }
+    auto reader = snapshot_reader::open(latest);
+    if (!reader.ok()) return reader.status();
+    return std::optional<raft_snapshot>(raft_snapshot{latest->meta, std::move(*reader)});
+  }
+
+  // ---- receiving and installing ---------------------------------------------
+
+  // Starts receiving the snapshot `meta` describes into a temporary file of
+  // the snapshot directory. snapshot-failed when it is of another group,
+  // older than what is applied, or smaller than any snapshot can be.
+  result<snapshot_receiver> begin_receiving_snapshot(const snapshot_meta& meta) {
+    const std::string context =
+        where() + "receive of snapshot '" + detail::printable(meta.snapshot_id) + "': ";
+    if (meta.shard != sm_.shard())
+      return status::snapshot_failed(context + "it is a snapshot of shard " +
+                                     std::to_string(meta.shard));
+    SESHAT_RETURN_IF_ERROR(check_not_older(meta, context));
+    if (meta.size_bytes < detail::k_min_snapshot_bytes)
+      return status::snapshot_failed(context + "its size, " + std::to_string(meta.size_bytes) +
+                                     " bytes, is below the smallest snapshot's (" +
+                                     std::to_string(detail::k_min_snapshot_bytes) + ")");
+    const std::filesystem::path path = dir_ / ("receive-" + seq_digits(next_seq()) + ".tmp");
+    detail::unique_fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!fd) return detail::errno_status("create", path, errno).with_context(context);
+    return snapshot_receiver(detail::temp_file(path), std::move(fd), meta, sm_.data_key(""),
+                             context);
+  }
+
+  // Makes the received snapshot the group's state machine, then its current
+  // snapshot. First, in ONE atomic write (state_machine_store::replace_all):
+  // deletes the group's data, puts every record, stores the applied log id
+  // and membership. Then the log: when it holds an entry at
+  // meta.last_log_id with the same term, it is purged up to it; otherwise
+  // it is reset to it (every entry deleted, meta.last_log_id recorded as
+  // last purged). snapshot-failed, nothing changed, when `meta` is not the
+  // received snapshot's or it is older than what is applied (its index
+  // below the applied index); invalid-argument when `snapshot` was already
+  // installed. On a failed write nothing is installed and `snapshot` may be
+  // installed again.
+  status install_snapshot(const snapshot_meta& meta, received_snapshot& snapshot) {
+    const std::string context =
+        where() + "install of snapshot '" + detail::printable(meta.snapshot_id) + "': ";
+    if (!snapshot) return status::invalid_argument(context + "it was installed already");
+    if (snapshot.meta() != meta)
+      return status::snapshot_failed(context + "the meta given is not the received snapshot's ('" +
+                                     detail::printable(snapshot.meta().snapshot_id) + "' at " +
+                                     detail::id_text(snapshot.meta().last_log_id) + ")");
+    if (meta.shard != sm_.shard())
+      return status::snapshot_failed(context + "it is a snapshot of shard " +
+                                     std::to_string(meta.shard));
+    std::lock_guard op(op_mutex_);
+    SESHAT_RETURN_IF_ERROR(check_not_older(meta, context));
+    const std::filesystem::path& path = snapshot.file_.file();
+    status installed =
+        sm_.replace_all(applied_state{meta.last_log_id, meta.membership}, [&](auto& put) -> status {
+          auto parser = detail::snapshot_parser::open(path);
+          if (!parser.ok()) return parser.status();
+          SESHAT_RETURN_IF_ERROR(parser->preamble());
+          auto header = parser->meta();
+          if (!header.ok()) return header.status();
+          if (*header != meta)
+            return status::snapshot_failed("the file changed since it was received");
+          return parser->records(sm_.data_key(""), put);
+        });
+    SESHAT_RETURN_IF_ERROR(installed.with_context(context));
+    if (meta.last_log_id)
+      SESHAT_RETURN_IF_ERROR(fix_log(*meta.last_log_id, true)
+                                 .with_context(context + "the state machine is installed, but "
+                                                         "fixing the log failed: "));
+    const std::uint64_t seq = next_seq();
+    return keep(snapshot.file_, file_path(seq), seq, meta)
+        .with_context(context + "the snapshot is installed, but keeping its file failed: ");
+  }
+
+ private:
+  snapshot_manager(state_machine_type& sm, log_type& log, std::filesystem::path dir,
+                   Trigger trigger)
+      : sm_(sm), log_(log), dir_(std::move(dir)), trigger_(trigger) {}
+
+  std::string where() const {
+    return Shard::is_system ? std::string("system shard: ")
+                            : "data shard " + std::to_string(sm_.shard()) + ": ";
+  }
+
+  static std::string seq_digits(std::uint64_t seq) {
+    std::string s = std::to_string(seq);
+    return std::string(20 - s.size(), '0') + s;
+  }
+  std::filesystem::path file_path(std::uint64_t seq) const {
+    return dir_ / ("snapshot-" + seq_digits(seq) + ".seshat");
+  }
+  // The seq of a snapshot file's name, if it is one.
+  static std::optional<std::uint64_t> seq_of(const std::string& name) {
+    constexpr std::string_view k_prefix = "snapshot-", k_suffix = ".seshat";
+    if (name.size() != k_prefix.size() + 20 + k_suffix.size() || !name.starts_with(k_prefix) ||
+        !name.ends_with(k_suffix))
+      return std::nullopt;
+    std::uint64_t seq = 0;
+    for (char c : std::string_view(name).substr(k_prefix.size(), 20)) {
+      if (c < '0' || c > '9') return std::nullopt;
+      seq = seq * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return seq;
+  }
+
+  std::uint64_t next_seq() {
+    std::lock_guard lock(mutex_);
+    return next_seq_++;
+  }
+
+  status check_not_older(const snapshot_meta& meta, const std::string& context) const {
+    auto applied = sm_.applied_state();
+    if (!applied.ok()) return applied.status();
+    const std::optional<log_id>& last = applied->last_applied;
+    if (last && (!meta.last_log_id || meta.last_log_id->index < last->index))
+      return status::snapshot_failed(context + "it ends at " + detail::id_text(meta.last_log_id) +
+                                     ", before the applied " + to_string(*last));
+    return {};
+  }
+
+  // Reads the directory: see open().
+  status load() {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec)
+      return status::io_error(where() + "cannot create " + dir_.string() + ": " + ec.message());
+    std::map<std::uint64_t, fs::path> found;
+    for (auto it = fs::directory_iterator(dir_, ec); !ec && it != fs::directory_iterator();
+         it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.ends_with(".tmp")) {
+        fs::remove(it->path(), ec);
+        if (ec) break;
+      } else if (auto seq = seq_of(name)) {
+        found.emplace(*seq, it->path());
+      }
+    }
+    if (ec) return status::io_error(where() + "cannot list " + dir_.string() + ": " + ec.message());
+    while (found.size() > k_retained) {
+      fs::remove(found.begin()->second, ec);
+      found.erase(found.begin());
+    }
+    for (const auto& [seq, path] : found) {
+      auto parser = detail::snapshot_parser::open(path);
+      if (!parser.ok()) return parser.status();
+      status s = parser->preamble();
+      auto meta = s.ok() ? parser->meta() : result<snapshot_meta>(s);
+      if (!meta.ok())
+        return meta.status().with_context(where() + "snapshot " + path.string() + ": ");
+      files_.emplace(seq, std::make_shared<detail::snapshot_file>(path, std::move(*meta)));
+    }
+    next_seq_ = found.empty() ? 1 : found.rbegin()->first + 1;
+    return {};
+  }
+
+  // Streams the group's data from `data` into the new file `path`, fsynced;
+  // returns its size.
+  result<std::uint64_t> write_snapshot(typename storage<Backend>::iterator& data,
+                                       const snapshot_meta& meta,
+                                       const std::filesystem::path& path) {
+    detail::unique_fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!fd) return detail::errno_status("create", path, errno);
+    detail::snapshot_encoder out(meta);
+    std::string chunk;
+    const std::string prefix = sm_.data_key(""), end = sm_.data_end();
+    for (; data.valid() && data.key() < end; data.next()) {
+      // Refuse to pass corruption on: the receiver would refuse it anyway.
+      auto value = stored_value::decode(data.value(), column_family::data_kv, data.key());
+      if (!value.ok()) return value.status();
+      out.add(data.key(), data.value());
+      if (out.buffered() >= detail::k_snapshot_io_bytes) {
+        out.drain(chunk);
+        SESHAT_RETURN_IF_ERROR(detail::write_all(fd.get(), chunk, path));
+      }
+    }
+    SESHAT_RETURN_IF_ERROR(data.status());
+    out.finish();
+    out.drain(chunk);
+    SESHAT_RETURN_IF_ERROR(detail::write_all(fd.get(), chunk, path));
+    if (::fsync(fd.get()) != 0) return detail::errno_status("fsync", path, errno);
+    return out.size();
+  }
+
+  // Renames the finished temporary file to `final_path`, fsyncs the
+  // directory, makes it the current snapshot and applies retention.
+  status keep(detail::temp_file& tmp, const std::filesystem::path& final_path, std::uint64_t seq,
+              const snapshot_meta& meta) {
+    SESHAT_RETURN_IF_ERROR(detail::rename_no_replace(tmp.file(), final_path));
+    tmp.release();
+    auto file = std::make_shared<detail::snapshot_file>(final_path, meta);
+    status synced = detail::fsync_path(dir_, true);
+    std::lock_guard lock(mutex_);
+    files_.emplace(seq, std::move(file));
+    while (files_.size() > k_retained) {
+      files_.begin()->second->obsolete = true;  // deleted with its last reader
+      files_.erase(files_.begin());
+    }
+    return synced;
+  }
+
+  // Makes the log agree with a state machine that applied `id`: nothing
+  // when the log purged past it; when it holds `id` itself, a purge up to
+  // it if `purge`; otherwise (it ends before it, or holds another term
+  // there) a reset to it.
+  status fix_log(const log_id& id, bool purge) {
+    const log_state state = log_.get_log_state();
+    if (state.last_purged && state.last_purged->index >= id.index &&
+        (state.last_purged->index > id.index || state.last_purged->term == id.term))
+      return {};
+    if (state.last && state.last->index >= id.index &&
+        (!state.last_purged || state.last_purged->index < id.index)) {
+      auto term = log_.term_at(id.index);
+      if (!term.ok()) return term.status();
+      if (*term == id.term) return purge ? log_.purge(id.index) : status{};
+    }
+    return log_.reset_to(id);
+  }
+
+  state_machine_type& sm_;
+  log_type& log_;
+  const std::filesystem::path dir_;
+  const Trigger trigger_;
+
+  std::mutex op_mutex_;  // serializes builds and installs
+
+  mutable std::mutex mutex_;  // guards what follows
+  std::uint64_t next_seq_ = 1;
+  std::map<std::uint64_t, std::shared_ptr<detail::snapshot_file>> files_;  // by seq; the kept ones
+};
+
+}  // namespace seshat
