@@ -207,6 +207,10 @@ struct row {
   std::function<status(fixture<B>&)> call;
   errc expected;
   std::string fragment;  // the message must contain it; "" for success
+  // Not empty when the row fails on this backend because of a known bug
+  // (what the bug is): the row then runs in the known-bug test case below,
+  // not in the table's.
+  std::string known_bug = {};
 };
 
 template <class B>
@@ -281,6 +285,13 @@ std::vector<row<B>> rows() {
       [=](fixture<B>& f) { return open_status_of<B>(f.dir.store()); }, locked_code, locked_fragment);
   if constexpr (on_disk<B>) {
     // The same directory under another name: still the same store.
+    const std::string alias_bug =
+        B::k_name == std::string_view("rocksdb")
+            ? "rocksdb_backend::open hands RocksDB the path as spelled: RocksDB's in-process lock "
+              "table is keyed by that string and fcntl locks never conflict within one process, so "
+              "the second open succeeds, and once it is closed the store no longer opens (a table "
+              "file is missing). leveldb_backend canonicalizes the path for this reason."
+            : "";
     add("open a store that is already open, through a symlink",
         [=](fixture<B>& f) {
           const fs::path alias = f.dir.path() / "alias";
@@ -288,9 +299,11 @@ std::vector<row<B>> rows() {
           return open_status_of<B>(alias);
         },
         locked_code, locked_fragment);
+    out.back().known_bug = alias_bug;
     add("open a store that is already open, through 'store/.'",
         [=](fixture<B>& f) { return open_status_of<B>(f.dir.store() / "."); }, locked_code,
         locked_fragment);
+    out.back().known_bug = alias_bug;
   }
 
   // Read-only directories (the memory backend has none).
@@ -525,45 +538,73 @@ std::vector<row<B>> rows() {
   return out;
 }
 
+// Runs one row on a fresh store; counts it in `ran` or `skipped`.
+template <class B>
+void run_row(const row<B>& r, std::size_t& ran, std::size_t& skipped) {
+  CAPTURE(r.what);
+  try {
+    fixture<B> f;
+    const dump before = dump_all(*f.store);
+    const std::string view_before = view_of(f);
+    status s;
+    try {
+      s = r.call(f);
+    } catch (const skip_row& skip) {
+      MESSAGE(B::k_name << ": skipped '" << r.what << "': " << skip.why);
+      ++skipped;
+      return;
+    }
+    ++ran;
+    CHECK_MESSAGE(s.code() == r.expected,
+                  "expected " << to_string(r.expected) << ", got " << s.to_string());
+    if (!r.fragment.empty())
+      CHECK_MESSAGE(s.message().find(r.fragment) != std::string::npos,
+                    "the message lacks '" << r.fragment << "': " << s.to_string());
+    REQUIRE_MESSAGE(f.store != nullptr, "the row left the store closed");
+    const dump after = dump_all(*f.store);
+    CHECK_MESSAGE(after == before, "the store changed: " << first_difference(before, after));
+    CHECK(view_of(f) == view_before);
+    // And what is on disk says the same once reopened.
+    f.close();
+    f.open();
+    const dump reopened = dump_all(*f.store);
+    CHECK_MESSAGE(reopened == before,
+                  "the reopened store changed: " << first_difference(before, reopened));
+    CHECK(view_of(f) == view_before);
+  } catch (const std::exception& e) {
+    FAIL_CHECK(B::k_name << ": '" << r.what << "' threw: " << std::string(e.what()));
+  }
+}
+
 }  // namespace
 
 TEST_CASE_TEMPLATE("API misuse is refused with a clear error and changes nothing", B,
                    SESHAT_ALL_BACKENDS) {
-  std::size_t ran = 0, skipped = 0;
+  std::size_t ran = 0, skipped = 0, known = 0;
   for (const row<B>& r : rows<B>()) {
-    CAPTURE(r.what);
-    try {
-      fixture<B> f;
-      const dump before = dump_all(*f.store);
-      const std::string view_before = view_of(f);
-      status s;
-      try {
-        s = r.call(f);
-      } catch (const skip_row& skip) {
-        MESSAGE(B::k_name << ": skipped '" << r.what << "': " << skip.why);
-        ++skipped;
-        continue;
-      }
-      ++ran;
-      CHECK_MESSAGE(s.code() == r.expected,
-                    "expected " << to_string(r.expected) << ", got " << s.to_string());
-      if (!r.fragment.empty())
-        CHECK_MESSAGE(s.message().find(r.fragment) != std::string::npos,
-                      "the message lacks '" << r.fragment << "': " << s.to_string());
-      REQUIRE_MESSAGE(f.store != nullptr, "the row left the store closed");
-      const dump after = dump_all(*f.store);
-      CHECK_MESSAGE(after == before, "the store changed: " << first_difference(before, after));
-      CHECK(view_of(f) == view_before);
-      // And what is on disk says the same once reopened.
-      f.close();
-      f.open();
-      const dump reopened = dump_all(*f.store);
-      CHECK_MESSAGE(reopened == before,
-                    "the reopened store changed: " << first_difference(before, reopened));
-      CHECK(view_of(f) == view_before);
-    } catch (const std::exception& e) {
-      FAIL_CHECK(B::k_name << ": '" << r.what << "' threw: " << std::string(e.what()));
+    if (!r.known_bug.empty()) {
+      MESSAGE(B::k_name << ": '" << r.what << "' is a known bug, run by the known-bug test case");
+      ++known;
+      continue;
     }
+    run_row(r, ran, skipped);
   }
-  MESSAGE(B::k_name << ": " << ran << " rows ran, " << skipped << " skipped");
+  MESSAGE(B::k_name << ": " << ran << " rows ran, " << skipped << " skipped, " << known
+                    << " left to the known-bug test case");
 }
+
+#if SESHAT_HAVE_ROCKSDB
+// KNOWN BUG, expected to fail until it is fixed; then drop should_fail() (the
+// test case then reports a failure, "passed but should have failed") and the
+// rows' known_bug marks.
+TEST_CASE("known bug (rocksdb): an open store opens again through another spelling of its path, "
+          "and is corrupted" * doctest::should_fail()) {
+  std::size_t ran = 0, skipped = 0;
+  for (const row<rocksdb_backend>& r : rows<rocksdb_backend>()) {
+    if (r.known_bug.empty()) continue;
+    MESSAGE("known bug: " << r.known_bug);
+    run_row(r, ran, skipped);
+  }
+  CHECK(ran > 0);
+}
+#endif

@@ -449,11 +449,12 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
 
     // Reopened, the manager finds the same two and counts on; it deletes
     // what a crash could leave: temporary files, a third snapshot.
+    const auto snapshot_dir = a.snapshot_dir();
     a.close();
     for (const char* name : {"snapshot-00000000000000000009.seshat.tmp",
                              "receive-00000000000000000010.tmp",
                              "snapshot-00000000000000000001.seshat"})
-      REQUIRE(detail::write_file_durably(a.snapshot_dir() / name, "debris").ok());
+      REQUIRE(detail::write_file_durably(snapshot_dir / name, "debris").ok());
     a.open();
     CHECK(snapshot_files(a.snapshot_dir()) ==
           std::vector<std::string>{"snapshot-00000000000000000004.seshat",
