@@ -26,12 +26,16 @@ def split(name):
 
 def other(b, workload, backend):
     """The workload's own figures: W5's purge time and disk use, W6's open
-    time, W8's device bytes per payload byte and that over W0's."""
+    time, W7's build and install times, W8's device bytes per payload byte
+    and that over W0's."""
     if workload == "W5":
         return f"purge {b.get('purge_us', 0) / 1e3:.1f} ms, {b.get('disk_mb_after', 0):.0f} MB on disk"
     if workload == "W6":
         ms = b["real_time"] * UNIT_NS[b.get("time_unit", "ns")] / 1e6
         return f"open {ms:.1f} ms"
+    if workload == "W7" and "ms_build" in b:
+        return (f"build {b['ms_build']:.0f} ms, install {b['ms_install']:.0f} ms, "
+                f"{b['MB']:.0f} MB, {b['MB_per_s']:.0f} MB/s")
     if workload == "W8" and "device_bytes_per_payload_byte" in b:
         amp = b["device_bytes_per_payload_byte"]
         text = f"write-amp {amp:.2f}"
