@@ -207,10 +207,6 @@ struct row {
   std::function<status(fixture<B>&)> call;
   errc expected;
   std::string fragment;  // the message must contain it; "" for success
-  // Not empty when the row fails on this backend because of a known bug
-  // (what the bug is): the row then runs in the known-bug test case below,
-  // not in the table's.
-  std::string known_bug = {};
 };
 
 template <class B>
@@ -285,13 +281,6 @@ std::vector<row<B>> rows() {
       [=](fixture<B>& f) { return open_status_of<B>(f.dir.store()); }, locked_code, locked_fragment);
   if constexpr (on_disk<B>) {
     // The same directory under another name: still the same store.
-    const std::string alias_bug =
-        B::k_name == std::string_view("rocksdb")
-            ? "rocksdb_backend::open hands RocksDB the path as spelled: RocksDB's in-process lock "
-              "table is keyed by that string and fcntl locks never conflict within one process, so "
-              "the second open succeeds, and once it is closed the store no longer opens (a table "
-              "file is missing). leveldb_backend canonicalizes the path for this reason."
-            : "";
     add("open a store that is already open, through a symlink",
         [=](fixture<B>& f) {
           const fs::path alias = f.dir.path() / "alias";
@@ -299,11 +288,9 @@ std::vector<row<B>> rows() {
           return open_status_of<B>(alias);
         },
         locked_code, locked_fragment);
-    out.back().known_bug = alias_bug;
     add("open a store that is already open, through 'store/.'",
         [=](fixture<B>& f) { return open_status_of<B>(f.dir.store() / "."); }, locked_code,
         locked_fragment);
-    out.back().known_bug = alias_bug;
   }
 
   // Read-only directories (the memory backend has none).
@@ -580,31 +567,7 @@ void run_row(const row<B>& r, std::size_t& ran, std::size_t& skipped) {
 
 TEST_CASE_TEMPLATE("API misuse is refused with a clear error and changes nothing", B,
                    SESHAT_ALL_BACKENDS) {
-  std::size_t ran = 0, skipped = 0, known = 0;
-  for (const row<B>& r : rows<B>()) {
-    if (!r.known_bug.empty()) {
-      MESSAGE(B::k_name << ": '" << r.what << "' is a known bug, run by the known-bug test case");
-      ++known;
-      continue;
-    }
-    run_row(r, ran, skipped);
-  }
-  MESSAGE(B::k_name << ": " << ran << " rows ran, " << skipped << " skipped, " << known
-                    << " left to the known-bug test case");
-}
-
-#if SESHAT_HAVE_ROCKSDB
-// KNOWN BUG, expected to fail until it is fixed; then drop should_fail() (the
-// test case then reports a failure, "passed but should have failed") and the
-// rows' known_bug marks.
-TEST_CASE("known bug (rocksdb): an open store opens again through another spelling of its path, "
-          "and is corrupted" * doctest::should_fail()) {
   std::size_t ran = 0, skipped = 0;
-  for (const row<rocksdb_backend>& r : rows<rocksdb_backend>()) {
-    if (r.known_bug.empty()) continue;
-    MESSAGE("known bug: " << r.known_bug);
-    run_row(r, ran, skipped);
-  }
-  CHECK(ran > 0);
+  for (const row<B>& r : rows<B>()) run_row(r, ran, skipped);
+  MESSAGE(B::k_name << ": " << ran << " rows ran, " << skipped << " skipped");
 }
-#endif

@@ -326,10 +326,10 @@ class workload {
       status s = log.save_committed(id);
       if (!s.ok()) fail(std::stoull(seq), "save_committed: " + s.to_string());
       report("K " + seq);
-    } else if (r < 83) {
+    } else if (r < 81) {
       if (!has_entries) return;
-      // Mostly a prefix; sometimes the whole log.
-      purge(grp, pick(8) == 0 ? st.last->index : between(first, st.last->index));
+      // Mostly up to half of the log; sometimes the whole log.
+      purge(grp, pick(8) == 0 ? st.last->index : between(first, first + (st.last->index - first) / 2));
     } else {
       // Raft's conflict resolution: a suffix after what is committed or
       // purged goes, and a new term's entries replace it. Now and then a

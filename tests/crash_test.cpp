@@ -350,7 +350,7 @@ std::string line_of(const run_report& r, std::uint64_t seq) {
 }
 
 struct totals {
-  std::uint64_t rounds = 0, issued = 0, acked = 0, entries_checked = 0;
+  std::uint64_t rounds = 0, issued = 0, acked = 0, entries_checked = 0, acked_entries_checked = 0;
   std::uint64_t killed_before_ready = 0, unacked_survived = 0, in_flight_lost = 0;
 };
 
@@ -415,18 +415,29 @@ void crash_rounds(std::string_view backend) {
     }
     REQUIRE(readable);
 
-    // The models after each prefix of the operations.
-    std::vector<std::array<group_model, k_groups>> prefix{base};
-    for (std::uint64_t s = 1; s <= hi; ++s) {
-      auto next = prefix.back();
-      const op& o = rep.issued.at(s);
-      const std::string bad = next[o.g].apply(o);
-      REQUIRE_MESSAGE(bad.empty(), "operation " << o.line << ": " << bad);
-      prefix.push_back(std::move(next));
+    // The models after the operations 1..k, for k from lo_ack (everything
+    // acknowledged) to hi (everything issued); earlier ones only when needed.
+    using models = std::array<group_model, k_groups>;
+    auto advance = [&](models& m, std::uint64_t from, std::uint64_t to) {
+      for (std::uint64_t s = from + 1; s <= to; ++s) {
+        const op& o = rep.issued.at(s);
+        const std::string bad = m[o.g].apply(o);
+        REQUIRE_MESSAGE(bad.empty(), "operation " << o.line << ": " << bad);
+      }
+    };
+    std::vector<models> tail;  // tail[k - lo_ack]
+    {
+      models m = base;
+      advance(m, 0, lo_ack);
+      tail.push_back(m);
+      for (std::uint64_t k = lo_ack + 1; k <= hi; ++k) {
+        advance(m, k - 1, k);
+        tail.push_back(m);
+      }
     }
 
     // The brief's checks against the acknowledged operations.
-    const auto& acked_model = prefix[lo_ack];
+    const models& acked_model = tail.front();
     for (int g = 0; g < k_groups; ++g) {
       CAPTURE(g);
       const group_model& m = acked_model[g];
@@ -440,16 +451,25 @@ void crash_rounds(std::string_view backend) {
         if (o.kind == 'T') removable_from = std::min(removable_from, o.index);
         if (o.kind == 'P') removable_upto = std::max(removable_upto, o.index);
       }
+      std::uint64_t required = 0, missing = 0, differing = 0;
+      std::string first_problem;
       for (std::size_t i = 0; i < m.entries.size(); ++i) {
         const std::uint64_t index = m.first + i;
         if (index >= removable_from || index <= removable_upto) continue;
+        ++required;
         const bool present = index >= r.first && index - r.first < r.entries.size();
-        CHECK_MESSAGE(present, "acknowledged entry " << index << " (term " << m.entries[i].term
-                                                     << ") is gone; found " << r.summary());
-        if (!present) break;
-        CHECK_MESSAGE(r.entries[index - r.first] == m.expected(i),
-                      "acknowledged entry " << index << " is not the one appended");
+        if (!present) {
+          if (missing++ == 0 && first_problem.empty())
+            first_problem = "acknowledged entry " + std::to_string(index) + " (term " +
+                            std::to_string(m.entries[i].term) + ") is gone; found " + r.summary();
+        } else if (!(r.entries[index - r.first] == m.expected(i))) {
+          if (differing++ == 0 && first_problem.empty())
+            first_problem = "acknowledged entry " + std::to_string(index) + " is not the one appended";
+        }
       }
+      t.acked_entries_checked += required;
+      CHECK_MESSAGE(missing + differing == 0, missing << " acknowledged entries missing, " << differing
+                                                      << " differing; the first: " << first_problem);
       if (m.v) {
         CHECK_MESSAGE(r.v.has_value(), "the acknowledged vote " << format_vote(m.v) << " is gone");
         if (r.v)
@@ -470,22 +490,36 @@ void crash_rounds(std::string_view backend) {
 
     // Precisely: the state after some prefix k of the operations, with k
     // reaching everything that returned.
+    auto same_as = [&](const models& m) {
+      for (int g = 0; g < k_groups; ++g)
+        if (!difference(m[g], found[g]).empty()) return false;
+      return true;
+    };
     std::optional<std::uint64_t> match;
-    for (std::uint64_t k = hi + 1; k-- > 0;) {
-      bool same = true;
-      for (int g = 0; g < k_groups && same; ++g) same = difference(prefix[k][g], found[g]).empty();
-      if (same) {
+    models matched;
+    for (std::uint64_t k = hi + 1; k-- > lo_ack;) {
+      if (same_as(tail[k - lo_ack])) {
         match = k;
+        matched = tail[k - lo_ack];
         break;
       }
+    }
+    if (!match) {
+      // Lost acknowledged operations? Look for the last earlier prefix.
+      models m = base;
+      for (std::uint64_t k = 0; k < lo_ack; advance(m, k, k + 1), ++k)
+        if (same_as(m)) {
+          match = k;
+          matched = m;
+        }
     }
     if (!match) {
       std::ostringstream why;
       why << "the recovered store is the state after no prefix of the operations (" << hi
           << " issued, " << lo_ack << " acknowledged, " << lo_ret << " returned)";
       for (int g = 0; g < k_groups; ++g)
-        why << "\n  group " << g << " vs the acknowledged state: " << difference(prefix[lo_ack][g], found[g])
-            << "\n  group " << g << " vs the issued state: " << difference(prefix[hi][g], found[g]);
+        why << "\n  group " << g << " vs the acknowledged state: " << difference(tail.front()[g], found[g])
+            << "\n  group " << g << " vs the issued state: " << difference(tail.back()[g], found[g]);
       FAIL(why.str());
     }
     CHECK_MESSAGE(*match >= lo_ack, "the store holds the state after operation "
@@ -499,14 +533,15 @@ void crash_rounds(std::string_view backend) {
     if (*match > lo_ack) ++t.unacked_survived;
     if (*match < hi) ++t.in_flight_lost;
     for (int g = 0; g < k_groups; ++g) t.entries_checked += found[g].entries.size();
-    base = prefix[*match];
+    base = matched;
     ++t.rounds;
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   MESSAGE(backend << ": " << t.rounds << " rounds in " << seconds << " s; " << t.issued
                   << " operations issued, " << t.acked << " acknowledged; " << t.entries_checked
-                  << " entries checked; " << t.killed_before_ready
+                  << " recovered entries checked against the model, " << t.acked_entries_checked
+                  << " of them required as acknowledged; " << t.killed_before_ready
                   << " kills during open; " << t.unacked_survived
                   << " rounds kept unacknowledged operations, " << t.in_flight_lost
                   << " lost unacknowledged ones; final state: system " << base[0].summary()

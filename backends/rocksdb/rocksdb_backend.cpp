@@ -489,6 +489,12 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
           "it empty");
     }
 
+    // RocksDB keys its in-process lock table by the path as spelled: give it
+    // the canonical one, so that another spelling of an open store's path
+    // (d/store/., a symlink) is refused as locked, not opened twice.
+    const std::filesystem::path canonical = std::filesystem::canonical(dir, ec);
+    if (ec) return status::io_error("open store at " + dir.string() + ": " + ec.message());
+
     rocksdb::DBOptions db_options;
     db_options.create_if_missing = create;
     db_options.create_missing_column_families = true;
@@ -502,7 +508,8 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
 
     auto st = std::make_shared<state>(dir);
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::Status s = rocksdb::DB::Open(db_options, dir.string(), descriptors, &handles, &st->db);
+    rocksdb::Status s =
+        rocksdb::DB::Open(db_options, canonical.string(), descriptors, &handles, &st->db);
     if (!s.ok()) {
       // RocksDB frees what it opened when Open fails.
       st->db = nullptr;
@@ -765,7 +772,8 @@ status rocksdb_backend::install_checkpoint(const std::filesystem::path& checkpoi
     rocksdb::Env* env = rocksdb::Env::Default();
     rocksdb::FileLock* lock = nullptr;
     if (exists) {
-      rocksdb::Status locked = env->LockFile(store_dir.string() + "/LOCK", &lock);
+      const std::filesystem::path canonical = std::filesystem::canonical(store_dir, ec);
+      rocksdb::Status locked = env->LockFile((ec ? store_dir : canonical).string() + "/LOCK", &lock);
       if (!locked.ok())
         return status::io_error(context + "the store is open (cannot take its LOCK): " +
                                 rocks_message(locked));
