@@ -67,6 +67,11 @@ struct kv_op {
   std::string key, value;  // an empty key: a no-op (an index raft applied without the FSM)
 };
 
+bool trace() {
+  static const bool on = std::getenv("KV_NODE_TRACE") != nullptr;
+  return on;
+}
+
 void die(const std::string& what) {
   std::fprintf(stderr, "kv_node: %s\n", what.c_str());
   std::exit(1);
@@ -266,8 +271,12 @@ class node final : public node_base {
     *result = nullptr;
     const std::uint64_t index = self->raft_.last_applied + 1;
     const std::uint64_t applied = self->applied_index();
-    if (index <= applied) return 0;
     std::string_view text(static_cast<const char*>(buf->base), buf->len);
+    if (trace())
+      std::fprintf(stderr, "apply %llu (store applied %llu): %.*s\n",
+                   static_cast<unsigned long long>(index), static_cast<unsigned long long>(applied),
+                   static_cast<int>(text.size()), text.data());
+    if (index <= applied) return 0;
     kv_op op;
     op.index = index;
     auto t = self->io_->log().term_at(index);
@@ -328,6 +337,10 @@ class node final : public node_base {
     int rv = 0;
     if (!cr::detail::take_u64(in, term) || !cr::detail::take_u64(in, index)) {
       rv = RAFT_CORRUPT;
+    } else if (trace() && (std::fprintf(stderr, "restore %llu (store applied %llu)\n",
+                                         static_cast<unsigned long long>(index),
+                                         static_cast<unsigned long long>(self->applied_index())),
+                           false)) {
     } else if (index > self->applied_index()) {
       seshat::applied_state state;
       if (index != 0) state.last_applied = seshat::log_id{term, index};

@@ -178,7 +178,7 @@ def write(cluster, items, acked, deadline, window=64, on_first_window=None):
         except (OSError, ConnectionError, Failure) as e:
             if isinstance(e, Failure) and "deadline" in str(e):
                 raise
-            pending = [kv for kv in batch if kv[0] not in acked] + pending
+            pending = [kv for kv in batch if acked.get(kv[0]) != kv[1]] + pending
             if conn:
                 conn.close()
             conn = None
