@@ -22,6 +22,8 @@
 //   leader?            -> LEADER <id> <state>         (id 0: unknown)
 //   dump               -> KV <key> <value> ... then END <count> <last applied index>
 //   quit               -> closes the connection
+// Environment: KV_NODE_TRACE=1 logs every FSM apply and restore to stderr.
+// SIGTERM/SIGINT: raft_close, then the store is closed and the node exits.
 #include <uv.h>
 
 #include <charconv>
@@ -187,6 +189,10 @@ class node final : public node_base {
         return "ERR " + key + " notleader " + std::to_string(id) + "\n";
       }
       std::string payload = "P " + key + " " + value;
+      // raft_uv's TCP transport sends entry payloads unpadded but decodes
+      // them as if each were padded to 8 bytes: keep every payload a
+      // multiple of 8 (NUL padding, stripped by fsm_apply).
+      payload.resize((payload.size() + 7) / 8 * 8, '\0');
       raft_buffer buf;
       buf.len = payload.size();
       buf.base = raft_malloc(buf.len);
@@ -272,6 +278,7 @@ class node final : public node_base {
     const std::uint64_t index = self->raft_.last_applied + 1;
     const std::uint64_t applied = self->applied_index();
     std::string_view text(static_cast<const char*>(buf->base), buf->len);
+    while (!text.empty() && text.back() == '\0') text.remove_suffix(1);
     if (trace())
       std::fprintf(stderr, "apply %llu (store applied %llu): %.*s\n",
                    static_cast<unsigned long long>(index), static_cast<unsigned long long>(applied),

@@ -2,7 +2,7 @@
 // atomically, for the on-disk backends' install_checkpoint (see
 // seshat/backend.hpp). Not part of the public API. Linux only.
 //
-// install_directory(checkpoint, store) works in four steps:
+// install_directory(checkpoint, store) works in three steps:
 //
 //   1. Build `<store>.restore`, a sibling of the store: the checkpoint's
 //      SESHAT_STORE marker first (fsynced with the directory, so that a

@@ -28,6 +28,13 @@
 // Each raft entry is stored as a raft_entry_record (term, index, raft entry
 // type, payload bytes) through seshat::boost_serializer.
 //
+// Payload sizes: raft_uv's TCP transport (libraft 0.15) sends an
+// AppendEntries' payloads back to back, unpadded, but the receiver decodes
+// each as padded to a multiple of 8 bytes. Give raft_apply() buffers whose
+// length is a multiple of 8 (as dqlite does), or a follower receiving more
+// than one entry in a message sees shifted payloads. The adapter stores
+// payloads as they are and returns them with their exact length.
+//
 // Ownership: the storage must outlive the seshat_raft_io, which must outlive
 // the raft instance using it (until raft_close's callback has run).
 #pragma once

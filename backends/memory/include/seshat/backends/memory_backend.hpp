@@ -217,7 +217,9 @@ class memory_backend {
     return {};
   }
 
-  status compact_range(column_family, std::string_view, std::string_view) { return {}; }
+  status compact_range(column_family, std::string_view, std::string_view) {
+    return closed_ ? closed_error() : status{};
+  }
 
   result<std::uint64_t> approximate_size(column_family cf, std::string_view begin,
                                          std::string_view end) {
