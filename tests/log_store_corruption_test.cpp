@@ -26,6 +26,7 @@
 #include "support.hpp"
 
 using namespace seshat;
+using seshat::test::dump;
 using seshat::test::open_store;
 using seshat::test::scratch_dir;
 
@@ -196,19 +197,6 @@ class problems {
   int count_ = 0;
   std::string text_;
 };
-
-// Every key and value of the store's raft families.
-template <class B>
-std::map<std::string, std::string> dump(storage<B>& s) {
-  std::map<std::string, std::string> all;
-  for (column_family cf : k_all_column_families) {
-    auto it = s.new_iterator(cf);
-    for (it->seek_to_first(); it->valid(); it->next())
-      all[std::string(name_of(cf)) + "/" + std::string(it->key())] = std::string(it->value());
-    REQUIRE(it->status().ok());
-  }
-  return all;
-}
 
 }  // namespace
 

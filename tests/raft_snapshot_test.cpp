@@ -17,6 +17,7 @@
 #include "support.hpp"
 
 using namespace seshat;
+using seshat::test::dump;
 using seshat::test::open_store;
 using seshat::test::scratch_dir;
 
@@ -109,19 +110,6 @@ struct node {
   applied_state applied() const { return sm->applied_state().value(); }
   std::filesystem::path snapshot_dir() const { return snapshots->directory(); }
 };
-
-// Every key and value of every family, for "nothing changed" checks.
-template <class B>
-std::map<std::string, std::string> dump(storage<B>& s) {
-  std::map<std::string, std::string> all;
-  for (column_family cf : k_all_column_families) {
-    auto it = s.new_iterator(cf);
-    for (it->seek_to_first(); it->valid(); it->next())
-      all[std::string(name_of(cf)) + "/" + std::string(it->key())] = std::string(it->value());
-    REQUIRE(it->status().ok());
-  }
-  return all;
-}
 
 // The group's data_kv keys and their bytes as stored.
 template <class B, class SM>

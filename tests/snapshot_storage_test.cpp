@@ -32,6 +32,7 @@
 #include "support.hpp"
 
 using namespace seshat;
+using seshat::test::dump;
 using seshat::test::open_store;
 using seshat::test::scratch_dir;
 namespace fs = std::filesystem;
@@ -39,19 +40,6 @@ namespace fs = std::filesystem;
 namespace {
 
 using dump_t = std::map<std::string, std::string>;
-
-// Every key and value of every family.
-template <class B>
-dump_t dump(storage<B>& s) {
-  dump_t all;
-  for (column_family cf : k_all_column_families) {
-    auto it = s.new_iterator(cf);
-    for (it->seek_to_first(); it->valid(); it->next())
-      all[std::string(name_of(cf)) + "/" + std::string(it->key())] = std::string(it->value());
-    REQUIRE(it->status().ok());
-  }
-  return all;
-}
 
 // Writes `count` keys tagged `tag` into every family: plain keys in the
 // three data families, one key in each raft_state family, and log entries

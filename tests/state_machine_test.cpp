@@ -16,6 +16,7 @@
 #include "support.hpp"
 
 using namespace seshat;
+using seshat::test::dump;
 using seshat::test::open_store;
 using seshat::test::scratch_dir;
 
@@ -45,19 +46,6 @@ std::vector<kv_entry> puts(std::uint64_t term, std::uint64_t first, int count,
     out.push_back({term, index, "k" + std::to_string(index), tag + std::to_string(index)});
   }
   return out;
-}
-
-// Every key and value of every family, for "nothing changed" checks.
-template <class B>
-std::map<std::string, std::string> dump(storage<B>& s) {
-  std::map<std::string, std::string> all;
-  for (column_family cf : k_all_column_families) {
-    auto it = s.new_iterator(cf);
-    for (it->seek_to_first(); it->valid(); it->next())
-      all[std::string(name_of(cf)) + "/" + std::string(it->key())] = std::string(it->value());
-    REQUIRE(it->status().ok());
-  }
-  return all;
 }
 
 template <class SM>

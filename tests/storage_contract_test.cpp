@@ -10,25 +10,13 @@
 #include "support.hpp"
 
 using namespace seshat;
+using seshat::test::dump;
 using seshat::test::open_store;
 using seshat::test::scratch_dir;
 
 namespace {
 
 constexpr column_family k_log = column_family::system_raft_log;
-
-// Every key and value of every family, for "nothing changed" checks.
-template <class B>
-std::map<std::string, std::string> dump(storage<B>& s) {
-  std::map<std::string, std::string> all;
-  for (column_family cf : k_all_column_families) {
-    auto it = s.new_iterator(cf);
-    for (it->seek_to_first(); it->valid(); it->next())
-      all[std::string(name_of(cf)) + "/" + std::string(it->key())] = std::string(it->value());
-    REQUIRE(it->status().ok());
-  }
-  return all;
-}
 
 std::vector<std::string> entries(int first, int count) {
   std::vector<std::string> out;

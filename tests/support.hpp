@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <stdexcept>
 #include <memory>
 #include <string>
 
@@ -59,6 +61,20 @@ std::unique_ptr<storage<B>> open_store(const std::filesystem::path& dir,
   auto opened = storage<B>::open(dir, options);
   if (!opened.ok()) throw std::runtime_error("open failed: " + opened.status().to_string());
   return std::move(*opened);
+}
+
+// Every key and value of every family, keyed "<family>/<key>": for
+// "nothing changed" checks.
+template <class B>
+std::map<std::string, std::string> dump(storage<B>& s) {
+  std::map<std::string, std::string> all;
+  for (column_family cf : k_all_column_families) {
+    auto it = s.new_iterator(cf);
+    for (it->seek_to_first(); it->valid(); it->next())
+      all[std::string(name_of(cf)) + "/" + std::string(it->key())] = std::string(it->value());
+    if (!it->status().ok()) throw std::runtime_error("dump: " + it->status().to_string());
+  }
+  return all;
 }
 
 // `stored` (a value in its envelope) as a newer seshat would write it: the
