@@ -451,6 +451,19 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
     CHECK(a.snapshots->get_current_snapshot().value()->meta == latest);
     CHECK(a.snapshots->build_snapshot().value().snapshot_id == "1-50-6");
     CHECK(snapshot_files(a.snapshot_dir()).size() == 2);
+
+    // A newest snapshot whose header does not read is set aside, not used,
+    // and costs no good snapshot: the two readable ones stay.
+    a.close();
+    REQUIRE(detail::write_file_durably(snapshot_dir / "snapshot-00000000000000000009.seshat",
+                                       "damaged").ok());
+    a.open();
+    CHECK(files_in(a.snapshot_dir()) ==
+          std::vector<std::string>{"snapshot-00000000000000000005.seshat",
+                                   "snapshot-00000000000000000006.seshat",
+                                   "snapshot-00000000000000000009.seshat.damaged"});
+    CHECK(a.snapshots->get_current_snapshot().value()->meta.snapshot_id == "1-50-6");
+    CHECK(a.snapshots->build_snapshot().value().snapshot_id == "1-50-10");
   }
 
   SUBCASE("the trigger policy decides when a build is due") {

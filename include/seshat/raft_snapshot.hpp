@@ -99,14 +99,14 @@ class snapshot_manager {
   static constexpr std::size_t k_retained = 2;
 
   // The snapshots of the group of `sm` and `log`. Creates the directory,
-  // deletes ".tmp" leftovers and snapshots beyond the two latest, reads the
-  // latest's meta. Then makes the log agree with the applied state, which
+  // deletes ".tmp" leftovers and snapshots beyond the two latest readable
+  // ones, reads the latest's meta. Then makes the log agree with the applied state, which
   // finishes an install a crash interrupted: when the log neither holds the
   // applied log id nor has purged past it (it ends before it, or holds
   // another term there), it is reset to it (log_store::reset_to). REQUIRES:
   // `sm` and `log` outlive the manager. invalid-argument when they are not
-  // of one group; snapshot-failed when the latest snapshot's header does not
-  // read.
+  // of one group. A snapshot whose header does not read is renamed
+  // "<name>.damaged" and not used (the older readable ones stay).
   static result<std::unique_ptr<snapshot_manager>> open(state_machine_type& sm, log_type& log,
                                                         snapshot_options options = {},
                                                         Trigger trigger = {}) {
@@ -336,20 +336,31 @@ class snapshot_manager {
       }
     }
     if (ec) return status::io_error(where() + "cannot list " + dir_.string() + ": " + ec.message());
-    while (found.size() > k_retained) {
-      fs::remove(found.begin()->second, ec);
-      found.erase(found.begin());
-    }
-    for (const auto& [seq, path] : found) {
+    // Newest first: a file whose header does not read is renamed
+    // "<name>.damaged" (kept for inspection, never used), so that it neither
+    // blocks the node nor costs it an older good snapshot; the two newest
+    // readable ones are kept and older ones deleted.
+    next_seq_ = found.empty() ? 1 : found.rbegin()->first + 1;
+    for (auto it = found.rbegin(); it != found.rend(); ++it) {
+      const auto& [seq, path] = *it;
+      if (files_.size() == k_retained) {
+        fs::remove(path, ec);
+        continue;
+      }
       auto parser = detail::snapshot_parser::open(path);
-      if (!parser.ok()) return parser.status();
-      status s = parser->preamble();
+      status s = parser.ok() ? parser->preamble() : parser.status();
       auto meta = s.ok() ? parser->meta() : result<snapshot_meta>(s);
-      if (!meta.ok())
-        return meta.status().with_context(where() + "snapshot " + path.string() + ": ");
+      if (!meta.ok()) {
+        fs::path damaged = path;
+        damaged += ".damaged";
+        fs::rename(path, damaged, ec);
+        if (ec)
+          return meta.status().with_context(where() + "snapshot " + path.string() + ": ",
+                                            " (and it cannot be renamed: " + ec.message() + ")");
+        continue;
+      }
       files_.emplace(seq, std::make_shared<detail::snapshot_file>(path, std::move(*meta)));
     }
-    next_seq_ = found.empty() ? 1 : found.rbegin()->first + 1;
     return {};
   }
 
