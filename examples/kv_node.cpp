@@ -21,6 +21,10 @@
 //   get <key>          -> VAL <value> | NONE          (this node's state machine)
 //   leader?            -> LEADER <id> <state>         (id 0: unknown)
 //   dump               -> KV <key> <value> ... then END <count> <last applied index>
+//   stats              -> STATS <snapshots installed> <restores> <log first index>
+//                         <log last index> <last applied index>   (counts since
+//                         this process started; installed: a restore that
+//                         replaced the state machine; first index: last purged + 1)
 //   quit               -> closes the connection
 // Environment: KV_NODE_TRACE=1 logs every FSM apply and restore to stderr.
 // SIGTERM/SIGINT: raft_close, then the store is closed and the node exits.
@@ -138,6 +142,13 @@ class node final : public node_base {
     auto io = raft_io_type::open(*store_, shard, loop, (fs::path(o.dir) / "uv").string());
     if (!io.ok()) die("open raft io: " + io.status().to_string());
     io_ = std::move(*io);
+    {
+      const auto st = io_->log().get_log_state();
+      std::fprintf(stderr, "kv_node: start log first %llu last %llu applied %llu\n",
+                   static_cast<unsigned long long>(st.last_purged ? st.last_purged->index + 1 : 1),
+                   static_cast<unsigned long long>(st.last ? st.last->index : 0),
+                   static_cast<unsigned long long>(applied_index()));
+    }
 
     fsm_.version = 1;
     fsm_.data = this;
@@ -237,6 +248,13 @@ class node final : public node_base {
       auto applied = sm_->applied_state();
       std::uint64_t idx = applied.ok() && applied->last_applied ? applied->last_applied->index : 0;
       return out + "END " + std::to_string(n) + " " + std::to_string(idx) + "\n";
+    }
+    if (cmd == "stats") {
+      const auto st = io_->log().get_log_state();
+      return "STATS " + std::to_string(installs_) + " " + std::to_string(restores_) + " " +
+             std::to_string(st.last_purged ? st.last_purged->index + 1 : 1) + " " +
+             std::to_string(st.last ? st.last->index : 0) + " " + std::to_string(applied_index()) +
+             "\n";
     }
     if (cmd == "quit") {
       conn_close(c);
@@ -342,6 +360,7 @@ class node final : public node_base {
     std::string_view in(static_cast<const char*>(buf->base), buf->len);
     std::uint64_t term = 0, index = 0;
     int rv = 0;
+    ++self->restores_;
     if (!cr::detail::take_u64(in, term) || !cr::detail::take_u64(in, index)) {
       rv = RAFT_CORRUPT;
     } else if (trace() && (std::fprintf(stderr, "restore %llu (store applied %llu)\n",
@@ -370,6 +389,9 @@ class node final : public node_base {
       else if (!s.ok()) {
         std::fprintf(stderr, "kv_node: restore: %s\n", s.to_string().c_str());
         rv = RAFT_IOERR;
+      } else {
+        ++self->installs_;
+        std::fprintf(stderr, "kv_node: installed snapshot %llu\n", static_cast<unsigned long long>(index));
       }
     }
     raft_free(buf->base);
@@ -384,6 +406,7 @@ class node final : public node_base {
   raft_fsm fsm_{};
   raft raft_{};
   std::string address_;
+  std::uint64_t installs_ = 0, restores_ = 0;
 };
 
 // ---- the control port ------------------------------------------------------

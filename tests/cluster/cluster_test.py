@@ -3,13 +3,17 @@
 
 Starts 3 kv_node processes on 127.0.0.1, writes commands through the
 leader, SIGKILLs the leader with writes in flight, waits for a new leader,
-keeps writing, restarts the killed node from its store and checks that it
-catches up (by log or by snapshot install). Finally all three state
-machines must be identical and hold every acknowledged command.
+keeps writing until the survivors' logs are purged above the last index the
+killed node had, restarts it from its store and checks that it caught up
+through a snapshot install (kv_node's `stats`). Then SIGKILLs a follower
+with many writes in flight, keeps writing, restarts it and checks that it
+catches up (by log or by snapshot, reported). Finally all three state
+machines must be identical and hold every acknowledged command; the counts
+(commands acknowledged, kills, catch-ups by log and by snapshot) are printed.
 
 usage: cluster_test.py <path to kv_node> [--backend rocksdb|leveldb]
        [--shard N] [--commands N] [--keep]
-python3 standard library only; bounded by a 90 s deadline.
+python3 standard library only; bounded by a 50 s deadline.
 """
 import argparse
 import os
@@ -21,7 +25,10 @@ import sys
 import tempfile
 import time
 
-DEADLINE_S = int(os.environ.get("CLUSTER_DEADLINE", "90"))
+DEADLINE_S = int(os.environ.get("CLUSTER_DEADLINE", "50"))
+
+# commands acknowledged (OK replies, overwrites included)
+COUNTS = {"acked": 0}
 
 
 class Failure(Exception):
@@ -170,6 +177,7 @@ def write(cluster, items, acked, deadline, window=64, on_first_window=None):
                 r = conn.line().split()
                 if r[0] == "OK":
                     acked[r[1]] = unacked.pop(r[1])
+                    COUNTS["acked"] += 1
             if unacked:
                 pending = list(unacked.items()) + pending
                 conn.close()
@@ -187,6 +195,58 @@ def write(cluster, items, acked, deadline, window=64, on_first_window=None):
         conn.close()
 
 
+def stats(cluster, i):
+    """kv_node `stats`: installs, restores, log first index, log last index, applied."""
+    r = ask(cluster, i, "stats").split()
+    if len(r) != 6 or r[0] != "STATS":
+        raise Failure(f"node {i}: bad stats reply {r}")
+    return dict(zip(("installs", "restores", "first", "last", "applied"), map(int, r[1:])))
+
+
+def start_lines(cluster, i):
+    """The log states node i found on disk at each start (from its log file)."""
+    with open(os.path.join(cluster.root, f"node{i}.log"), errors="replace") as f:
+        lines = [l.split() for l in f if l.startswith("kv_node: start log")]
+    # kv_node: start log first F last L applied A
+    return [{"first": int(l[4]), "last": int(l[6]), "applied": int(l[8])} for l in lines]
+
+
+def restart(cluster, i, deadline):
+    """Starts node i again; returns the log state it found on disk."""
+    before = len(start_lines(cluster, i))
+    cluster.start(i)
+    while True:
+        lines = start_lines(cluster, i)
+        if len(lines) > before:
+            return lines[-1]
+        cluster.alive()
+        if time.time() > deadline:
+            raise Failure(f"node {i}: no start line after its restart")
+        time.sleep(0.02)
+
+
+def wait_caught_up(cluster, i, acked, deadline, t0):
+    """Waits until node i applied at least what the leader had applied when
+    this was called and holds every write acknowledged so far."""
+    want = dict(acked)
+    leader = find_leader(cluster, deadline)
+    target = stats(cluster, leader)["applied"]
+    while True:
+        try:
+            st = stats(cluster, i)
+            if st["applied"] >= target:
+                kv, _ = dump(cluster, i)
+                missing = sum(1 for k, v in want.items() if kv.get(k) != v)
+                # a key may have been overwritten since `want` was taken
+                if missing == 0 or all(kv.get(k) == acked.get(k) for k in want):
+                    return st
+        except (OSError, ConnectionError, ValueError):
+            pass
+        if time.time() > deadline:
+            raise Failure(f"node {i} did not catch up to applied {target} before the deadline")
+        time.sleep(0.05)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
@@ -200,8 +260,10 @@ def main():
     deadline = t0 + DEADLINE_S
     root = tempfile.mkdtemp(prefix="seshat-cluster-")
     extra = ["--backend", a.backend, "--shard", str(a.shard),
-             # small snapshots: the restarted node must catch up by one
-             "--snapshot-threshold", "256", "--snapshot-trailing", "64",
+             # frequent snapshots; 1024 trailing entries: the follower killed
+             # (~800 entries missed) catches up by log, the leader (made to
+             # miss more than the survivors keep) by snapshot
+             "--snapshot-threshold", "256", "--snapshot-trailing", "1024",
              "--election-timeout", "500", "--heartbeat", "50"]
     cluster = Cluster(os.path.abspath(a.binary), root, free_base_port(), extra)
     acked = {}
@@ -218,24 +280,96 @@ def main():
         print(f"[{time.time() - t0:5.1f}s] {len(acked)} commands acknowledged")
 
         killed = {}
+        catchups = {"log": 0, "snapshot": 0}
+        kills = 0
 
         def kill_leader(l):
+            try:  # an upper bound of its last index: what it had + the window in flight
+                killed["bound"] = stats(cluster, l)["last"] + 64 + 16
+            except (OSError, ConnectionError, Failure):
+                killed["bound"] = None
             cluster.kill(l)  # SIGKILL with a window of writes in flight
             killed["id"] = l
             print(f"[{time.time() - t0:5.1f}s] SIGKILL leader {l}")
 
-        # Overwrite some keys too, so that a stale value would show.
+        # 1. The leader, SIGKILLed with writes in flight. Overwrite some keys
+        # too, so that a stale value would show.
         second = [(f"k{i}", f"w{i}") for i in range(0, n // 4)] + \
                  [(f"k{i}", f"v{i}") for i in range(n, n + n // 2)]
         write(cluster, second[:64], acked, deadline, on_first_window=kill_leader)
+        kills += 1
         new_leader = find_leader(cluster, deadline)
         print(f"[{time.time() - t0:5.1f}s] new leader {new_leader}")
         write(cluster, second[64:], acked, deadline)
-        print(f"[{time.time() - t0:5.1f}s] {len(acked)} keys acknowledged, restarting node {killed['id']}")
+        print(f"[{time.time() - t0:5.1f}s] {len(acked)} keys acknowledged")
 
-        cluster.start(killed["id"])
-        third = [(f"k{i}", f"x{i}") for i in range(n + n // 2, n + n // 2 + 200)]
+        # Keep writing until both survivors purged their logs above (a bound
+        # of) the last index the killed node has on disk, so that it can only
+        # catch up by snapshot; its start line then tells the exact index.
+        k = killed["id"]
+        bound = killed["bound"]
+        extra_i = n + n // 2
+        while True:
+            firsts = {i: stats(cluster, i)["first"] for i in cluster.alive()}
+            if bound is not None and all(f > bound for f in firsts.values()):
+                break
+            if bound is None:  # no bound: the survivors' last index at least moved past
+                bound = max(stats(cluster, i)["last"] for i in cluster.alive()) + 64 + 16
+                continue
+            if time.time() > deadline:
+                raise Failure(f"survivors' logs not purged above {bound}: first indices {firsts}")
+            write(cluster, [(f"k{i}", f"v{i}") for i in range(extra_i, extra_i + 128)], acked, deadline)
+            extra_i += 128
+        print(f"[{time.time() - t0:5.1f}s] survivors' log first indices {firsts} (killed node's "
+              f"last index at most {bound}): restarting node {k}")
+        had = restart(cluster, k, deadline)
+        print(f"[{time.time() - t0:5.1f}s] node {k} restarted with log [{had['first']}, {had['last']}], "
+              f"applied {had['applied']}")
+        if not all(f > had["last"] for f in firsts.values()):
+            raise Failure(f"survivors' first indices {firsts} not all above {had['last']}")
+        third = [(f"k{i}", f"x{i}") for i in range(extra_i, extra_i + 200)]
+        extra_i += 200
         write(cluster, third, acked, deadline)
+        st = wait_caught_up(cluster, k, acked, deadline, t0)
+        if st["installs"] < 1:
+            raise Failure(f"restarted leader {k} caught up without installing a snapshot: {st}")
+        if st["first"] <= had["last"]:
+            raise Failure(f"restarted leader {k}: log first index {st['first']} not above {had['last']}")
+        catchups["snapshot"] += 1
+        print(f"[{time.time() - t0:5.1f}s] node {k} caught up by snapshot: {st['installs']} installed, "
+              f"log now [{st['first']}, {st['last']}], applied {st['applied']}")
+
+        # 2. A follower, SIGKILLed with many writes in flight.
+        leader = find_leader(cluster, deadline)
+        follower = [i for i in cluster.alive() if i != leader][0]
+        fkilled = {}
+
+        def kill_follower(l):
+            if l == follower or follower not in cluster.procs:
+                return
+            cluster.kill(follower)
+            fkilled["at"] = time.time()
+            print(f"[{time.time() - t0:5.1f}s] SIGKILL follower {follower} (leader {l}, 512 writes in flight)")
+
+        heavy = [(f"k{i}", f"y{i}") for i in range(extra_i, extra_i + 512)]
+        extra_i += 512
+        write(cluster, heavy, acked, deadline, window=512, on_first_window=kill_follower)
+        if "at" not in fkilled:
+            raise Failure(f"follower {follower} was not killed (leadership moved to it)")
+        kills += 1
+        more = [(f"k{i}", f"z{i}") for i in range(0, n // 8)]  # overwrites
+        write(cluster, more, acked, deadline)
+        lfirst = stats(cluster, find_leader(cluster, deadline))["first"]
+        fhad = restart(cluster, follower, deadline)
+        write(cluster, [(f"k{i}", f"u{i}") for i in range(extra_i, extra_i + 200)], acked, deadline)
+        extra_i += 200
+        st = wait_caught_up(cluster, follower, acked, deadline, t0)
+        how = "snapshot" if st["installs"] > 0 else "log"
+        catchups[how] += 1
+        print(f"[{time.time() - t0:5.1f}s] follower {follower} (had log [{fhad['first']}, {fhad['last']}], "
+              f"leader's log first index {lfirst}) "
+              f"caught up by {how}: {st['installs']} installed, log now [{st['first']}, {st['last']}], "
+              f"applied {st['applied']}")
 
         # Converge: identical state machines holding every acknowledged write.
         while True:
@@ -263,6 +397,8 @@ def main():
         print(f"[{time.time() - t0:5.1f}s] converged: 3 identical state machines, "
               f"{len(dumps[1][0])} keys, every one of {len(acked)} acknowledged writes present "
               f"(applied indices {', '.join(str(d[1]) for d in dumps.values())})")
+        print(f"COUNTS: commands acknowledged {COUNTS['acked']}, kills {kills}, "
+              f"catch-ups by log {catchups['log']}, by snapshot {catchups['snapshot']}")
         ok = True
     except Failure as e:
         print(f"FAIL: {e}")
