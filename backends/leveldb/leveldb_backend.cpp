@@ -358,6 +358,7 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
 
     leveldb::Options lo;
     lo.create_if_missing = create;
+    lo.paranoid_checks = options.recovery == recovery_mode::absolute_consistency;
     lo.error_if_exists = false;
     lo.write_buffer_size = std::size_t{options.write_buffer_mb} << 20;
     lo.max_file_size = std::size_t{options.target_file_mb} << 20;

@@ -498,6 +498,9 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
     rocksdb::DBOptions db_options;
     db_options.create_if_missing = create;
     db_options.create_missing_column_families = true;
+    db_options.wal_recovery_mode = options.recovery == recovery_mode::absolute_consistency
+                                       ? rocksdb::WALRecoveryMode::kAbsoluteConsistency
+                                       : rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
 
     const rocksdb::CompressionType compression = best_compression();
     std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;

@@ -11,6 +11,21 @@
 
 namespace seshat {
 
+// What opening a store does with a damaged write-ahead log.
+enum class recovery_mode {
+  // A torn or corrupted record at the very end of the log (what a crash in
+  // the middle of a write leaves) is dropped; damage anywhere before it
+  // refuses the open (corrupted data). RocksDB: kTolerateCorruptedTailRecords.
+  // LevelDB: paranoid_checks off, where LevelDB opens anyway and drops the
+  // damaged records it finds, wherever they are, with what follows them in
+  // the same log file (measured: a byte flipped mid-log lost the later half
+  // of the entries; the ones it returned were exact).
+  tolerate_corrupted_tail,
+  // Any damage in the log refuses the open. RocksDB: kAbsoluteConsistency.
+  // LevelDB: paranoid_checks on (also checks table files as it reads them).
+  absolute_consistency,
+};
+
 // How a store is opened. The sizes tune RocksDB's memtables and files;
 // LevelDB uses write_buffer_mb and target_file_mb; the memory backend
 // checks them and otherwise ignores them.
@@ -22,6 +37,8 @@ struct open_options {
   std::uint32_t write_buffer_mb = 64;  // memtable size, [1, 1024] MB
   std::uint32_t max_write_buffers = 3; // memtables per family, [2, 10]
   std::uint32_t target_file_mb = 64;   // target table file size, [1, 1024] MB
+
+  recovery_mode recovery = recovery_mode::tolerate_corrupted_tail;
 
   // The first option outside its range, or success.
   status validate() const {
