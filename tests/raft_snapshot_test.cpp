@@ -14,42 +14,19 @@
 #include <vector>
 
 #include "seshat/raft_snapshot.hpp"
+#include "kv_entries.hpp"
 #include "support.hpp"
 
 using namespace seshat;
 using seshat::test::dump;
+using seshat::test::k_members;
+using seshat::test::kv_apply;
+using seshat::test::kv_entry;
+using seshat::test::puts;
 using seshat::test::open_store;
 using seshat::test::scratch_dir;
 
 namespace {
-
-// A test entry: put `key` = `value`, delete `key` when value is empty, or
-// make {1, 2, 3} + learner 4 the membership when key is "members".
-struct kv_entry {
-  std::uint64_t term = 0, index = 0;
-  std::string key, value;
-  template <class A>
-  void serialize(A& a, unsigned) {
-    a & term & index & key & value;
-  }
-};
-
-const membership k_members{std::nullopt, {1, 2, 3}, {4}};
-
-void kv_apply(const kv_entry& e, state_machine_batch& b) {
-  if (e.key == "members") b.set_membership(k_members);
-  else if (e.value.empty()) b.del(e.key);
-  else b.put(e.key, e.value, e.index, e.index * 1000);
-}
-
-// Entries [first, first + count) of `term`, each putting k<i> = <tag><i>.
-std::vector<kv_entry> puts(std::uint64_t term, std::uint64_t first, std::uint64_t count,
-                           const std::string& tag = "v") {
-  std::vector<kv_entry> out;
-  for (std::uint64_t i = first; i < first + count; ++i)
-    out.push_back({term, i, "k" + std::to_string(i), tag + std::to_string(i)});
-  return out;
-}
 
 constexpr shard_id k_group = 7;
 

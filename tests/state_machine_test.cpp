@@ -13,40 +13,18 @@
 #include "seshat/snapshot_trigger.hpp"
 #include "seshat/state_machine_store.hpp"
 #include "seshat/stored_value.hpp"
+#include "kv_entries.hpp"
 #include "support.hpp"
 
 using namespace seshat;
 using seshat::test::dump;
+using seshat::test::kv_apply;
+using seshat::test::kv_entry;
+using seshat::test::puts;
 using seshat::test::open_store;
 using seshat::test::scratch_dir;
 
 namespace {
-
-// A test entry: put `key` = `value`, or delete `key` when value is empty.
-struct kv_entry {
-  std::uint64_t term = 0, index = 0;
-  std::string key, value;
-  template <class A>
-  void serialize(A& a, unsigned) {
-    a & term & index & key & value;
-  }
-};
-
-// The test state machine: version = entry index, created at index * 1000 ms.
-void kv_apply(const kv_entry& e, state_machine_batch& b) {
-  if (e.value.empty()) b.del(e.key);
-  else b.put(e.key, e.value, e.index, e.index * 1000);
-}
-
-std::vector<kv_entry> puts(std::uint64_t term, std::uint64_t first, int count,
-                           const std::string& tag = "v") {
-  std::vector<kv_entry> out;
-  for (int i = 0; i < count; ++i) {
-    const std::uint64_t index = first + static_cast<std::uint64_t>(i);
-    out.push_back({term, index, "k" + std::to_string(index), tag + std::to_string(index)});
-  }
-  return out;
-}
 
 template <class SM>
 std::map<std::string, std::string> contents(const SM& sm, std::uint64_t now_ms = 0) {
