@@ -95,6 +95,7 @@ void raw_append(benchmark::State& state, bool sync) {
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(batch_size));
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(batch_size * k_entry_bytes));
   latency.report(state);
+  state.counters["peak_rss_mb"] = peak_rss_mb();
 }
 
 // W4: 64 consecutive entries at a random index of 1,000,000.
@@ -133,6 +134,7 @@ void raw_read_range(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(k_span));
   latency.report(state);
+  state.counters["peak_rss_mb"] = peak_rss_mb();
 }
 
 template <class Raw>

@@ -1,9 +1,12 @@
 // The benchmark suite's main: Google Benchmark's, except that the process
 // exits non-zero when any benchmark reported an error, so that the smoke run
-// in the test suite fails when a workload does.
+// in the test suite fails when a workload does, and that every benchmark's
+// peak RSS counter covers that benchmark alone (see peak_rss.hpp).
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
+
+#include "peak_rss.hpp"
 
 namespace {
 
@@ -17,6 +20,11 @@ class error_counting_reporter : public benchmark::ConsoleReporter {
                      run.error_message.c_str());
       }
     ConsoleReporter::ReportRuns(runs);
+    seshat::bench::reset_peak_rss();  // the next benchmark starts its own peak
+  }
+  bool ReportContext(const Context& context) override {
+    seshat::bench::reset_peak_rss();
+    return ConsoleReporter::ReportContext(context);
   }
   int errors() const { return errors_; }
 

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <benchmark/benchmark.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "peak_rss.hpp"
 #include "seshat/backends/memory_backend.hpp"
 
 namespace seshat::bench {
@@ -78,13 +78,6 @@ class latency_recorder {
   std::chrono::steady_clock::time_point t0_;
   std::vector<double> samples_;
 };
-
-// Peak resident set size of the process so far, in MB.
-inline double peak_rss_mb() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;
-}
 
 inline constexpr std::size_t k_entry_bytes = 256;  // E of WORKLOADS.md
 
