@@ -27,7 +27,8 @@ def split(name):
 def other(b, workload, backend):
     """The workload's own figures: W5's purge time and disk use, W6's open
     time, W7's build and install times, W8's device bytes per payload byte
-    and that over W0's."""
+    and that over W0's and over a raw file synced after as many bytes as
+    seshat wrote per batch."""
     if workload == "W5":
         return f"purge {b.get('purge_us', 0) / 1e3:.1f} ms, {b.get('disk_mb_after', 0):.0f} MB on disk"
     if workload == "W6":
@@ -41,6 +42,9 @@ def other(b, workload, backend):
         text = f"write-amp {amp:.2f}"
         if backend != "raw-fsync" and W8_FLOOR.get("amp"):
             text += f" = {amp / W8_FLOOR['amp']:.2f} x W0's"
+        if b.get("same_bytes_floor", 0) > 0 and backend != "memory":
+            text += (f"; {b['x_same_bytes_floor']:.2f} x a raw file synced every "
+                     f"{b['same_bytes_per_sync']:.0f} B (seshat's bytes per batch)")
         return text
     return ""
 
