@@ -5,7 +5,11 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
 
+#include "child_mode.hpp"
 #include "peak_rss.hpp"
 
 namespace {
@@ -35,6 +39,14 @@ class error_counting_reporter : public benchmark::ConsoleReporter {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 3 && std::string_view(argv[1]) == "--child") {
+    auto mode = seshat::bench::child_modes().find(argv[2]);
+    if (mode == seshat::bench::child_modes().end()) {
+      std::fprintf(stderr, "seshat_bench: no child mode %s\n", argv[2]);
+      return 2;
+    }
+    return mode->second(std::vector<std::string>(argv + 3, argv + argc));
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
   error_counting_reporter reporter;
