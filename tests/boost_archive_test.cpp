@@ -10,6 +10,8 @@
 #include <boost/serialization/optional.hpp>
 #include <boost/serialization/set.hpp>
 #include <boost/serialization/string.hpp>
+#include <boost/serialization/unordered_map.hpp>
+#include <boost/serialization/unordered_set.hpp>
 #include <boost/serialization/vector.hpp>
 #include <boost/serialization/version.hpp>
 
@@ -21,6 +23,8 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "kv_entries.hpp"
@@ -175,6 +179,8 @@ TEST_CASE("the string archives write binary_oarchive's bytes for every kind of v
   check_identical(std::uint64_t{0x0102030405060708});
   check_identical(std::vector<std::string>{"", "a"});
   check_identical(std::vector<std::byte>{});
+  check_identical(std::unordered_set<int>{1});
+  check_identical(std::unordered_map<std::string, int>{{"a", 1}, {"b", 2}});
   check_identical(test::make_entry<test::text_entry>(3, 17));
   check_identical(test::text_entry{});
   check_identical(bench_shaped_entry{1, 2, std::string(256, '\x7f')});
@@ -257,6 +263,36 @@ TEST_CASE("a huge collection count is refused before anything is allocated") {
   REQUIRE(a.is(errc::corrupted_data));
   CHECK_MESSAGE(a.message().find("3 x 8 bytes, 16 bytes are left") != std::string::npos,
                 a.message());
+}
+
+TEST_CASE("an unordered container's bucket count is a hint, capped rather than refused") {
+  std::unordered_set<std::uint8_t> reserved;
+  reserved.reserve(1000);  // more buckets than bytes follow the bucket count
+  reserved.insert(7);
+  std::string bytes;
+  boost_serializer::encode(reserved, bytes);
+  // count:u64, bucket_count:u64, item_version:u32, then the one element.
+  const std::size_t buckets_at = bytes.size() - 1 - 4 - 8;
+  std::uint64_t buckets = 0;
+  std::memcpy(&buckets, bytes.data() + buckets_at, 8);
+  REQUIRE(buckets >= 1000);
+  std::unordered_set<std::uint8_t> back;
+  REQUIRE(boost_serializer::decode(bytes, back).ok());
+  CHECK(back == reserved);
+  CHECK(back.bucket_count() < 1000);
+
+  // A corrupt, huge bucket count decodes the same elements.
+  buckets = std::uint64_t{1} << 60;
+  std::memcpy(bytes.data() + buckets_at, &buckets, 8);
+  std::unordered_set<std::uint8_t> again;
+  REQUIRE(boost_serializer::decode(bytes, again).ok());
+  CHECK(again == reserved);
+
+  // The element count is still checked.
+  std::memcpy(bytes.data() + buckets_at - 8, &buckets, 8);
+  const status s = boost_serializer::decode(bytes, again);
+  REQUIRE(s.is(errc::corrupted_data));
+  CHECK(s.message().find("a collection of 1152921504606846976 elements") != std::string::npos);
 }
 
 TEST_CASE("a bool that is neither 0 nor 1 is corrupted data") {

@@ -16,9 +16,9 @@
 //     loaders read before they resize or reserve) must not exceed the bytes
 //     left. Every element takes at least one byte except elements that
 //     serialize to nothing (an empty class), so a collection of more empty
-//     elements than bytes follow it is refused, and so is an unordered
-//     container stored with more buckets than bytes follow its bucket count
-//     (Boost stores and rehashes to the bucket count);
+//     elements than bytes follow it is refused;
+//   - an unordered container's stored bucket count (Boost rehashes to it)
+//     is only a hint: it is capped at the bytes left, never refused;
 //   - a bool or a tracking flag must be 0 or 1;
 //   - a char* or wchar_t* of unknown capacity is refused.
 // Each of these throws archive_overrun naming what was read, where, and how
@@ -37,6 +37,7 @@
 #include <boost/serialization/collection_size_type.hpp>
 #include <boost/serialization/extended_type_info.hpp>  // BOOST_SERIALIZATION_MAX_KEY_SIZE
 #include <boost/serialization/is_bitwise_serializable.hpp>
+#include <boost/serialization/nvp.hpp>
 
 #include <cstddef>
 #include <cstring>
@@ -157,10 +158,14 @@ class string_iarchive : public string_iprimitive,
   // A collection's element count, read before Boost's loaders allocate.
   void load_override(boost::serialization::collection_size_type& t) {
     base::load_override(t);
-    const std::size_t count = t;
-    if (count > bytes_left())
-      overrun("a collection of " + std::to_string(count) + " elements",
-              "at least " + std::to_string(count) + " bytes");
+    check_count(t);
+  }
+  // The same, named: Boost's loaders name the bucket count of an unordered
+  // container "bucket_count", a rehash hint, capped rather than checked.
+  void load_override(const boost::serialization::nvp<boost::serialization::collection_size_type>& t) {
+    base::load_override(t.value());  // the primitive, unchecked
+    if (std::strcmp(t.name(), "bucket_count") != 0) check_count(t.value());
+    else if (t.value() > bytes_left()) t.value() = bytes_left();
   }
   // A class name (only for pointers to exported classes), bounded.
   void load_override(boost::archive::class_name_type& t) {
@@ -172,6 +177,13 @@ class string_iarchive : public string_iprimitive,
                             std::to_string(BOOST_SERIALIZATION_MAX_KEY_SIZE - 1));
     std::memcpy(t.t, name.data(), name.size());
     t.t[name.size()] = '\0';
+  }
+
+ private:
+  void check_count(std::size_t count) const {
+    if (count > bytes_left())
+      overrun("a collection of " + std::to_string(count) + " elements",
+              "at least " + std::to_string(count) + " bytes");
   }
 };
 
