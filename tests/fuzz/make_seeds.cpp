@@ -4,6 +4,10 @@
 //     -o /tmp/make_seeds && /tmp/make_seeds tests/fuzz/corpus
 #include <fstream>
 #include <string>
+#include <unordered_map>
+
+#include <boost/serialization/library_version_type.hpp>  // unordered_map.hpp needs it first
+#include <boost/serialization/unordered_map.hpp>
 
 #include "kv_entries.hpp"
 #include "log_entries.hpp"
@@ -29,5 +33,7 @@ int main(int argc, char** argv) {
                           shard_map{{{shard_id{1}, {1, 2, 3}}, {shard_id{2}, {4}}}});
   write<memcpy_serializer>(dir + "/memcpy_fixed_entry", 14,
                            test::make_entry<test::fixed_entry>(2, 9));
+  write<boost_serializer>(dir + "/boost_unordered_map", 15,
+                          std::unordered_map<std::string, std::uint64_t>{{"a", 1}, {"bc", 2}});
   return 0;
 }
