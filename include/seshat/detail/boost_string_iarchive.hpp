@@ -38,7 +38,6 @@
 #include <boost/serialization/extended_type_info.hpp>  // BOOST_SERIALIZATION_MAX_KEY_SIZE
 #include <boost/serialization/is_bitwise_serializable.hpp>
 #include <boost/serialization/nvp.hpp>
-
 #include <cstddef>
 #include <cstring>
 #include <stdexcept>
@@ -88,7 +87,9 @@ class string_iprimitive {
     s.resize(n);
     load_binary(s.data(), n * sizeof(wchar_t));
   }
-  void load(char*) { throw archive_overrun("Boost.Serialization: a char* cannot be loaded safely"); }
+  void load(char*) {
+    throw archive_overrun("Boost.Serialization: a char* cannot be loaded safely");
+  }
   void load(wchar_t*) {
     throw archive_overrun("Boost.Serialization: a wchar_t* cannot be loaded safely");
   }
@@ -162,18 +163,21 @@ class string_iarchive : public string_iprimitive,
   }
   // The same, named: Boost's loaders name the bucket count of an unordered
   // container "bucket_count", a rehash hint, capped rather than checked.
-  void load_override(const boost::serialization::nvp<boost::serialization::collection_size_type>& t) {
+  void load_override(
+      const boost::serialization::nvp<boost::serialization::collection_size_type>& t) {
     base::load_override(t.value());  // the primitive, unchecked
-    if (std::strcmp(t.name(), "bucket_count") != 0) check_count(t.value());
-    else if (t.value() > bytes_left()) t.value() = bytes_left();
+    if (std::strcmp(t.name(), "bucket_count") != 0)
+      check_count(t.value());
+    else if (t.value() > bytes_left())
+      t.value() = bytes_left();
   }
   // A class name (only for pointers to exported classes), bounded.
   void load_override(boost::archive::class_name_type& t) {
     std::string name;
     load(name);
     if (name.size() > BOOST_SERIALIZATION_MAX_KEY_SIZE - 1)
-      throw archive_overrun("Boost.Serialization: a class name of " +
-                            std::to_string(name.size()) + " bytes, the limit is " +
+      throw archive_overrun("Boost.Serialization: a class name of " + std::to_string(name.size()) +
+                            " bytes, the limit is " +
                             std::to_string(BOOST_SERIALIZATION_MAX_KEY_SIZE - 1));
     std::memcpy(t.t, name.data(), name.size());
     t.t[name.size()] = '\0';

@@ -22,7 +22,6 @@
 #include <boost/serialization/array_optimization.hpp>
 #include <boost/serialization/array_wrapper.hpp>
 #include <boost/serialization/is_bitwise_serializable.hpp>
-
 #include <cstddef>
 #include <cstring>
 #include <cwchar>
