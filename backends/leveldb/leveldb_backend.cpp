@@ -35,6 +35,7 @@ namespace seshat {
 struct leveldb_backend::engine {
   std::string path;             // the store's directory, as given to open()
   std::filesystem::path dir;    // the same, canonical: what LevelDB was given
+  leveldb::Env* env = nullptr;  // open_options::environment.leveldb: null is the default
   std::unique_ptr<const leveldb::FilterPolicy> filter_policy;
   std::unique_ptr<leveldb::Cache> block_cache;
   std::unique_ptr<leveldb::DB> db;
@@ -163,7 +164,30 @@ result<existing_layout> inspect_existing(const std::filesystem::path& dir, const
 // log's writes durable. This fdatasyncs every log but the newest and then
 // the directory. REQUIRES: no write is in flight (the writer mutex is held),
 // so that no log is being created.
-status sync_older_logs(const std::filesystem::path& dir, const std::string& path) {
+//
+// With a custom environment the logs are synced through it (opened for
+// appending, synced, closed), so that an environment which tracks
+// durability sees the sync; a log compacted away between the existence
+// check and the open comes back as an empty file below LevelDB's log
+// number, which LevelDB ignores and deletes. LevelDB's Env has no directory
+// sync: the directory is fsynced directly either way.
+status sync_log_via_env(leveldb::Env& env, const std::filesystem::path& file,
+                        const std::string& path) {
+  if (!env.FileExists(file.string())) return {};  // compacted into a synced table meanwhile
+  leveldb::WritableFile* raw = nullptr;
+  leveldb::Status s = env.NewAppendableFile(file.string(), &raw);
+  std::unique_ptr<leveldb::WritableFile> f(raw);
+  if (s.ok()) s = f->Sync();
+  if (f) {
+    leveldb::Status closed = f->Close();
+    if (s.ok()) s = closed;
+  }
+  if (s.ok()) return {};
+  return from_leveldb(s, "sync: older log " + file.string() + " of " + store_context(path));
+}
+
+status sync_older_logs(const std::filesystem::path& dir, leveldb::Env* env,
+                       const std::string& path) {
   std::vector<std::pair<std::uint64_t, std::filesystem::path>> logs;
   std::error_code ec;
   std::filesystem::directory_iterator it(dir, ec), end;
@@ -182,6 +206,10 @@ status sync_older_logs(const std::filesystem::path& dir, const std::string& path
   std::sort(logs.begin(), logs.end());
   logs.pop_back();  // the newest log: LevelDB has just synced it
   for (const auto& [number, file] : logs) {
+    if (env != nullptr) {
+      SESHAT_RETURN_IF_ERROR(sync_log_via_env(*env, file, path));
+      continue;
+    }
     const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       if (errno == ENOENT) continue;  // compacted into a synced table meanwhile
@@ -353,6 +381,7 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
     auto e = std::make_shared<engine>();
     e->path = path;
     e->dir = canonical;
+    e->env = options.environment.leveldb;
     e->filter_policy.reset(leveldb::NewBloomFilterPolicy(k_bloom_bits_per_key));
     e->block_cache.reset(leveldb::NewLRUCache(k_block_cache_bytes));
 
@@ -364,6 +393,7 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
     lo.max_file_size = std::size_t{options.target_file_mb} << 20;
     lo.filter_policy = e->filter_policy.get();
     lo.block_cache = e->block_cache.get();
+    if (e->env != nullptr) lo.env = e->env;
     // compression: LevelDB's default, snappy.
 
     leveldb::DB* db = nullptr;
@@ -425,7 +455,7 @@ status leveldb_backend::put(column_family cf, std::string_view key, std::string_
     std::lock_guard writer(write_mutex_);
     leveldb::Status s = engine_->db->Write(lwo, &wb);
     if (!s.ok()) return from_leveldb(s, key_context("put", cf, key, path_));
-    if (wo.sync) return sync_older_logs(engine_->dir, path_);
+    if (wo.sync) return sync_older_logs(engine_->dir, engine_->env, path_);
     return {};
   } catch (...) {
     return exception_status("put", path_);
@@ -444,7 +474,7 @@ status leveldb_backend::del(column_family cf, std::string_view key, write_option
     std::lock_guard writer(write_mutex_);
     leveldb::Status s = engine_->db->Write(lwo, &wb);
     if (!s.ok()) return from_leveldb(s, key_context("del", cf, key, path_));
-    if (wo.sync) return sync_older_logs(engine_->dir, path_);
+    if (wo.sync) return sync_older_logs(engine_->dir, engine_->env, path_);
     return {};
   } catch (...) {
     return exception_status("del", path_);
@@ -508,7 +538,7 @@ status leveldb_backend::write(batch& b, write_options wo) {
     if (!s.ok())
       return from_leveldb(s, "write batch of " + std::to_string(b.size()) + " operations" +
                                  (wo.sync ? " (sync)" : "") + " to " + store_context(path_));
-    if (wo.sync) return sync_older_logs(engine_->dir, path_);
+    if (wo.sync) return sync_older_logs(engine_->dir, engine_->env, path_);
     return {};
   } catch (...) {
     return exception_status("write", path_);
@@ -542,7 +572,7 @@ status leveldb_backend::sync_wal() {
     lwo.sync = true;
     leveldb::Status s = engine_->db->Write(lwo, &empty);
     if (!s.ok()) return from_leveldb(s, "sync_wal of " + store_context(path_));
-    return sync_older_logs(engine_->dir, path_);
+    return sync_older_logs(engine_->dir, engine_->env, path_);
   } catch (...) {
     return exception_status("sync_wal", path_);
   }
@@ -641,6 +671,7 @@ status leveldb_backend::checkpoint(const std::filesystem::path& dir) {
     lo.error_if_exists = true;
     lo.write_buffer_size = std::size_t{32} << 20;
     lo.filter_policy = engine_->filter_policy.get();  // the same tables as the store's
+    if (engine_->env != nullptr) lo.env = engine_->env;  // the store's environment
     status copied;
     {
       leveldb::DB* raw = nullptr;

@@ -498,6 +498,7 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
     rocksdb::DBOptions db_options;
     db_options.create_if_missing = create;
     db_options.create_missing_column_families = true;
+    if (options.environment.rocksdb != nullptr) db_options.env = options.environment.rocksdb;
     db_options.wal_recovery_mode = options.recovery == recovery_mode::absolute_consistency
                                        ? rocksdb::WALRecoveryMode::kAbsoluteConsistency
                                        : rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
