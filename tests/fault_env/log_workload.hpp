@@ -36,11 +36,11 @@ class log_workload {
   status step() {
     const log_image& now = h_.current();
     const std::uint64_t pick = below(100);
-    if (pick < 30) return append(false);
-    if (pick < 55) return append(true);
-    if (pick < 65) return save_vote();
-    if (pick < 75) return save_committed();
-    if (!now.entries.empty() && pick < 87) return truncate();
+    if (pick < 35) return append(false);
+    if (pick < 70) return append(true);
+    if (pick < 78) return save_vote();
+    if (pick < 86) return save_committed();
+    if (!now.entries.empty() && pick < 93) return truncate();
     if (!now.entries.empty()) return purge();
     return append(false);
   }
@@ -117,7 +117,8 @@ class log_workload {
   status truncate() {
     next_ = h_.current();
     const std::uint64_t first = next_.entries.begin()->first;
-    const std::uint64_t since = first + below(next_.entries.size());
+    const std::uint64_t n = next_.entries.size();
+    const std::uint64_t since = first + n / 2 + below(n - n / 2);  // the newer half
     next_.entries.erase(next_.entries.find(since), next_.entries.end());
     return durable([&] { return log_.truncate(since); });
   }
@@ -125,7 +126,7 @@ class log_workload {
   status purge() {
     next_ = h_.current();
     const std::uint64_t first = next_.entries.begin()->first;
-    const std::uint64_t upto = first + below(next_.entries.size());
+    const std::uint64_t upto = first + below(next_.entries.size() / 3 + 1);  // the oldest third
     next_.last_purged = log_id{next_.entries.at(upto).term, upto};
     next_.entries.erase(next_.entries.begin(), next_.entries.upper_bound(upto));
     return durable([&] { return log_.purge(upto); });
