@@ -1,8 +1,9 @@
 // Power loss on the real backends: a log_store over RocksDB or LevelDB runs
 // on a fault environment (tests/fault_env/) that tracks what was synced;
-// each round does random operations, cuts the power (every later write,
-// sync, create, rename and delete fails, as if they never reached the disk),
-// closes the store, and simulates the power loss on the real files: unsynced
+// each round does random operations, cuts the power (from then on nothing
+// becomes durable: the store runs on, its syncs return, but they count for
+// nothing, and no acknowledgment is seen), closes the store (which syncs,
+// too late), and simulates the power loss on the real files: unsynced
 // tails cut, files whose creation was never durable deleted, undurable
 // deletes and renames undone. Then it reopens and checks:
 //   - the log reads back whole and hole-free: the keys of its family are
@@ -89,12 +90,13 @@ TEST_CASE_TEMPLATE_DEFINE("after a power loss the log holds every acknowledged w
       ops += n;
       // Unsynced: only a later synced write would make it durable.
       REQUIRE(store->put(column_family::system_data, "canary", std::to_string(round)).ok());
-      // The power goes: nothing more reaches the disk, pending syncs fail.
-      fault.faults().fail_all(fault_error::eio);
+      // The power goes: from here on nothing becomes durable, and no
+      // acknowledgment is seen. Closing syncs, but too late.
+      fault.model().cut_power();
+      history.stop_acknowledging();
       log.reset();
       store->close().ignore();
     }
-    fault.faults().clear();
     const power_loss_report r = fault.simulate_power_loss();
     REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
     dropped.bytes_truncated += r.bytes_truncated;

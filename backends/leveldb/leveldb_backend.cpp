@@ -36,6 +36,9 @@ struct leveldb_backend::engine {
   std::string path;             // the store's directory, as given to open()
   std::filesystem::path dir;    // the same, canonical: what LevelDB was given
   leveldb::Env* env = nullptr;  // open_options::environment.leveldb: null is the default
+  // The first failed log write, or empty. Guarded by the backend's
+  // write_mutex_. See write_db().
+  std::string write_error;
   std::unique_ptr<const leveldb::FilterPolicy> filter_policy;
   std::unique_ptr<leveldb::Cache> block_cache;
   std::unique_ptr<leveldb::DB> db;
@@ -221,6 +224,24 @@ status sync_older_logs(const std::filesystem::path& dir, leveldb::Env* env,
     if (rc != 0) return detail::errno_status("sync: fdatasync older log of " + store_context(path) + ":", file, err);
   }
   return detail::fsync_path(dir, true);
+}
+
+// Writes `wb` under the writer mutex. LevelDB 1.23 keeps writing its log
+// after an append to it failed (only a failed sync stops it), with its
+// record framing advanced past bytes that never reached the file: the
+// records written after are unreadable at recovery, which drops them,
+// acknowledged or not. So once a log write fails with an I/O error, no
+// more writes go to this open database: they fail with that first error
+// until the store is reopened (recovery then starts a new log).
+// `write_error`: the engine's. REQUIRES: the writer mutex is held.
+leveldb::Status write_db(leveldb::DB& db, std::string& write_error, const leveldb::WriteOptions& o,
+                         leveldb::WriteBatch* wb) {
+  if (!write_error.empty())
+    return leveldb::Status::IOError("refused, an earlier write failed (" + write_error +
+                                    "); reopen the store");
+  leveldb::Status s = db.Write(o, wb);
+  if (s.IsIOError()) write_error = s.ToString();
+  return s;
 }
 
 }  // namespace
@@ -453,7 +474,7 @@ status leveldb_backend::put(column_family cf, std::string_view key, std::string_
     leveldb::WriteOptions lwo;
     lwo.sync = wo.sync;
     std::lock_guard writer(write_mutex_);
-    leveldb::Status s = engine_->db->Write(lwo, &wb);
+    leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &wb);
     if (!s.ok()) return from_leveldb(s, key_context("put", cf, key, path_));
     if (wo.sync) return sync_older_logs(engine_->dir, engine_->env, path_);
     return {};
@@ -472,7 +493,7 @@ status leveldb_backend::del(column_family cf, std::string_view key, write_option
     leveldb::WriteOptions lwo;
     lwo.sync = wo.sync;
     std::lock_guard writer(write_mutex_);
-    leveldb::Status s = engine_->db->Write(lwo, &wb);
+    leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &wb);
     if (!s.ok()) return from_leveldb(s, key_context("del", cf, key, path_));
     if (wo.sync) return sync_older_logs(engine_->dir, engine_->env, path_);
     return {};
@@ -534,7 +555,7 @@ status leveldb_backend::write(batch& b, write_options wo) {
     if (b.ops_.empty() && !wo.sync) return {};
     leveldb::WriteOptions lwo;
     lwo.sync = wo.sync;
-    leveldb::Status s = db.Write(lwo, &wb);
+    leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &wb);
     if (!s.ok())
       return from_leveldb(s, "write batch of " + std::to_string(b.size()) + " operations" +
                                  (wo.sync ? " (sync)" : "") + " to " + store_context(path_));
@@ -570,7 +591,7 @@ status leveldb_backend::sync_wal() {
     leveldb::WriteBatch empty;
     leveldb::WriteOptions lwo;
     lwo.sync = true;
-    leveldb::Status s = engine_->db->Write(lwo, &empty);
+    leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &empty);
     if (!s.ok()) return from_leveldb(s, "sync_wal of " + store_context(path_));
     return sync_older_logs(engine_->dir, engine_->env, path_);
   } catch (...) {

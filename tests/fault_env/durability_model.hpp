@@ -14,6 +14,12 @@
 // files present before the environment first touched them) count as durable
 // as they are when first touched, and are otherwise left alone.
 //
+// cut_power() marks the moment the power goes: the process runs on (its
+// writes reach the files, its syncs return success) but nothing becomes
+// durable any more, as for a machine whose disk lost power first. So a
+// test can cut the power under a running store, close it, and then
+// simulate the loss.
+//
 // simulate_power_loss() applies that to the real directories: truncates every
 // file to its synced size, deletes every file whose directory entry is not
 // durable, and puts back files whose deletion or rename was not durable (a
@@ -127,6 +133,7 @@ class durability_model {
   // durable (bytes appended while it ran may not be).
   void synced(file_id id, std::uint64_t size) {
     std::lock_guard lock(mu_);
+    if (cut_) return;
     file& f = files_[id];
     f.synced = std::max(f.synced, std::min(size, f.size));
   }
@@ -134,6 +141,7 @@ class durability_model {
   // The directory entry of `p` (whatever file it names now) is durable.
   void entry_synced(const std::filesystem::path& p) {
     std::lock_guard lock(mu_);
+    if (cut_) return;
     const name n = split(p);
     know(n);
     if (auto id = live_id(n)) durable_[n.dir][n.file] = *id;
@@ -142,6 +150,7 @@ class durability_model {
   // Every entry of `dir` is durable as it is now.
   void directory_synced(const std::filesystem::path& dir) {
     std::lock_guard lock(mu_);
+    if (cut_) return;
     const std::filesystem::path d = normal(dir);
     durable_[d] = live_[d];
     drop_unneeded_keeps();
@@ -181,6 +190,12 @@ class durability_model {
   }
 
   // ---- the test's side ----------------------------------------------------
+
+  // From now on nothing becomes durable, until simulate_power_loss().
+  void cut_power() {
+    std::lock_guard lock(mu_);
+    cut_ = true;
+  }
 
   // Applies a power loss to the real files (see the header comment) and
   // makes the model agree: afterwards everything is durable as it is.
@@ -239,6 +254,7 @@ class durability_model {
     files_ = std::move(survivors);
     fs::remove_all(keep_);
     fs::create_directories(keep_);
+    cut_ = false;
     return r;
   }
 
@@ -334,6 +350,7 @@ class durability_model {
   // Directory -> file name -> file: as it is now, and as a power loss leaves it.
   std::map<std::filesystem::path, std::map<std::string, file_id>> live_, durable_;
   std::string error_;
+  bool cut_ = false;
 };
 
 }  // namespace seshat::test

@@ -61,10 +61,11 @@ struct log_image {
 };
 
 // The image `log` shows, read back through it; the error when it cannot be
-// read whole or is not hole-free. `count_keys` counts the keys stored in the
-// log's family (they must be exactly the entries: no stray key, no hole).
+// read whole or is not hole-free. `count_keys`, when given, counts the keys
+// stored in the log's family (they must be exactly the entries: no stray
+// key, no hole).
 template <class Log>
-result<log_image> read_image(const Log& log, std::uint64_t count_keys) {
+result<log_image> read_image(const Log& log, std::optional<std::uint64_t> count_keys) {
   log_image img;
   const log_state st = log.get_log_state();
   img.last_purged = st.last_purged;
@@ -83,8 +84,8 @@ result<log_image> read_image(const Log& log, std::uint64_t count_keys) {
       return status::corrupted_data("the log state says " + img.describe() +
                                     " but its entries do not match it");
   }
-  if (count_keys != img.entries.size())
-    return status::corrupted_data("the log family holds " + std::to_string(count_keys) +
+  if (count_keys && *count_keys != img.entries.size())
+    return status::corrupted_data("the log family holds " + std::to_string(*count_keys) +
                                   " keys, the log state " + std::to_string(img.entries.size()) +
                                   " entries (" + img.describe() + ")");
   return img;
@@ -95,6 +96,8 @@ class log_history {
   explicit log_history(log_image start) { images_.push_back(std::move(start)); }
 
   const log_image& current() const { return images_.back(); }
+  // The image after operation k (0: before the first). REQUIRES: k <= issued().
+  const log_image& image(std::size_t k) const { return images_.at(k); }
   std::size_t issued() const { return images_.size() - 1; }
 
   // Records the image after a new operation; returns its number (from 1).
@@ -103,10 +106,18 @@ class log_history {
     return images_.size() - 1;
   }
 
-  // Operation `op` is durable (and so is every one before it).
-  void acknowledge(std::size_t op) {
+  // Operation `op` is durable (and so is every one before it). False when
+  // the acknowledgment came too late to be seen (stop_acknowledging).
+  bool acknowledge(std::size_t op) {
     std::lock_guard lock(mu_);
+    if (stopped_) return false;
     acked_ = std::max(acked_, op);
+    return true;
+  }
+  // Later acknowledgments come after the power went: nobody sees them.
+  void stop_acknowledging() {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
   }
   std::size_t acknowledged() const {
     std::lock_guard lock(mu_);
@@ -132,6 +143,7 @@ class log_history {
   std::vector<log_image> images_;  // [0]: before the first operation
   mutable std::mutex mu_;
   std::size_t acked_ = 0;
+  bool stopped_ = false;
 };
 
 }  // namespace seshat::test

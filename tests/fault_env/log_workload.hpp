@@ -64,10 +64,7 @@ class log_workload {
   status durable(F&& f) {
     const std::size_t op = h_.issue(next_);
     status s = f();
-    if (s.ok()) {
-      h_.acknowledge(op);
-      ++acks_;
-    }
+    if (s.ok() && h_.acknowledge(op)) ++acks_;
     return s;
   }
 
@@ -86,9 +83,7 @@ class log_workload {
     log_history* h = &h_;
     std::atomic<std::uint64_t>* acks = &acks_;
     return log_.append_async(es, [h, acks, op](status s) {
-      if (!s.ok()) return;
-      h->acknowledge(op);
-      ++*acks;
+      if (s.ok() && h->acknowledge(op)) ++*acks;
     });
   }
 
