@@ -20,7 +20,6 @@
 // SESHAT_DISK_FAULT_ROUNDS=N sets the rounds per fault kind, errno and
 // backend (3 by default); SESHAT_DISK_FAULT_SEED=S replays a run.
 #include <doctest/doctest.h>
-
 #include <sys/mount.h>
 
 #include <atomic>
@@ -62,9 +61,10 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-TEST_CASE_TEMPLATE_DEFINE("an injected disk fault fails the call that needed the disk, reads stay "
-                          "correct, and a reopen keeps every acknowledged write",
-                          B, disk_faults) {
+TEST_CASE_TEMPLATE_DEFINE(
+    "an injected disk fault fails the call that needed the disk, reads stay "
+    "correct, and a reopen keeps every acknowledged write",
+    B, disk_faults) {
   using log_type = log_store<text_entry, text_serializer, B>;
   const std::uint64_t rounds = env_number("SESHAT_DISK_FAULT_ROUNDS", 3);
   const std::uint64_t seed = env_number("SESHAT_DISK_FAULT_SEED", std::random_device{}());
@@ -113,8 +113,10 @@ TEST_CASE_TEMPLATE_DEFINE("an injected disk fault fails the call that needed the
             REQUIRE_MESSAGE(s.ok(), s.to_string());
           }
           const std::uint64_t injected_before = fault.faults().injected();
-          if (k == kind::all) fault.faults().fail_all(err);
-          else fault.faults().fail_nth(op, nth, err);
+          if (k == kind::all)
+            fault.faults().fail_all(err);
+          else
+            fault.faults().fail_nth(op, nth, err);
           status failed;
           std::uint64_t after_fault = 0;
           for (int i = 0; i < 300 && after_fault < 3; ++i) {
@@ -173,14 +175,15 @@ TEST_CASE_TEMPLATE_DEFINE("an injected disk fault fails the call that needed the
     }
   }
   const std::uint64_t injected = fault.faults().injected();
-  MESSAGE(B::k_name << ": " << cases << " cases, " << injected << " faults injected: "
-                    << calls_failed << " failed the call, " << background_only
-                    << " hit only background work, " << not_reached
+  MESSAGE(B::k_name << ": " << cases << " cases, " << injected
+                    << " faults injected: " << calls_failed << " failed the call, "
+                    << background_only << " hit only background work, " << not_reached
                     << " not reached; reads while faulted: " << live_reads << " correct, "
                     << live_reads_refused << " refused; " << acks.load()
                     << " operations acknowledged, " << entries_checked
                     << " entries checked after reopen"
-                    << (first_refusal.empty() ? std::string() : "; first read refused: ") << first_refusal);
+                    << (first_refusal.empty() ? std::string() : "; first read refused: ")
+                    << first_refusal);
   CHECK(injected > 0);
   CHECK(calls_failed > 0);
 }
@@ -193,9 +196,10 @@ struct mounted {
   ~mounted() { ::umount2(at.c_str(), MNT_DETACH); }
 };
 
-TEST_CASE_TEMPLATE_DEFINE("on a full file system an append fails naming the lack of space, and "
-                          "with space again a reopen holds every acknowledged entry",
-                          B, full_file_system) {
+TEST_CASE_TEMPLATE_DEFINE(
+    "on a full file system an append fails naming the lack of space, and "
+    "with space again a reopen holds every acknowledged entry",
+    B, full_file_system) {
   using log_type = log_store<text_entry, text_serializer, B>;
   scratch_dir dir;
   const std::filesystem::path small = dir.path() / "small";

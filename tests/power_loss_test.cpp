@@ -49,9 +49,10 @@ std::uint64_t count_keys(storage<B>& store, column_family cf) {
   return n;
 }
 
-TEST_CASE_TEMPLATE_DEFINE("after a power loss the log holds every acknowledged write, byte for byte, "
-                          "and nothing else",
-                          B, power_loss) {
+TEST_CASE_TEMPLATE_DEFINE(
+    "after a power loss the log holds every acknowledged write, byte for byte, "
+    "and nothing else",
+    B, power_loss) {
   using log_type = log_store<text_entry, text_serializer, B>;
   const std::uint64_t rounds = env_number("SESHAT_POWER_LOSS_ROUNDS", 16);
   const std::uint64_t seed = env_number("SESHAT_POWER_LOSS_SEED", std::random_device{}());
@@ -110,7 +111,8 @@ TEST_CASE_TEMPLATE_DEFINE("after a power loss the log holds every acknowledged w
     auto seen = read_image(**opened, count_keys(*store, log_type::k_log_family));
     REQUIRE_MESSAGE(seen.ok(), seen.status().to_string() << "; " << history.describe());
     const auto k = history.match(*seen);
-    REQUIRE_MESSAGE(k.has_value(), "after the power loss the log shows " << seen->describe()
+    REQUIRE_MESSAGE(k.has_value(), "after the power loss the log shows "
+                                       << seen->describe()
                                        << ", which is no image at or after the last "
                                           "acknowledged operation; "
                                        << history.describe());

@@ -279,11 +279,14 @@ struct rocksdb_backend::state {
     return out;
   }
 
-  // Makes every write so far durable. A synced write of an empty batch
-  // (which appends a record to the WAL and syncs the live WAL files) rather
-  // than DB::SyncWAL: SyncWAL runs outside RocksDB's write queue, so it
-  // could start on a WAL whose writer has just failed, before the guard
-  // above knows.
+  // Makes every write so far durable: a synced write of an empty batch,
+  // which appends a record to the WAL and syncs every live WAL file. Not
+  // DB::SyncWAL: it runs beside RocksDB's write queue, so a SyncWAL already
+  // waiting when a write fails goes on to the failed WAL before the guard
+  // above knows (the disk-fault test aborted this way at once), whereas a
+  // write waiting behind the failing one joins its write group and fails
+  // with it. The cost: writes that arrive during the fsync wait for it, as
+  // they do behind any synced write.
   status sync_wal(const std::string& context) {
     SESHAT_RETURN_IF_ERROR(refuse_after_write_error(context));
     rocksdb::WriteOptions w;

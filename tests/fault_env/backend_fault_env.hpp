@@ -4,11 +4,10 @@
 // at it. Built only where both disk backends are (tests/meson.build).
 #pragma once
 
-#include "seshat/options.hpp"
-#include "support.hpp"
-
 #include "fault_env/leveldb_fault_env.hpp"
 #include "fault_env/rocksdb_fault_env.hpp"
+#include "seshat/options.hpp"
+#include "support.hpp"
 
 namespace seshat::test {
 

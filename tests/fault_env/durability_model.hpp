@@ -49,10 +49,10 @@ namespace seshat::test {
 
 // What one simulated power loss changed.
 struct power_loss_report {
-  std::uint64_t bytes_truncated = 0;   // unsynced tails cut off files that stay
-  std::uint64_t files_removed = 0;     // files whose creation was not durable
-  std::uint64_t bytes_removed = 0;     // their sizes
-  std::uint64_t files_restored = 0;    // deletions and renames undone
+  std::uint64_t bytes_truncated = 0;  // unsynced tails cut off files that stay
+  std::uint64_t files_removed = 0;    // files whose creation was not durable
+  std::uint64_t bytes_removed = 0;    // their sizes
+  std::uint64_t files_restored = 0;   // deletions and renames undone
   std::uint64_t bytes_dropped() const { return bytes_truncated + bytes_removed; }
 };
 
@@ -178,8 +178,10 @@ class durability_model {
     know(f);
     auto id = live_id(f);
     live_[f.dir].erase(f.file);
-    if (id) live_[t.dir][t.file] = *id;
-    else live_[t.dir].erase(t.file);
+    if (id)
+      live_[t.dir][t.file] = *id;
+    else
+      live_[t.dir].erase(t.file);
   }
 
   void linked(const std::filesystem::path& from, const std::filesystem::path& to) {
@@ -250,7 +252,8 @@ class durability_model {
     live_ = durable_;
     std::map<file_id, file> survivors;
     for (const auto& [d, m] : durable_)
-      for (const auto& [f, id] : m) survivors[id] = file{files_[id].synced, files_[id].synced, false};
+      for (const auto& [f, id] : m)
+        survivors[id] = file{files_[id].synced, files_[id].synced, false};
     files_ = std::move(survivors);
     fs::remove_all(keep_);
     fs::create_directories(keep_);

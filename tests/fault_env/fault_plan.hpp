@@ -24,10 +24,14 @@ enum class fault_error { eio, enospc };
 
 inline const char* name_of(fault_op op) {
   switch (op) {
-    case fault_op::write: return "write";
-    case fault_op::sync: return "sync";
-    case fault_op::create: return "file creation";
-    case fault_op::metadata: return "rename or delete";
+    case fault_op::write:
+      return "write";
+    case fault_op::sync:
+      return "sync";
+    case fault_op::create:
+      return "file creation";
+    case fault_op::metadata:
+      return "rename or delete";
   }
   return "?";
 }

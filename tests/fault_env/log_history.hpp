@@ -52,7 +52,9 @@ struct log_image {
   friend bool operator==(const log_image&, const log_image&) = default;
 
   std::string describe() const {
-    auto id = [](const std::optional<log_id>& i) { return i ? to_string(*i) : std::string("none"); };
+    auto id = [](const std::optional<log_id>& i) {
+      return i ? to_string(*i) : std::string("none");
+    };
     std::string s = "last purged " + id(last_purged) + ", last " + id(last()) + ", " +
                     std::to_string(entries.size()) + " entries, vote " +
                     (v ? to_string(*v) : std::string("none")) + ", committed " + id(committed);

@@ -46,7 +46,9 @@ class log_workload {
   }
 
  private:
-  std::uint64_t below(std::uint64_t n) { return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(rng_); }
+  std::uint64_t below(std::uint64_t n) {
+    return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(rng_);
+  }
 
   text_entry make(std::uint64_t term, std::uint64_t index) {
     text_entry e;
