@@ -273,3 +273,52 @@ TEST_CASE_TEMPLATE_DEFINE(
 TEST_CASE_TEMPLATE_INVOKE(full_file_system, seshat::rocksdb_backend, seshat::leveldb_backend);
 
 }  // namespace
+
+TEST_CASE_TEMPLATE_DEFINE(
+    "a store on a fault environment makes and restores snapshots through it, "
+    "and a snapshot that hits a disk fault fails cleanly",
+    B, snapshot_on_fault_env) {
+  scratch_dir dir;
+  backend_fault_env<B> fault(dir.path() / "keep");
+  open_options options;
+  fault.attach(options);
+  auto store = open_store<B>(dir.store(), options);
+  for (int i = 0; i < 50; ++i)
+    REQUIRE(store->put(column_family::data_kv, "k" + std::to_string(i), std::to_string(i)).ok());
+  const auto before = dump(*store);
+
+  // Everything fails: the snapshot fails with that error and leaves nothing.
+  fault.faults().fail_all(fault_error::enospc);
+  auto refused = store->create_snapshot(dir.path() / "snap-refused", log_id{1, 50});
+  fault.faults().clear();
+  REQUIRE_FALSE(refused.ok());
+  MESSAGE(B::k_name << ": snapshot under ENOSPC: " << refused.status().to_string());
+  CHECK(contains(refused.status().to_string(), "No space left on device"));
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "snap-refused"));
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "snap-refused.partial"));
+  // A checkpoint that failed part-way may leave the engine refusing writes
+  // (RocksDB's background error after a failed flush): start clean.
+  store->close().ignore();
+  store = open_store<B>(dir.store(), options);
+  CHECK(dump(*store) == before);
+
+  // With the disk back, a snapshot, more writes, and a restore that reopens
+  // the store on the same environment.
+  const std::uint64_t injected = fault.faults().injected();
+  auto made = store->create_snapshot(dir.path() / "snap", log_id{1, 50});
+  REQUIRE_MESSAGE(made.ok(), made.status().to_string());
+  for (int i = 50; i < 60; ++i)
+    REQUIRE(store->put(column_family::data_kv, "k" + std::to_string(i), std::to_string(i)).ok());
+  auto restored = store->restore_snapshot(dir.path() / "snap");
+  REQUIRE_MESSAGE(restored.ok(), restored.status().to_string());
+  CHECK(dump(*store) == before);
+  // The reopened store writes through the environment: a fault reaches it.
+  fault.faults().fail_nth(fault_op::write, 1, fault_error::eio);
+  status s = store->put(column_family::data_kv, "after", "restore");
+  CHECK_FALSE(s.ok());
+  CHECK(contains(s.to_string(), "Input/output error"));
+  CHECK(fault.faults().injected() == injected + 1);
+  store->close().ignore();
+}
+
+TEST_CASE_TEMPLATE_INVOKE(snapshot_on_fault_env, seshat::rocksdb_backend, seshat::leveldb_backend);

@@ -7,7 +7,8 @@
 //
 // Kinds: write (append, positioned append, truncate), sync (file sync or
 // fsync, directory fsync) and create (a file opened for writing: new, reopened
-// for appending, hard-linked). Renames and deletes fail only in fail_all mode.
+// for appending, hard-linked). Renames, deletes and directory creations
+// (metadata) fail only in fail_all mode.
 //
 // Thread-safety: all members may be called from any thread.
 #pragma once
