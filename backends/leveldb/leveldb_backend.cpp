@@ -35,6 +35,10 @@ namespace seshat {
 struct leveldb_backend::engine {
   std::string path;             // the store's directory, as given to open()
   std::filesystem::path dir;    // the same, canonical: what LevelDB was given
+  leveldb::Env* env = nullptr;  // open_options::environment.leveldb: null is the default
+  // The first failed log write, or empty. Guarded by the backend's
+  // write_mutex_. See write_db().
+  std::string write_error;
   std::unique_ptr<const leveldb::FilterPolicy> filter_policy;
   std::unique_ptr<leveldb::Cache> block_cache;
   std::unique_ptr<leveldb::DB> db;
@@ -163,7 +167,30 @@ result<existing_layout> inspect_existing(const std::filesystem::path& dir, const
 // log's writes durable. This fdatasyncs every log but the newest and then
 // the directory. REQUIRES: no write is in flight (the writer mutex is held),
 // so that no log is being created.
-status sync_older_logs(const std::filesystem::path& dir, const std::string& path) {
+//
+// With a custom environment the logs are synced through it (opened for
+// appending, synced, closed), so that an environment which tracks
+// durability sees the sync; a log compacted away between the existence
+// check and the open comes back as an empty file below LevelDB's log
+// number, which LevelDB ignores and deletes. LevelDB's Env has no directory
+// sync: the directory is fsynced directly either way.
+status sync_log_via_env(leveldb::Env& env, const std::filesystem::path& file,
+                        const std::string& path) {
+  if (!env.FileExists(file.string())) return {};  // compacted into a synced table meanwhile
+  leveldb::WritableFile* raw = nullptr;
+  leveldb::Status s = env.NewAppendableFile(file.string(), &raw);
+  std::unique_ptr<leveldb::WritableFile> f(raw);
+  if (s.ok()) s = f->Sync();
+  if (f) {
+    leveldb::Status closed = f->Close();
+    if (s.ok()) s = closed;
+  }
+  if (s.ok()) return {};
+  return from_leveldb(s, "sync: older log " + file.string() + " of " + store_context(path));
+}
+
+status sync_older_logs(const std::filesystem::path& dir, leveldb::Env* env,
+                       const std::string& path) {
   std::vector<std::pair<std::uint64_t, std::filesystem::path>> logs;
   std::error_code ec;
   std::filesystem::directory_iterator it(dir, ec), end;
@@ -182,6 +209,10 @@ status sync_older_logs(const std::filesystem::path& dir, const std::string& path
   std::sort(logs.begin(), logs.end());
   logs.pop_back();  // the newest log: LevelDB has just synced it
   for (const auto& [number, file] : logs) {
+    if (env != nullptr) {
+      SESHAT_RETURN_IF_ERROR(sync_log_via_env(*env, file, path));
+      continue;
+    }
     const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       if (errno == ENOENT) continue;  // compacted into a synced table meanwhile
@@ -193,6 +224,24 @@ status sync_older_logs(const std::filesystem::path& dir, const std::string& path
     if (rc != 0) return detail::errno_status("sync: fdatasync older log of " + store_context(path) + ":", file, err);
   }
   return detail::fsync_path(dir, true);
+}
+
+// Writes `wb` under the writer mutex. LevelDB 1.23 keeps writing its log
+// after an append to it failed (only a failed sync stops it), with its
+// record framing advanced past bytes that never reached the file: the
+// records written after are unreadable at recovery, which drops them,
+// acknowledged or not. So once a log write fails with an I/O error, no
+// more writes go to this open database: they fail with that first error
+// until the store is reopened (recovery then starts a new log).
+// `write_error`: the engine's. REQUIRES: the writer mutex is held.
+leveldb::Status write_db(leveldb::DB& db, std::string& write_error, const leveldb::WriteOptions& o,
+                         leveldb::WriteBatch* wb) {
+  if (!write_error.empty())
+    return leveldb::Status::IOError("refused, an earlier write failed (" + write_error +
+                                    "); reopen the store");
+  leveldb::Status s = db.Write(o, wb);
+  if (s.IsIOError()) write_error = s.ToString();
+  return s;
 }
 
 }  // namespace
@@ -353,6 +402,7 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
     auto e = std::make_shared<engine>();
     e->path = path;
     e->dir = canonical;
+    e->env = options.environment.leveldb;
     e->filter_policy.reset(leveldb::NewBloomFilterPolicy(k_bloom_bits_per_key));
     e->block_cache.reset(leveldb::NewLRUCache(k_block_cache_bytes));
 
@@ -364,6 +414,7 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
     lo.max_file_size = std::size_t{options.target_file_mb} << 20;
     lo.filter_policy = e->filter_policy.get();
     lo.block_cache = e->block_cache.get();
+    if (e->env != nullptr) lo.env = e->env;
     // compression: LevelDB's default, snappy.
 
     leveldb::DB* db = nullptr;
@@ -423,9 +474,9 @@ status leveldb_backend::put(column_family cf, std::string_view key, std::string_
     leveldb::WriteOptions lwo;
     lwo.sync = wo.sync;
     std::lock_guard writer(write_mutex_);
-    leveldb::Status s = engine_->db->Write(lwo, &wb);
+    leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &wb);
     if (!s.ok()) return from_leveldb(s, key_context("put", cf, key, path_));
-    if (wo.sync) return sync_older_logs(engine_->dir, path_);
+    if (wo.sync) return sync_older_logs(engine_->dir, engine_->env, path_);
     return {};
   } catch (...) {
     return exception_status("put", path_);
@@ -442,9 +493,9 @@ status leveldb_backend::del(column_family cf, std::string_view key, write_option
     leveldb::WriteOptions lwo;
     lwo.sync = wo.sync;
     std::lock_guard writer(write_mutex_);
-    leveldb::Status s = engine_->db->Write(lwo, &wb);
+    leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &wb);
     if (!s.ok()) return from_leveldb(s, key_context("del", cf, key, path_));
-    if (wo.sync) return sync_older_logs(engine_->dir, path_);
+    if (wo.sync) return sync_older_logs(engine_->dir, engine_->env, path_);
     return {};
   } catch (...) {
     return exception_status("del", path_);
@@ -504,11 +555,11 @@ status leveldb_backend::write(batch& b, write_options wo) {
     if (b.ops_.empty() && !wo.sync) return {};
     leveldb::WriteOptions lwo;
     lwo.sync = wo.sync;
-    leveldb::Status s = db.Write(lwo, &wb);
+    leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &wb);
     if (!s.ok())
       return from_leveldb(s, "write batch of " + std::to_string(b.size()) + " operations" +
                                  (wo.sync ? " (sync)" : "") + " to " + store_context(path_));
-    if (wo.sync) return sync_older_logs(engine_->dir, path_);
+    if (wo.sync) return sync_older_logs(engine_->dir, engine_->env, path_);
     return {};
   } catch (...) {
     return exception_status("write", path_);
@@ -540,9 +591,9 @@ status leveldb_backend::sync_wal() {
     leveldb::WriteBatch empty;
     leveldb::WriteOptions lwo;
     lwo.sync = true;
-    leveldb::Status s = engine_->db->Write(lwo, &empty);
+    leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &empty);
     if (!s.ok()) return from_leveldb(s, "sync_wal of " + store_context(path_));
-    return sync_older_logs(engine_->dir, path_);
+    return sync_older_logs(engine_->dir, engine_->env, path_);
   } catch (...) {
     return exception_status("sync_wal", path_);
   }
@@ -641,6 +692,7 @@ status leveldb_backend::checkpoint(const std::filesystem::path& dir) {
     lo.error_if_exists = true;
     lo.write_buffer_size = std::size_t{32} << 20;
     lo.filter_policy = engine_->filter_policy.get();  // the same tables as the store's
+    if (engine_->env != nullptr) lo.env = engine_->env;  // the store's environment
     status copied;
     {
       leveldb::DB* raw = nullptr;

@@ -218,7 +218,7 @@ struct rocksdb_backend::state {
       if (first.ok() && !s.ok()) first = std::move(s);
     };
     if (db == nullptr) return first;
-    keep(from_rocks(db->SyncWAL(), "close: sync WAL of " + of_store()));
+    keep(sync_wal("close: sync WAL of " + of_store()));
     {
       std::lock_guard lock(iterators_mu);
       for (iterator* it : iterators) {
@@ -251,6 +251,50 @@ struct rocksdb_backend::state {
 
   rocksdb::ColumnFamilyHandle* handle(column_family cf) const { return handles[index_of(cf)]; }
 
+  // RocksDB 7.8 may write its WAL again after a WAL write failed (fixed
+  // upstream in 2024, facebook/rocksdb#12448), and then its
+  // WritableFileWriter fails an assertion: an abort in builds with
+  // assertions, Debian's among them. So once a write or a sync of this open
+  // database fails with an I/O error, seshat sends it no more writes or
+  // syncs: they fail with that first error until the store is reopened.
+  // (A write already queued inside RocksDB when the first one failed is
+  // beyond this guard.)
+  //
+  // The first I/O error of a write, as a status for `op`; ok when none.
+  status refuse_after_write_error(std::string_view op) {
+    std::lock_guard lock(write_error_mu);
+    if (write_error.empty()) return {};
+    return status::io_error(std::string(op) + " on " + of_store() +
+                            ": refused, an earlier write failed (" + write_error +
+                            "); reopen the store");
+  }
+  // `s` of a write or sync as a status (see from_rocks); remembers the first
+  // I/O error.
+  status note_write(const rocksdb::Status& s, const std::string& context) {
+    status out = from_rocks(s, context);
+    if (s.IsIOError()) {
+      std::lock_guard lock(write_error_mu);
+      if (write_error.empty()) write_error = out.message();
+    }
+    return out;
+  }
+
+  // Makes every write so far durable: a synced write of an empty batch,
+  // which appends a record to the WAL and syncs every live WAL file. Not
+  // DB::SyncWAL: it runs beside RocksDB's write queue, so a SyncWAL already
+  // waiting when a write fails goes on to the failed WAL before the guard
+  // above knows (the disk-fault test aborted this way at once), whereas a
+  // write waiting behind the failing one joins its write group and fails
+  // with it. The cost: writes that arrive during the fsync wait for it, as
+  // they do behind any synced write.
+  status sync_wal(const std::string& context) {
+    SESHAT_RETURN_IF_ERROR(refuse_after_write_error(context));
+    rocksdb::WriteOptions w;
+    w.sync = true;
+    rocksdb::WriteBatch empty;
+    return note_write(db->Write(w, &empty), context);
+  }
+
   const std::filesystem::path path;
   const std::string path_text;
   const std::uint64_t serial = g_next_serial.fetch_add(1, std::memory_order_relaxed);
@@ -261,6 +305,9 @@ struct rocksdb_backend::state {
   rocksdb::ColumnFamilyHandle* default_handle = nullptr;  // RocksDB's, unused
   std::array<rocksdb::ColumnFamilyHandle*, k_column_family_count> handles{};
   std::array<std::uint32_t, k_column_family_count> ids{};
+
+  std::mutex write_error_mu;  // guards `write_error`
+  std::string write_error;    // the first I/O error of a write or sync, or empty
 
   std::mutex iterators_mu;  // guards `iterators` among the holders of `mu` shared
   std::unordered_set<iterator*> iterators;  // the live iterators with a RocksDB iterator
@@ -498,6 +545,7 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
     rocksdb::DBOptions db_options;
     db_options.create_if_missing = create;
     db_options.create_missing_column_families = true;
+    if (options.environment.rocksdb != nullptr) db_options.env = options.environment.rocksdb;
     db_options.wal_recovery_mode = options.recovery == recovery_mode::absolute_consistency
                                        ? rocksdb::WALRecoveryMode::kAbsoluteConsistency
                                        : rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
@@ -559,9 +607,10 @@ status rocksdb_backend::put(column_family cf, std::string_view key, std::string_
   return guarded("put", state_->path_text, [&]() -> status {
     std::shared_lock lock(state_->mu);
     if (state_->closed) return state_->closed_error("put");
+    SESHAT_RETURN_IF_ERROR(state_->refuse_after_write_error("put of " + key_in(cf, key)));
     rocksdb::Status s =
         state_->db->Put(rocks_write_options(wo), state_->handle(cf), slice(key), slice(value));
-    return from_rocks(s, "put of " + key_in(cf, key) + " of " + state_->of_store());
+    return state_->note_write(s, "put of " + key_in(cf, key) + " of " + state_->of_store());
   });
 }
 
@@ -569,8 +618,9 @@ status rocksdb_backend::del(column_family cf, std::string_view key, write_option
   return guarded("del", state_->path_text, [&]() -> status {
     std::shared_lock lock(state_->mu);
     if (state_->closed) return state_->closed_error("del");
+    SESHAT_RETURN_IF_ERROR(state_->refuse_after_write_error("del of " + key_in(cf, key)));
     rocksdb::Status s = state_->db->Delete(rocks_write_options(wo), state_->handle(cf), slice(key));
-    return from_rocks(s, "del of " + key_in(cf, key) + " of " + state_->of_store());
+    return state_->note_write(s, "del of " + key_in(cf, key) + " of " + state_->of_store());
   });
 }
 
@@ -590,11 +640,12 @@ status rocksdb_backend::write(batch& b, write_options wo) {
       // Nothing was ever added. A synced empty write still makes every
       // earlier write durable.
       if (!wo.sync) return {};
-      return from_rocks(state_->db->SyncWAL(),
-                        "write of an empty synced batch: sync WAL of " + state_->of_store());
+      return state_->sync_wal("write of an empty synced batch: sync WAL of " + state_->of_store());
     }
+    SESHAT_RETURN_IF_ERROR(state_->refuse_after_write_error(
+        "write of a batch of " + std::to_string(b.size()) + " operations"));
     rocksdb::Status s = state_->db->Write(rocks_write_options(wo), b.wb_.get());
-    return from_rocks(s, "write of a batch of " + std::to_string(b.size()) + " operations to " +
+    return state_->note_write(s, "write of a batch of " + std::to_string(b.size()) + " operations to " +
                              state_->of_store());
   });
 }
@@ -644,7 +695,7 @@ status rocksdb_backend::sync_wal() {
   return guarded("sync_wal", state_->path_text, [&]() -> status {
     std::shared_lock lock(state_->mu);
     if (state_->closed) return state_->closed_error("sync_wal");
-    return from_rocks(state_->db->SyncWAL(), "sync WAL of " + state_->of_store());
+    return state_->sync_wal("sync WAL of " + state_->of_store());
   });
 }
 
@@ -653,6 +704,8 @@ status rocksdb_backend::compact_range(column_family cf, std::string_view begin,
   return guarded("compact_range", state_->path_text, [&]() -> status {
     std::shared_lock lock(state_->mu);
     if (state_->closed) return state_->closed_error("compact_range");
+    // A compaction may flush memtables, switching the WAL.
+    SESHAT_RETURN_IF_ERROR(state_->refuse_after_write_error("compact_range"));
     const rocksdb::Slice b = slice(begin), e = slice(end);
     rocksdb::Status s = state_->db->CompactRange(rocksdb::CompactRangeOptions(), state_->handle(cf),
                                                  begin.empty() ? nullptr : &b,
@@ -719,6 +772,8 @@ status rocksdb_backend::checkpoint(const std::filesystem::path& dir) {
     const std::string context = "checkpoint of " + state_->of_store() + " into " + target.string();
     std::shared_lock lock(state_->mu);
     if (state_->closed) return state_->closed_error("checkpoint");
+    // A checkpoint flushes memtables, switching the WAL.
+    SESHAT_RETURN_IF_ERROR(state_->refuse_after_write_error("checkpoint"));
     std::error_code ec;
     if (target.empty() || std::filesystem::exists(std::filesystem::symlink_status(target, ec)))
       return status::invalid_argument(context + ": it already exists");

@@ -9,7 +9,29 @@
 
 #include "seshat/status.hpp"
 
+// The engines' file-system environments, named here without their headers:
+// the core never includes a backend.
+namespace rocksdb {
+class Env;
+}
+namespace leveldb {
+class Env;
+}
+
 namespace seshat {
+
+// The file-system environment a backend does its file I/O through. Null (the
+// default) is the engine's own default environment. Meant for tests that
+// inject disk faults or simulate a power loss (tests/fault_env/), and for
+// users who need their own Env (a throttled or encrypted one, say).
+// Ownership: not owned; an environment must outlive every store opened with
+// it, including the reopen of storage::restore_snapshot and the checkpoints
+// the store makes. The memory backend ignores both fields; each disk backend
+// reads only its own.
+struct backend_environment {
+  rocksdb::Env* rocksdb = nullptr;  // Options::env of rocksdb_backend
+  leveldb::Env* leveldb = nullptr;  // Options::env of leveldb_backend
+};
 
 // What opening a store does with a damaged write-ahead log.
 enum class recovery_mode {
@@ -39,6 +61,9 @@ struct open_options {
   std::uint32_t target_file_mb = 64;   // target table file size, [1, 1024] MB
 
   recovery_mode recovery = recovery_mode::tolerate_corrupted_tail;
+
+  // The environment the backend does its file I/O through (see above).
+  backend_environment environment;
 
   // The first option outside its range, or success.
   status validate() const {

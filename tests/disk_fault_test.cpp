@@ -1,0 +1,324 @@
+// Disk faults on the real backends.
+//
+// Injected faults: a log_store over RocksDB or LevelDB runs on a fault
+// environment (tests/fault_env/) that fails the Nth write, sync or file
+// creation from a random point of a random workload (appends, async appends,
+// vote and committed saves, truncates, purges) with EIO or ENOSPC. Then:
+//   - a call that fails says why: its message carries the injected errno
+//     text ("No space left on device", "Input/output error");
+//   - the store, still open, reads only correct data (where the engine still
+//     serves reads): exactly what the successful calls left;
+//   - after clearing the fault, closing, simulating a power loss (so that a
+//     call which claimed success for bytes it never synced is caught) and
+//     reopening, the log is an image at or after the last acknowledged
+//     operation (log_history.hpp).
+// A full file system: a 4 MB tmpfs (needs root: skipped with a message
+// otherwise; SESHAT_REQUIRE_MOUNT=1 makes that a failure) is filled by
+// appends until one fails naming the lack of space; after the file system
+// grows, a reopen holds every acknowledged entry.
+//
+// SESHAT_DISK_FAULT_ROUNDS=N sets the rounds per fault kind, errno and
+// backend (3 by default); SESHAT_DISK_FAULT_SEED=S replays a run.
+#include <doctest/doctest.h>
+#include <sys/mount.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "fault_env/backend_fault_env.hpp"
+#include "fault_env/log_history.hpp"
+#include "fault_env/log_workload.hpp"
+#include "log_entries.hpp"
+#include "seshat/log_store.hpp"
+#include "support.hpp"
+
+namespace {
+
+using namespace seshat;
+using namespace seshat::test;
+
+std::uint64_t env_number(const char* name, std::uint64_t fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::strtoull(v, nullptr, 10) : fallback;
+}
+
+template <class B>
+std::uint64_t count_keys(storage<B>& store, column_family cf) {
+  std::uint64_t n = 0;
+  auto it = store.new_iterator(cf);
+  for (it->seek_to_first(); it->valid(); it->next()) ++n;
+  REQUIRE_MESSAGE(it->status().ok(), it->status().to_string());
+  return n;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+TEST_CASE_TEMPLATE_DEFINE(
+    "an injected disk fault fails the call that needed the disk, reads stay "
+    "correct, and a reopen keeps every acknowledged write",
+    B, disk_faults) {
+  using log_type = log_store<text_entry, text_serializer, B>;
+  const std::uint64_t rounds = env_number("SESHAT_DISK_FAULT_ROUNDS", 3);
+  const std::uint64_t seed = env_number("SESHAT_DISK_FAULT_SEED", std::random_device{}());
+  INFO("backend " << B::k_name << ", SESHAT_DISK_FAULT_SEED=" << seed);
+  std::mt19937_64 rng(seed);
+
+  scratch_dir dir;
+  backend_fault_env<B> fault(dir.path() / "keep");
+  open_options options;
+  options.write_buffer_mb = 1;  // file creations come often enough to hit
+  options.target_file_mb = 1;
+  fault.attach(options);
+
+  log_image expected;
+  std::atomic<std::uint64_t> acks{0};
+  std::uint64_t cases = 0, calls_failed = 0, background_only = 0, not_reached = 0;
+  std::uint64_t live_reads = 0, live_reads_refused = 0, entries_checked = 0;
+  std::string first_refusal;
+  // Each kind fails its Nth operation once; `all` fails everything from a
+  // point on (a disk that went away).
+  enum class kind { write, sync, create, all };
+  for (kind k : {kind::write, kind::sync, kind::create, kind::all}) {
+    const fault_op op = k == kind::sync     ? fault_op::sync
+                        : k == kind::create ? fault_op::create
+                                            : fault_op::write;
+    for (fault_error err : {fault_error::eio, fault_error::enospc}) {
+      for (std::uint64_t round = 0; round < rounds; ++round) {
+        const std::uint64_t nth = op == fault_op::create ? 1 + rng() % 2 : 1 + rng() % 6;
+        const std::string what = k == kind::all ? "every operation" : name_of(op);
+        CAPTURE(what);
+        CAPTURE(message_of(err));
+        CAPTURE(nth);
+        ++cases;
+        log_history history(expected);
+        {
+          auto store = open_store<B>(dir.store(), options);
+          auto opened = log_type::open(*store);
+          REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+          auto log = std::move(*opened);
+          // Creations happen at memtable switches: big entries reach them.
+          log_workload<log_type> work(*log, history, rng, acks,
+                                      op == fault_op::create ? 60000 : 4000);
+          const std::uint64_t warm_up = rng() % 4;
+          for (std::uint64_t i = 0; i < warm_up; ++i) {
+            status s = work.step();
+            REQUIRE_MESSAGE(s.ok(), s.to_string());
+          }
+          const std::uint64_t injected_before = fault.faults().injected();
+          if (k == kind::all)
+            fault.faults().fail_all(err);
+          else
+            fault.faults().fail_nth(op, nth, err);
+          status failed;
+          std::uint64_t after_fault = 0;
+          for (int i = 0; i < 300 && after_fault < 3; ++i) {
+            failed = work.step();
+            if (!failed.ok()) break;
+            if (!fault.faults().pending()) ++after_fault;
+          }
+          const bool fired = fault.faults().injected() > injected_before;
+          if (!failed.ok()) {
+            ++calls_failed;
+            CHECK_MESSAGE(fired, "a call failed with no fault injected: " << failed.to_string());
+            CHECK_MESSAGE(contains(failed.to_string(), message_of(err)),
+                          "the error does not name the fault: " << failed.to_string());
+          } else if (fired) {
+            ++background_only;  // a flush or compaction hit it; no call needed that write
+          } else {
+            ++not_reached;
+          }
+          // Still open: what reads give must be what the successful calls left.
+          auto live = read_image(*log, std::nullopt);
+          if (live.ok()) {
+            ++live_reads;
+            // A failed call may have taken effect or not (a purge records its
+            // id before it deletes); any other image is wrong data.
+            const std::size_t last = history.issued();
+            const bool correct = *live == history.image(last) ||
+                                 (!failed.ok() && last > 0 && *live == history.image(last - 1));
+            CHECK_MESSAGE(correct, "while faulted the log shows " << live->describe() << "; "
+                                                                  << history.describe());
+          } else {
+            ++live_reads_refused;
+            if (first_refusal.empty()) first_refusal = live.status().to_string();
+          }
+          fault.faults().clear();
+          log.reset();
+          store->close().ignore();
+        }
+        fault.simulate_power_loss();
+        REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
+        auto store = open_store<B>(dir.store(), options);
+        auto opened = log_type::open(*store);
+        REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+        auto seen = read_image(**opened, count_keys(*store, log_type::k_log_family));
+        REQUIRE_MESSAGE(seen.ok(), seen.status().to_string() << "; " << history.describe());
+        REQUIRE_MESSAGE(history.match(*seen).has_value(),
+                        "after the fault and a reopen the log shows "
+                            << seen->describe()
+                            << ", which is no image at or after the last acknowledged "
+                               "operation; "
+                            << history.describe());
+        entries_checked += seen->entries.size();
+        expected = *seen;
+        opened->reset();
+        REQUIRE(store->close().ok());
+      }
+    }
+  }
+  const std::uint64_t injected = fault.faults().injected();
+  MESSAGE(B::k_name << ": " << cases << " cases, " << injected
+                    << " faults injected: " << calls_failed << " failed the call, "
+                    << background_only << " hit only background work, " << not_reached
+                    << " not reached; reads while faulted: " << live_reads << " correct, "
+                    << live_reads_refused << " refused; " << acks.load()
+                    << " operations acknowledged, " << entries_checked
+                    << " entries checked after reopen"
+                    << (first_refusal.empty() ? std::string() : "; first read refused: ")
+                    << first_refusal);
+  CHECK(injected > 0);
+  CHECK(calls_failed > 0);
+}
+
+TEST_CASE_TEMPLATE_INVOKE(disk_faults, seshat::rocksdb_backend, seshat::leveldb_backend);
+
+// Unmounts at the end of the test, before the scratch directory goes.
+struct mounted {
+  std::filesystem::path at;
+  ~mounted() { ::umount2(at.c_str(), MNT_DETACH); }
+};
+
+TEST_CASE_TEMPLATE_DEFINE(
+    "on a full file system an append fails naming the lack of space, and "
+    "with space again a reopen holds every acknowledged entry",
+    B, full_file_system) {
+  using log_type = log_store<text_entry, text_serializer, B>;
+  scratch_dir dir;
+  const std::filesystem::path small = dir.path() / "small";
+  std::filesystem::create_directories(small);
+  if (::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=4m") != 0) {
+    const int err = errno;
+    if (std::getenv("SESHAT_REQUIRE_MOUNT") != nullptr)
+      FAIL("cannot mount a 4 MB tmpfs at " << small << ": " << std::strerror(err));
+    MESSAGE("SKIPPED (" << B::k_name << "): cannot mount a 4 MB tmpfs at " << small << ": "
+                        << std::strerror(err) << " (needs root or CAP_SYS_ADMIN)");
+    return;
+  }
+  mounted guard{small};
+  open_options options;
+  options.write_buffer_mb = 1;  // RocksDB preallocates its WAL from this size
+  options.target_file_mb = 1;
+
+  std::vector<text_entry> acked;
+  std::uint64_t acked_bytes = 0;
+  status failure;
+  {
+    auto store = open_store<B>(small / "store", options);
+    auto opened = log_type::open(*store);
+    REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+    auto log = std::move(*opened);
+    std::mt19937_64 rng(std::random_device{}());
+    for (std::uint64_t i = 1; i <= 5000; ++i) {
+      text_entry e = make_entry<text_entry>(1, i);
+      // Random letters: compression cannot make them fit.
+      for (int c = 0; c < 16 * 1024; ++c) e.text.push_back(static_cast<char>('a' + rng() % 26));
+      failure = log->append(std::span<const text_entry>(&e, 1));
+      if (!failure.ok()) break;
+      acked.push_back(e);
+      acked_bytes += e.text.size();
+    }
+    REQUIRE_MESSAGE(!failure.ok(), "5000 appends of 16 KB never filled a 4 MB file system");
+    MESSAGE(B::k_name << ": " << acked.size() << " entries (" << acked_bytes
+                      << " bytes of text) acknowledged, then: " << failure.to_string());
+    CHECK(failure.is(errc::io_error));
+    CHECK_MESSAGE(contains(failure.to_string(), "No space left on device"), failure.to_string());
+    // Still open: what it reads is what was acknowledged.
+    if (!acked.empty()) {
+      auto back = log->entries(1, acked.size() + 1);
+      if (back.ok()) CHECK(*back == acked);
+    }
+    log.reset();
+    store->close().ignore();
+  }
+  // Space again: the file system grows.
+  REQUIRE_MESSAGE(::mount("tmpfs", small.c_str(), "tmpfs", MS_REMOUNT, "size=64m") == 0,
+                  std::strerror(errno));
+  auto store = open_store<B>(small / "store", options);
+  auto opened = log_type::open(*store);
+  REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+  const log_state st = (*opened)->get_log_state();
+  REQUIRE(st.last.has_value());
+  // Every acknowledged entry; at most the one whose append failed besides.
+  CHECK(st.last->index >= acked.size());
+  CHECK(st.last->index <= acked.size() + 1);
+  auto back = (*opened)->entries(1, acked.size() + 1);
+  REQUIRE_MESSAGE(back.ok(), back.status().to_string());
+  CHECK(*back == acked);
+  // And the store takes writes again.
+  (*opened)->truncate(acked.size() + 1).ignore();
+  text_entry next = make_entry<text_entry>(1, acked.size() + 1);
+  CHECK((*opened)->append(std::span<const text_entry>(&next, 1)).ok());
+  opened->reset();
+  CHECK(store->close().ok());
+}
+
+TEST_CASE_TEMPLATE_INVOKE(full_file_system, seshat::rocksdb_backend, seshat::leveldb_backend);
+
+}  // namespace
+
+TEST_CASE_TEMPLATE_DEFINE(
+    "a store on a fault environment makes and restores snapshots through it, "
+    "and a snapshot that hits a disk fault fails cleanly",
+    B, snapshot_on_fault_env) {
+  scratch_dir dir;
+  backend_fault_env<B> fault(dir.path() / "keep");
+  open_options options;
+  fault.attach(options);
+  auto store = open_store<B>(dir.store(), options);
+  for (int i = 0; i < 50; ++i)
+    REQUIRE(store->put(column_family::data_kv, "k" + std::to_string(i), std::to_string(i)).ok());
+  const auto before = dump(*store);
+
+  // Everything fails: the snapshot fails with that error and leaves nothing.
+  fault.faults().fail_all(fault_error::enospc);
+  auto refused = store->create_snapshot(dir.path() / "snap-refused", log_id{1, 50});
+  fault.faults().clear();
+  REQUIRE_FALSE(refused.ok());
+  MESSAGE(B::k_name << ": snapshot under ENOSPC: " << refused.status().to_string());
+  CHECK(contains(refused.status().to_string(), "No space left on device"));
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "snap-refused"));
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "snap-refused.partial"));
+  // A checkpoint that failed part-way may leave the engine refusing writes
+  // (RocksDB's background error after a failed flush): start clean.
+  store->close().ignore();
+  store = open_store<B>(dir.store(), options);
+  CHECK(dump(*store) == before);
+
+  // With the disk back, a snapshot, more writes, and a restore that reopens
+  // the store on the same environment.
+  const std::uint64_t injected = fault.faults().injected();
+  auto made = store->create_snapshot(dir.path() / "snap", log_id{1, 50});
+  REQUIRE_MESSAGE(made.ok(), made.status().to_string());
+  for (int i = 50; i < 60; ++i)
+    REQUIRE(store->put(column_family::data_kv, "k" + std::to_string(i), std::to_string(i)).ok());
+  auto restored = store->restore_snapshot(dir.path() / "snap");
+  REQUIRE_MESSAGE(restored.ok(), restored.status().to_string());
+  CHECK(dump(*store) == before);
+  // The reopened store writes through the environment: a fault reaches it.
+  fault.faults().fail_nth(fault_op::write, 1, fault_error::eio);
+  status s = store->put(column_family::data_kv, "after", "restore");
+  CHECK_FALSE(s.ok());
+  CHECK(contains(s.to_string(), "Input/output error"));
+  CHECK(fault.faults().injected() == injected + 1);
+  store->close().ignore();
+}
+
+TEST_CASE_TEMPLATE_INVOKE(snapshot_on_fault_env, seshat::rocksdb_backend, seshat::leveldb_backend);

@@ -1,0 +1,359 @@
+// durability_model: what of a set of directories would survive a power loss,
+// given the file operations an environment saw; and the simulation of that
+// power loss on the real files.
+//
+// The model (the usual POSIX reading, as in LevelDB's FaultInjectionTestEnv):
+//   - a file's bytes are durable up to the size it had at its last sync
+//     (fsync or fdatasync); closing a file syncs nothing;
+//   - a directory entry (a file created, renamed, hard-linked or deleted) is
+//     durable once its directory is synced, or once the environment reports
+//     the entry durable by other means (entry_synced, see leveldb_fault_env);
+//   - a power loss keeps exactly what is durable: every directory goes back
+//     to its entries as of its last sync, each file to its synced size.
+// Files the environment never saw written (the store marker, LevelDB's LOG,
+// files present before the environment first touched them) count as durable
+// as they are when first touched, and are otherwise left alone.
+//
+// cut_power() marks the moment the power goes: the process runs on (its
+// writes reach the files, its syncs return success) but nothing becomes
+// durable any more, as for a machine whose disk lost power first. So a
+// test can cut the power under a running store, close it, and then
+// simulate the loss.
+//
+// simulate_power_loss() applies that to the real directories: truncates every
+// file to its synced size, deletes every file whose directory entry is not
+// durable, and puts back files whose deletion or rename was not durable (a
+// deleted file's bytes are kept meanwhile by a hard link in `keep_dir`, which
+// must be on the same file system). REQUIRES: nobody has the files open (the
+// store is closed, or was abandoned after its writes were cut off).
+// Directories themselves are not tracked: a created directory stays.
+//
+// Thread-safety: every member may be called from any thread (one mutex).
+// The notification members never throw (a failure to keep a deleted file is
+// recorded in error()); simulate_power_loss throws std::runtime_error when a
+// file operation fails.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace seshat::test {
+
+// What one simulated power loss changed.
+struct power_loss_report {
+  std::uint64_t bytes_truncated = 0;  // unsynced tails cut off files that stay
+  std::uint64_t files_removed = 0;    // files whose creation was not durable
+  std::uint64_t bytes_removed = 0;    // their sizes
+  std::uint64_t files_restored = 0;   // deletions and renames undone
+  std::uint64_t bytes_dropped() const { return bytes_truncated + bytes_removed; }
+};
+
+class durability_model {
+ public:
+  using file_id = std::uint64_t;
+
+  explicit durability_model(std::filesystem::path keep_dir) : keep_(std::move(keep_dir)) {
+    std::filesystem::create_directories(keep_);
+  }
+  durability_model(const durability_model&) = delete;
+  durability_model& operator=(const durability_model&) = delete;
+
+  // ---- notifications from an environment, after the operation succeeded --
+
+  // `p` was opened for writing with truncation (a new file, or an existing
+  // one emptied in place).
+  file_id created(const std::filesystem::path& p) {
+    std::lock_guard lock(mu_);
+    const name n = split(p);
+    know(n);
+    if (auto id = live_id(n)) {
+      files_[*id].size = 0;
+      files_[*id].synced = 0;
+      return *id;
+    }
+    const file_id id = next_id_++;
+    files_[id] = {};
+    live_[n.dir][n.file] = id;
+    return id;
+  }
+
+  // `p` was opened for appending (created when missing).
+  file_id opened_for_append(const std::filesystem::path& p) {
+    std::lock_guard lock(mu_);
+    const name n = split(p);
+    know(n);
+    if (auto id = live_id(n)) return *id;
+    const file_id id = next_id_++;
+    files_[id] = {};
+    live_[n.dir][n.file] = id;
+    return id;
+  }
+
+  void appended(file_id id, std::uint64_t bytes) {
+    std::lock_guard lock(mu_);
+    files_[id].size += bytes;
+  }
+  // Bytes were written ending at offset `end`.
+  void wrote_to(file_id id, std::uint64_t end) {
+    std::lock_guard lock(mu_);
+    if (files_[id].size < end) files_[id].size = end;
+  }
+  void truncated(file_id id, std::uint64_t size) {
+    std::lock_guard lock(mu_);
+    file& f = files_[id];
+    f.size = size;
+    if (f.synced > size) f.synced = size;
+  }
+  void truncated(const std::filesystem::path& p, std::uint64_t size) {
+    std::lock_guard lock(mu_);
+    const name n = split(p);
+    know(n);
+    if (auto id = live_id(n)) {
+      file& f = files_[*id];
+      f.size = size;
+      if (f.synced > size) f.synced = size;
+    }
+  }
+
+  // The bytes written so far: what a sync starting now makes durable.
+  std::uint64_t size_of(file_id id) {
+    std::lock_guard lock(mu_);
+    return files_[id].size;
+  }
+
+  // A sync that started when the file held `size` bytes succeeded: they are
+  // durable (bytes appended while it ran may not be).
+  void synced(file_id id, std::uint64_t size) {
+    std::lock_guard lock(mu_);
+    if (cut_) return;
+    file& f = files_[id];
+    f.synced = std::max(f.synced, std::min(size, f.size));
+  }
+
+  // The directory entry of `p` (whatever file it names now) is durable.
+  void entry_synced(const std::filesystem::path& p) {
+    std::lock_guard lock(mu_);
+    if (cut_) return;
+    const name n = split(p);
+    know(n);
+    if (auto id = live_id(n)) durable_[n.dir][n.file] = *id;
+  }
+
+  // Every entry of `dir` is durable as it is now.
+  void directory_synced(const std::filesystem::path& dir) {
+    std::lock_guard lock(mu_);
+    if (cut_) return;
+    const std::filesystem::path d = normal(dir);
+    durable_[d] = live_[d];
+    drop_unneeded_keeps();
+  }
+
+  // Call BEFORE deleting `p` or renaming onto it: keeps the file's bytes
+  // when its name is durable, so a power loss can bring it back.
+  void before_unlink(const std::filesystem::path& p) {
+    std::lock_guard lock(mu_);
+    const name n = split(p);
+    know(n);
+    if (auto id = live_id(n); id && durably_named(*id)) keep(*id, n);
+  }
+
+  void removed(const std::filesystem::path& p) {
+    std::lock_guard lock(mu_);
+    const name n = split(p);
+    live_[n.dir].erase(n.file);
+  }
+
+  // REQUIRES: before_unlink(to) was called before the rename.
+  void renamed(const std::filesystem::path& from, const std::filesystem::path& to) {
+    std::lock_guard lock(mu_);
+    const name f = split(from), t = split(to);
+    know(f);
+    auto id = live_id(f);
+    live_[f.dir].erase(f.file);
+    if (id)
+      live_[t.dir][t.file] = *id;
+    else
+      live_[t.dir].erase(t.file);
+  }
+
+  void linked(const std::filesystem::path& from, const std::filesystem::path& to) {
+    std::lock_guard lock(mu_);
+    const name f = split(from), t = split(to);
+    know(f);
+    if (auto id = live_id(f)) live_[t.dir][t.file] = *id;
+  }
+
+  // ---- the test's side ----------------------------------------------------
+
+  // From now on nothing becomes durable, until simulate_power_loss().
+  void cut_power() {
+    std::lock_guard lock(mu_);
+    cut_ = true;
+  }
+
+  // Applies a power loss to the real files (see the header comment) and
+  // makes the model agree: afterwards everything is durable as it is.
+  power_loss_report simulate_power_loss() {
+    namespace fs = std::filesystem;
+    std::lock_guard lock(mu_);
+    power_loss_report r;
+    std::set<fs::path> dirs;
+    for (const auto& [d, m] : live_) dirs.insert(d);
+    for (const auto& [d, m] : durable_) dirs.insert(d);
+    auto mismatched = [&](const fs::path& d, const std::string& f, file_id id) {
+      auto it = live_[d].find(f);
+      return it == live_[d].end() || it->second != id;
+    };
+    // 1. Keep every durable file that is not in place under its name.
+    for (const fs::path& d : dirs)
+      for (const auto& [f, id] : durable_[d])
+        if (mismatched(d, f, id) && !files_[id].kept) {
+          if (auto where = live_path(id)) keep(id, split(*where));
+          if (!files_[id].kept)
+            throw std::runtime_error("simulate_power_loss: the bytes of " + (d / f).string() +
+                                     " were not kept: " + error_);
+        }
+    // 2. Remove every name that is not durable as it is.
+    for (const fs::path& d : dirs)
+      for (const auto& [f, id] : live_[d]) {
+        auto it = durable_[d].find(f);
+        if (it != durable_[d].end() && it->second == id) continue;
+        std::error_code ec;
+        const std::uintmax_t size = fs::file_size(d / f, ec);
+        if (ec) continue;  // changed outside the environment: left alone
+        fs::remove(d / f);
+        ++r.files_removed;
+        r.bytes_removed += size;
+      }
+    // 3. Put back the durable names, 4. cut every file to its synced size.
+    for (const fs::path& d : dirs)
+      for (const auto& [f, id] : durable_[d]) {
+        if (mismatched(d, f, id)) {
+          fs::create_hard_link(keep_path(id), d / f);
+          ++r.files_restored;
+        }
+        std::error_code ec;
+        const std::uintmax_t size = fs::file_size(d / f, ec);
+        if (ec) continue;
+        if (size > files_[id].synced) {
+          fs::resize_file(d / f, files_[id].synced);
+          r.bytes_truncated += size - files_[id].synced;
+        }
+      }
+    // The survivors are the new durable state.
+    live_ = durable_;
+    std::map<file_id, file> survivors;
+    for (const auto& [d, m] : durable_)
+      for (const auto& [f, id] : m)
+        survivors[id] = file{files_[id].synced, files_[id].synced, false};
+    files_ = std::move(survivors);
+    fs::remove_all(keep_);
+    fs::create_directories(keep_);
+    cut_ = false;
+    return r;
+  }
+
+  // The first failure to keep a deleted file's bytes, or empty.
+  std::string error() const {
+    std::lock_guard lock(mu_);
+    return error_;
+  }
+
+ private:
+  struct name {
+    std::filesystem::path dir;
+    std::string file;
+  };
+  struct file {
+    std::uint64_t size = 0;    // bytes written
+    std::uint64_t synced = 0;  // bytes durable
+    bool kept = false;         // a hard link in keep_ holds its bytes
+  };
+
+  static std::filesystem::path normal(const std::filesystem::path& p) {
+    return std::filesystem::absolute(p).lexically_normal();
+  }
+  static name split(const std::filesystem::path& p) {
+    std::filesystem::path n = normal(p);
+    return {n.parent_path(), n.filename().string()};
+  }
+
+  std::optional<file_id> live_id(const name& n) {
+    auto d = live_.find(n.dir);
+    if (d == live_.end()) return std::nullopt;
+    auto f = d->second.find(n.file);
+    if (f == d->second.end()) return std::nullopt;
+    return f->second;
+  }
+
+  // A file on disk the model has not seen: durable as it is.
+  void know(const name& n) {
+    if (live_id(n)) return;
+    std::error_code ec;
+    const std::filesystem::path p = n.dir / n.file;
+    if (!std::filesystem::is_regular_file(p, ec)) return;
+    const std::uintmax_t size = std::filesystem::file_size(p, ec);
+    if (ec) return;
+    const file_id id = next_id_++;
+    files_[id] = file{size, size, false};
+    live_[n.dir][n.file] = id;
+    durable_[n.dir].try_emplace(n.file, id);
+  }
+
+  bool durably_named(file_id id) const {
+    for (const auto& [d, m] : durable_)
+      for (const auto& [f, i] : m)
+        if (i == id) return true;
+    return false;
+  }
+
+  std::optional<std::filesystem::path> live_path(file_id id) const {
+    for (const auto& [d, m] : live_)
+      for (const auto& [f, i] : m)
+        if (i == id) return d / f;
+    return std::nullopt;
+  }
+
+  std::filesystem::path keep_path(file_id id) const { return keep_ / std::to_string(id); }
+
+  void keep(file_id id, const name& n) {
+    if (files_[id].kept) return;
+    std::error_code ec;
+    std::filesystem::create_hard_link(n.dir / n.file, keep_path(id), ec);
+    if (ec) {
+      if (error_.empty())
+        error_ = "cannot keep " + (n.dir / n.file).string() + " in " + keep_.string() + ": " +
+                 ec.message();
+      return;
+    }
+    files_[id].kept = true;
+  }
+
+  void drop_unneeded_keeps() {
+    for (auto& [id, f] : files_) {
+      if (!f.kept || durably_named(id)) continue;
+      std::error_code ec;
+      std::filesystem::remove(keep_path(id), ec);
+      f.kept = false;
+    }
+  }
+
+  const std::filesystem::path keep_;
+  mutable std::mutex mu_;
+  file_id next_id_ = 1;
+  std::map<file_id, file> files_;
+  // Directory -> file name -> file: as it is now, and as a power loss leaves it.
+  std::map<std::filesystem::path, std::map<std::string, file_id>> live_, durable_;
+  std::string error_;
+  bool cut_ = false;
+};
+
+}  // namespace seshat::test
