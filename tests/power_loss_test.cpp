@@ -14,7 +14,7 @@
 // That the simulation bites: each round ends with an unsynced storage put;
 // the test requires that some rounds lose it, and that bytes were dropped.
 //
-// SESHAT_POWER_LOSS_ROUNDS=N sets the rounds per backend (16 by default);
+// SESHAT_POWER_LOSS_ROUNDS=N sets the rounds per backend (64 by default);
 // SESHAT_POWER_LOSS_SEED=S replays a run.
 #include <doctest/doctest.h>
 
@@ -54,7 +54,7 @@ TEST_CASE_TEMPLATE_DEFINE(
     "and nothing else",
     B, power_loss) {
   using log_type = log_store<text_entry, text_serializer, B>;
-  const std::uint64_t rounds = env_number("SESHAT_POWER_LOSS_ROUNDS", 16);
+  const std::uint64_t rounds = env_number("SESHAT_POWER_LOSS_ROUNDS", 64);
   const std::uint64_t seed = env_number("SESHAT_POWER_LOSS_SEED", std::random_device{}());
   INFO("backend " << B::k_name << ", SESHAT_POWER_LOSS_SEED=" << seed);
   std::mt19937_64 rng(seed);
