@@ -37,8 +37,9 @@ common_args="-O1 -g1 -fno-omit-frame-pointer"
 # the options may have changed since).
 configure() {
   local dir=$1 sanitize=$2 args=$3
+  shift 3
   local options=(-Dbuildtype=plain -Db_ndebug=false -Db_sanitize="$sanitize"
-                 -Dbenchmarks=disabled -Dcpp_args="$args" -Dcpp_link_args="$args")
+                 -Dbenchmarks=disabled -Dcpp_args="$args" -Dcpp_link_args="$args" "$@")
   if [ -f "$dir/build.ninja" ]; then
     meson configure "$dir" "${options[@]}" >/dev/null
   else
@@ -52,12 +53,12 @@ run_tree() {
   case $tree in
     asan)
       configure "$dir" address,undefined "$common_args -fno-sanitize-recover=undefined"
-      export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_invalid_pointer_pairs=0:print_summary=1"
+      export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1:print_summary=1"
       export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
       export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:print_summary=1"
       ;;
     tsan)
-      configure "$dir" thread "$common_args"
+      configure "$dir" thread "$common_args" -Dcanonical_raft=disabled
       export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp:print_suppressions=0"
       ;;
     *) echo "sanitize.sh: unknown tree '$tree' (asan or tsan)" >&2; return 1 ;;
