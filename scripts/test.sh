@@ -10,9 +10,9 @@ scripts/build.sh
 status=0
 meson test -C build --print-errorlogs --num-processes 2 "$@" || status=$?
 logs=(build/meson-logs/testlog.json)
-printf 'build: '
-python3 scripts/test_summary.py "${logs[@]}"
 if [ "${SESHAT_SANITIZE:-1}" != 0 ]; then
+  printf 'build: '
+  python3 scripts/test_summary.py build/meson-logs/testlog.json
   scripts/sanitize.sh || status=1
   logs+=(build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json)
 fi
