@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# The README's test command: installs, configures, builds and runs every test.
+# The README's test command: installs, configures, builds and runs every test
+# in build/, then again under the sanitizers (scripts/sanitize.sh: ASan+UBSan
+# in build-asan/, TSan in build-tsan/). SESHAT_SANITIZE=0 skips the sanitizer
+# trees (for a quick local run; CI always runs them).
+# Arguments go to the plain run's `meson test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
 status=0
 meson test -C build --print-errorlogs --num-processes 2 "$@" || status=$?
-# One closing line in the plain form: "N passed, N failed".
-python3 - build/meson-logs/testlog.json <<'PY'
-import json, sys
-results = [json.loads(line)["result"] for line in open(sys.argv[1]) if line.strip()]
-passed = sum(r in ("OK", "EXPECTEDFAIL") for r in results)
-skipped = sum(r == "SKIP" for r in results)
-print(f"{passed} passed, {len(results) - passed - skipped} failed, {skipped} skipped")
-PY
+logs=(build/meson-logs/testlog.json)
+if [ "${SESHAT_SANITIZE:-1}" != 0 ]; then
+  printf 'build: '
+  python3 scripts/test_summary.py build/meson-logs/testlog.json
+  scripts/sanitize.sh || status=1
+  logs+=(build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json)
+fi
+# One closing line in the plain form, over every tree: "N passed, N failed, N skipped".
+python3 scripts/test_summary.py "${logs[@]}" 2>/dev/null
 exit "$status"

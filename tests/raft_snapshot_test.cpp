@@ -470,55 +470,6 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
     CHECK(by_bytes.snapshots->maybe_build(0, 1000).value()->last_log_id == log_id{1, 3});
   }
 
-  SUBCASE("a build sees exactly the data of its applied log id while applies continue") {
-    node<B> a(dir_a.store());
-    a.write(1, 1, 200);
-    std::atomic<bool> failed{false};
-    std::thread writer([&] {
-      for (std::uint64_t first = 201; first <= 1200 && !failed; first += 10) {
-        const auto batch = puts(1, first, 10);
-        if (!a.log->append(batch).ok() || !a.sm->apply(batch, kv_apply).ok()) failed = true;
-      }
-    });
-    std::vector<std::pair<snapshot_meta, std::string>> built;
-    for (int i = 0; i < 3; ++i) {
-      auto meta = a.snapshots->build_snapshot();
-      if (!meta.ok()) break;
-      built.emplace_back(*meta, read_all(a.snapshots->get_current_snapshot().value()->reader));
-    }
-    writer.join();
-    REQUIRE_FALSE(failed);
-    REQUIRE(built.size() == 3);
-    for (const auto& item : built) {
-      const snapshot_meta& meta = item.first;
-      const std::string& bytes = item.second;
-      CAPTURE(meta.snapshot_id);
-      const std::uint64_t n = meta.last_log_id->index;
-      CHECK(n % 10 == 0);
-      // Every record of k1..kN, no other: parse the snapshot's bytes.
-      const auto file = dir_b.path() / "copy";
-      std::filesystem::create_directories(dir_b.path());
-      REQUIRE(detail::write_file_durably(file, bytes).ok());
-      auto parser = detail::snapshot_parser::open(file).value();
-      REQUIRE(parser.preamble().ok());
-      CHECK(parser.meta().value() == meta);
-      std::map<std::string, std::string> seen;
-      REQUIRE(parser
-                  .records(a.sm->data_key(""),
-                           [&](std::string_view key, std::string_view stored) {
-                             seen.emplace(key, stored_value::decode(stored, column_family::data_kv,
-                                                                    key)
-                                                   .value()
-                                                   .data);
-                             return status{};
-                           })
-                  .ok());
-      CHECK(seen.size() == n);
-      CHECK(seen.count(a.sm->data_key("k" + std::to_string(n))) == 1);
-      CHECK(seen.count(a.sm->data_key("k" + std::to_string(n + 1))) == 0);
-    }
-  }
-
   SUBCASE("bad input is refused with snapshot-failed naming the problem, and changes nothing") {
     node<B> a(dir_a.store());
     a.write(1, 1, 30);
@@ -771,3 +722,61 @@ TEST_CASE("a crash in the middle of install leaves the old state machine or the 
   CHECK(stored_data(*b.store, *b.sm) == records);
   CHECK(b.log->get_log_state() == log_state{log_id{1, 31}, log_id{1, 31}});
 }
+
+TEST_SUITE("concurrency") {
+
+TEST_CASE_TEMPLATE_DEFINE("a build sees exactly the data of its applied log id while applies "
+                          "continue",
+                          B, build_while_applying) {
+  scratch_dir dir_a, dir_b;
+  node<B> a(dir_a.store());
+  a.write(1, 1, 200);
+  std::atomic<bool> failed{false};
+  std::thread writer([&] {
+    for (std::uint64_t first = 201; first <= 1200 && !failed; first += 10) {
+      const auto batch = puts(1, first, 10);
+      if (!a.log->append(batch).ok() || !a.sm->apply(batch, kv_apply).ok()) failed = true;
+    }
+  });
+  std::vector<std::pair<snapshot_meta, std::string>> built;
+  for (int i = 0; i < 3; ++i) {
+    auto meta = a.snapshots->build_snapshot();
+    if (!meta.ok()) break;
+    built.emplace_back(*meta, read_all(a.snapshots->get_current_snapshot().value()->reader));
+  }
+  writer.join();
+  REQUIRE_FALSE(failed);
+  REQUIRE(built.size() == 3);
+  for (const auto& item : built) {
+    const snapshot_meta& meta = item.first;
+    const std::string& bytes = item.second;
+    CAPTURE(meta.snapshot_id);
+    const std::uint64_t n = meta.last_log_id->index;
+    CHECK(n % 10 == 0);
+    // Every record of k1..kN, no other: parse the snapshot's bytes.
+    const auto file = dir_b.path() / "copy";
+    std::filesystem::create_directories(dir_b.path());
+    REQUIRE(detail::write_file_durably(file, bytes).ok());
+    auto parser = detail::snapshot_parser::open(file).value();
+    REQUIRE(parser.preamble().ok());
+    CHECK(parser.meta().value() == meta);
+    std::map<std::string, std::string> seen;
+    REQUIRE(parser
+                .records(a.sm->data_key(""),
+                         [&](std::string_view key, std::string_view stored) {
+                           seen.emplace(key, stored_value::decode(stored, column_family::data_kv,
+                                                                  key)
+                                                 .value()
+                                                 .data);
+                           return status{};
+                         })
+                .ok());
+    CHECK(seen.size() == n);
+    CHECK(seen.count(a.sm->data_key("k" + std::to_string(n))) == 1);
+    CHECK(seen.count(a.sm->data_key("k" + std::to_string(n + 1))) == 0);
+  }
+}
+
+TEST_CASE_TEMPLATE_INVOKE(build_while_applying, SESHAT_ALL_BACKENDS);
+
+}  // TEST_SUITE("concurrency")

@@ -199,71 +199,6 @@ TEST_CASE_TEMPLATE_DEFINE("snapshots", B, snapshots) {
     CHECK_FALSE(fs::exists(dir.path() / "store.restore"));
   }
 
-  SUBCASE("a snapshot taken while another thread writes is one point in time") {
-    auto s = open_store<B>(dir.store());
-    for (int i = 0; i < 100; ++i)
-      REQUIRE(s->put(column_family::data_kv, "pre-" + std::to_string(i), "v").ok());
-    std::atomic<bool> stop{false};
-    std::atomic<int> written{0};
-    std::atomic<bool> writer_failed{false};
-    std::thread writer([&] {
-      char key[32];
-      for (int i = 0; !stop.load(); ++i) {
-        std::snprintf(key, sizeof key, "w-%08d", i);
-        auto b = s->new_batch();
-        b.put(column_family::data_kv, key, "kv");
-        b.put(column_family::system_data, key, "system");
-        b.del(column_family::data_kv, "pre-" + std::to_string(i % 100));
-        b.put(column_family::data_kv, "pre-" + std::to_string(i % 100), "v" + std::to_string(i));
-        if (!s->write(b).ok()) {
-          writer_failed = true;
-          return;
-        }
-        written.store(i + 1);
-      }
-    });
-    while (written.load() < 300 && !writer_failed) std::this_thread::yield();
-    const int before = written.load();
-    auto meta = s->create_snapshot(snap, log_id{1, 1});
-    const int after = written.load();
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while (written.load() < after + 100 && !writer_failed && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::yield();
-    stop = true;
-    writer.join();
-    REQUIRE_FALSE(writer_failed.load());
-    REQUIRE_MESSAGE(meta.ok(), meta.status().to_string());
-
-    REQUIRE(s->restore_snapshot(snap).ok());
-    const dump_t d = dump(*s);
-    std::set<std::string> kv, system;
-    for (const auto& [key, value] : d) {
-      if (key.rfind("data_kv/w-", 0) == 0) kv.insert(key.substr(8));
-      if (key.rfind("system_data/w-", 0) == 0) system.insert(key.substr(12));
-    }
-    CHECK(kv == system);  // every batch whole
-    // The batches form a prefix, w-0 to w-(n-1): every one written before
-    // the snapshot started, none written after it returned (the writer counts
-    // a batch just after writing it: one more may be in).
-    const int n = static_cast<int>(kv.size());
-    CHECK(n >= before);
-    CHECK(n <= after + 1);
-    char last[32];
-    std::snprintf(last, sizeof last, "w-%08d", n - 1);
-    CHECK((n == 0 || *kv.rbegin() == last));
-    // And the keys they rewrote hold what the last of them wrote.
-    for (int j = 0; j < 100; ++j) {
-      int latest = -1;
-      for (int i = j; i < n; i += 100) latest = i;
-      const auto found = d.find("data_kv/pre-" + std::to_string(j));
-      REQUIRE(found != d.end());
-      CHECK(found->second == (latest < 0 ? "v" : "v" + std::to_string(latest)));
-    }
-    if (verbose())
-      MESSAGE(B::k_name << ": " << n << " batches in the snapshot; " << before
-                      << " written before it started, " << after << " when it returned");
-  }
-
   SUBCASE("a damaged snapshot is refused, naming the problem, and the store is untouched") {
     auto s = open_store<B>(dir.store());
     write_state(*s, "a", 20, 1);
@@ -613,3 +548,77 @@ TEST_CASE_TEMPLATE_INVOKE(disk_snapshots, seshat::leveldb_backend);
 #endif
 
 #endif
+
+TEST_SUITE("concurrency") {
+
+TEST_CASE_TEMPLATE_DEFINE("a snapshot taken while another thread writes is one point in time",
+                          B, snapshot_while_writing) {
+  scratch_dir dir;
+  const fs::path snap = dir.path() / "snapshots" / "s1";
+  auto s = open_store<B>(dir.store());
+  for (int i = 0; i < 100; ++i)
+    REQUIRE(s->put(column_family::data_kv, "pre-" + std::to_string(i), "v").ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> written{0};
+  std::atomic<bool> writer_failed{false};
+  std::thread writer([&] {
+    char key[32];
+    for (int i = 0; !stop.load(); ++i) {
+      std::snprintf(key, sizeof key, "w-%08d", i);
+      auto b = s->new_batch();
+      b.put(column_family::data_kv, key, "kv");
+      b.put(column_family::system_data, key, "system");
+      b.del(column_family::data_kv, "pre-" + std::to_string(i % 100));
+      b.put(column_family::data_kv, "pre-" + std::to_string(i % 100), "v" + std::to_string(i));
+      if (!s->write(b).ok()) {
+        writer_failed = true;
+        return;
+      }
+      written.store(i + 1);
+    }
+  });
+  while (written.load() < 300 && !writer_failed) std::this_thread::yield();
+  const int before = written.load();
+  auto meta = s->create_snapshot(snap, log_id{1, 1});
+  const int after = written.load();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (written.load() < after + 100 && !writer_failed && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  stop = true;
+  writer.join();
+  REQUIRE_FALSE(writer_failed.load());
+  REQUIRE_MESSAGE(meta.ok(), meta.status().to_string());
+
+  REQUIRE(s->restore_snapshot(snap).ok());
+  const dump_t d = dump(*s);
+  std::set<std::string> kv, system;
+  for (const auto& [key, value] : d) {
+    if (key.rfind("data_kv/w-", 0) == 0) kv.insert(key.substr(8));
+    if (key.rfind("system_data/w-", 0) == 0) system.insert(key.substr(12));
+  }
+  CHECK(kv == system);  // every batch whole
+  // The batches form a prefix, w-0 to w-(n-1): every one written before
+  // the snapshot started, none written after it returned (the writer counts
+  // a batch just after writing it: one more may be in).
+  const int n = static_cast<int>(kv.size());
+  CHECK(n >= before);
+  CHECK(n <= after + 1);
+  char last[32];
+  std::snprintf(last, sizeof last, "w-%08d", n - 1);
+  CHECK((n == 0 || *kv.rbegin() == last));
+  // And the keys they rewrote hold what the last of them wrote.
+  for (int j = 0; j < 100; ++j) {
+    int latest = -1;
+    for (int i = j; i < n; i += 100) latest = i;
+    const auto found = d.find("data_kv/pre-" + std::to_string(j));
+    REQUIRE(found != d.end());
+    CHECK(found->second == (latest < 0 ? "v" : "v" + std::to_string(latest)));
+  }
+  if (verbose())
+    MESSAGE(B::k_name << ": " << n << " batches in the snapshot; " << before
+                    << " written before it started, " << after << " when it returned");
+}
+
+TEST_CASE_TEMPLATE_INVOKE(snapshot_while_writing, SESHAT_ALL_BACKENDS);
+
+}  // TEST_SUITE("concurrency")

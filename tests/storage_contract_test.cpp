@@ -235,40 +235,6 @@ TEST_CASE_TEMPLATE_DEFINE("storage contract", B, storage_contract) {
     CHECK(forward == std::vector<std::string>{"b", "c", "f"});
   }
 
-  SUBCASE("concurrent readers and writers see no cross-talk between families") {
-    auto s = open_store<B>(dir.store());
-    constexpr int k_writes = 300;
-    std::atomic<bool> done{false};
-    std::atomic<int> wrong{0};
-    std::vector<std::thread> writers;
-    for (column_family cf : {column_family::data_kv, column_family::system_data,
-                             column_family::data_raft_log}) {
-      writers.emplace_back([&, cf] {
-        for (int i = 0; i < k_writes; ++i) {
-          const std::string key = "k" + std::to_string(i);
-          if (!s->put(cf, key, std::string(name_of(cf)) + "/" + key).ok()) ++wrong;
-        }
-      });
-    }
-    std::thread reader([&] {
-      while (!done.load()) {
-        for (column_family cf : {column_family::data_kv, column_family::system_data}) {
-          auto it = s->new_iterator(cf);
-          for (it->seek_to_first(); it->valid(); it->next())
-            if (it->value() != std::string(name_of(cf)) + "/" + std::string(it->key())) ++wrong;
-        }
-      }
-    });
-    for (auto& w : writers) w.join();
-    done = true;
-    reader.join();
-    CHECK(wrong.load() == 0);
-    auto m = s->metrics().value();
-    CHECK(m.keys[index_of(column_family::data_kv)] == k_writes);
-    CHECK(m.keys[index_of(column_family::system_data)] == k_writes);
-    CHECK(m.keys[index_of(column_family::system_raft_log)] == 0);
-  }
-
   SUBCASE("metrics count keys, reads and writes") {
     auto s = open_store<B>(dir.store());
     REQUIRE(s->append_log(k_log, 1, entries(1, 4)).ok());
@@ -315,3 +281,45 @@ TEST_CASE_TEMPLATE_DEFINE("storage contract", B, storage_contract) {
 }
 
 TEST_CASE_TEMPLATE_INVOKE(storage_contract, SESHAT_ALL_BACKENDS);
+
+TEST_SUITE("concurrency") {
+
+TEST_CASE_TEMPLATE_DEFINE("concurrent readers and writers see no cross-talk between families",
+                          B, storage_concurrency) {
+  scratch_dir dir;
+  auto s = open_store<B>(dir.store());
+  constexpr int k_writes = 300;
+  std::atomic<bool> done{false};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> writers;
+  for (column_family cf : {column_family::data_kv, column_family::system_data,
+                           column_family::data_raft_log}) {
+    writers.emplace_back([&, cf] {
+      for (int i = 0; i < k_writes; ++i) {
+        const std::string key = "k" + std::to_string(i);
+        if (!s->put(cf, key, std::string(name_of(cf)) + "/" + key).ok()) ++wrong;
+      }
+    });
+  }
+  std::thread reader([&] {
+    while (!done.load()) {
+      for (column_family cf : {column_family::data_kv, column_family::system_data}) {
+        auto it = s->new_iterator(cf);
+        for (it->seek_to_first(); it->valid(); it->next())
+          if (it->value() != std::string(name_of(cf)) + "/" + std::string(it->key())) ++wrong;
+      }
+    }
+  });
+  for (auto& w : writers) w.join();
+  done = true;
+  reader.join();
+  CHECK(wrong.load() == 0);
+  auto m = s->metrics().value();
+  CHECK(m.keys[index_of(column_family::data_kv)] == k_writes);
+  CHECK(m.keys[index_of(column_family::system_data)] == k_writes);
+  CHECK(m.keys[index_of(column_family::system_raft_log)] == 0);
+}
+
+TEST_CASE_TEMPLATE_INVOKE(storage_concurrency, SESHAT_ALL_BACKENDS);
+
+}  // TEST_SUITE("concurrency")
