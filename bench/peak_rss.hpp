@@ -4,6 +4,9 @@
 #include <sys/resource.h>
 
 #include <cstdio>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace seshat::bench {
 
@@ -11,9 +14,14 @@ namespace seshat::bench {
 // /proc/self/status, which writing "5" to /proc/self/clear_refs resets to the
 // current RSS (Linux >= 4.0). bench_main resets it before every benchmark, so
 // each workload reports its own peak (including the process's baseline and
-// what earlier workloads left allocated). Falls back to the process's peak
+// what earlier workloads left allocated: the reset first hands the heap's
+// free memory back to the kernel with malloc_trim, so that little of it is
+// left). Falls back to the process's peak
 // (getrusage) where /proc/self/status is missing.
 inline bool reset_peak_rss() {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
   std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
   if (!f) return false;
   const bool ok = std::fputs("5", f) >= 0;
