@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <exception>
+#include <optional>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -32,6 +34,33 @@ namespace seshat {
 
 // The database and the objects its options point to. Members are destroyed
 // in reverse order: the database first, then what it used.
+//
+// log_watch is the environment LevelDB runs on: the caller's (or the
+// default) environment, passed through, counting the log files LevelDB
+// creates. LevelDB creates a log only at open and inside a write that
+// switches memtables, and seshat serializes writes, so after a synced write
+// an unchanged count means no log appeared since sync_older_logs last ran.
+class log_watch final : public leveldb::EnvWrapper {
+ public:
+  explicit log_watch(leveldb::Env* target) : leveldb::EnvWrapper(target) {}
+  leveldb::Status NewWritableFile(const std::string& f, leveldb::WritableFile** r) override {
+    note(f);
+    return target()->NewWritableFile(f, r);
+  }
+  leveldb::Status NewAppendableFile(const std::string& f, leveldb::WritableFile** r) override {
+    note(f);
+    return target()->NewAppendableFile(f, r);
+  }
+  std::uint64_t logs_created() const { return logs_created_.load(std::memory_order_acquire); }
+
+ private:
+  void note(const std::string& f) {
+    if (f.size() > 4 && f.compare(f.size() - 4, 4, ".log") == 0)
+      logs_created_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  std::atomic<std::uint64_t> logs_created_{0};
+};
+
 struct leveldb_backend::engine {
   std::string path;             // the store's directory, as given to open()
   std::filesystem::path dir;    // the same, canonical: what LevelDB was given
@@ -39,6 +68,10 @@ struct leveldb_backend::engine {
   // The first failed log write, or empty. Guarded by the backend's
   // write_mutex_. See write_db().
   std::string write_error;
+  // log_watch's count when sync_older_logs last finished a pass, or none.
+  // Guarded by the backend's write_mutex_.
+  std::optional<std::uint64_t> logs_at_last_pass;
+  std::unique_ptr<log_watch> watch;
   std::unique_ptr<const leveldb::FilterPolicy> filter_policy;
   std::unique_ptr<leveldb::Cache> block_cache;
   std::unique_ptr<leveldb::DB> db;
@@ -189,8 +222,8 @@ status sync_log_via_env(leveldb::Env& env, const std::filesystem::path& file,
   return from_leveldb(s, "sync: older log " + file.string() + " of " + store_context(path));
 }
 
-status sync_older_logs(const std::filesystem::path& dir, leveldb::Env* env,
-                       const std::string& path) {
+status sync_older_logs_pass(const std::filesystem::path& dir, leveldb::Env* env,
+                            const std::string& path) {
   std::vector<std::pair<std::uint64_t, std::filesystem::path>> logs;
   std::error_code ec;
   std::filesystem::directory_iterator it(dir, ec), end;
@@ -224,6 +257,20 @@ status sync_older_logs(const std::filesystem::path& dir, leveldb::Env* env,
     if (rc != 0) return detail::errno_status("sync: fdatasync older log of " + store_context(path) + ":", file, err);
   }
   return detail::fsync_path(dir, true);
+}
+
+// sync_older_logs_pass, unless no log was created since the last pass
+// finished: the older logs it synced get no more writes, and the directory
+// entries it synced stay durable. REQUIRES: the writer mutex is held.
+// `last_pass`: the engine's logs_at_last_pass.
+status sync_older_logs(const log_watch& watch, std::optional<std::uint64_t>& last_pass,
+                       const std::filesystem::path& dir, leveldb::Env* env,
+                       const std::string& path) {
+  const std::uint64_t created = watch.logs_created();
+  if (last_pass == created) return {};
+  SESHAT_RETURN_IF_ERROR(sync_older_logs_pass(dir, env, path));
+  last_pass = created;
+  return {};
 }
 
 // Writes `wb` under the writer mutex. LevelDB 1.23 keeps writing its log
@@ -414,7 +461,8 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
     lo.max_file_size = std::size_t{options.target_file_mb} << 20;
     lo.filter_policy = e->filter_policy.get();
     lo.block_cache = e->block_cache.get();
-    if (e->env != nullptr) lo.env = e->env;
+    e->watch = std::make_unique<log_watch>(e->env != nullptr ? e->env : leveldb::Env::Default());
+    lo.env = e->watch.get();
     // compression: LevelDB's default, snappy.
 
     leveldb::DB* db = nullptr;
@@ -476,7 +524,7 @@ status leveldb_backend::put(column_family cf, std::string_view key, std::string_
     std::lock_guard writer(write_mutex_);
     leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &wb);
     if (!s.ok()) return from_leveldb(s, key_context("put", cf, key, path_));
-    if (wo.sync) return sync_older_logs(engine_->dir, engine_->env, path_);
+    if (wo.sync) return sync_older_logs(*engine_->watch, engine_->logs_at_last_pass, engine_->dir, engine_->env, path_);
     return {};
   } catch (...) {
     return exception_status("put", path_);
@@ -495,7 +543,7 @@ status leveldb_backend::del(column_family cf, std::string_view key, write_option
     std::lock_guard writer(write_mutex_);
     leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &wb);
     if (!s.ok()) return from_leveldb(s, key_context("del", cf, key, path_));
-    if (wo.sync) return sync_older_logs(engine_->dir, engine_->env, path_);
+    if (wo.sync) return sync_older_logs(*engine_->watch, engine_->logs_at_last_pass, engine_->dir, engine_->env, path_);
     return {};
   } catch (...) {
     return exception_status("del", path_);
@@ -559,7 +607,7 @@ status leveldb_backend::write(batch& b, write_options wo) {
     if (!s.ok())
       return from_leveldb(s, "write batch of " + std::to_string(b.size()) + " operations" +
                                  (wo.sync ? " (sync)" : "") + " to " + store_context(path_));
-    if (wo.sync) return sync_older_logs(engine_->dir, engine_->env, path_);
+    if (wo.sync) return sync_older_logs(*engine_->watch, engine_->logs_at_last_pass, engine_->dir, engine_->env, path_);
     return {};
   } catch (...) {
     return exception_status("write", path_);
@@ -593,7 +641,7 @@ status leveldb_backend::sync_wal() {
     lwo.sync = true;
     leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &empty);
     if (!s.ok()) return from_leveldb(s, "sync_wal of " + store_context(path_));
-    return sync_older_logs(engine_->dir, engine_->env, path_);
+    return sync_older_logs(*engine_->watch, engine_->logs_at_last_pass, engine_->dir, engine_->env, path_);
   } catch (...) {
     return exception_status("sync_wal", path_);
   }
