@@ -49,6 +49,7 @@ namespace {
 using namespace seshat;
 using namespace seshat::crash;
 using seshat::test::scratch_dir;
+using seshat::test::env_number;
 
 // An operation the child issued (an "I" line).
 struct op {
@@ -263,11 +264,6 @@ std::array<recovered_group, k_groups> read_store(storage<B>& store) {
 std::filesystem::path child_program() {
   if (const char* p = std::getenv("SESHAT_CRASH_CHILD")) return p;
   return std::filesystem::read_symlink("/proc/self/exe").parent_path() / "crash_child";
-}
-
-std::uint64_t env_number(const char* name, std::uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::strtoull(v, nullptr, 10) : fallback;
 }
 
 // Runs the child on `dir` and kills it `delay` after it starts; returns its

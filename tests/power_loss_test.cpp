@@ -35,20 +35,6 @@ namespace {
 using namespace seshat;
 using namespace seshat::test;
 
-std::uint64_t env_number(const char* name, std::uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::strtoull(v, nullptr, 10) : fallback;
-}
-
-template <class B>
-std::uint64_t count_keys(storage<B>& store, column_family cf) {
-  std::uint64_t n = 0;
-  auto it = store.new_iterator(cf);
-  for (it->seek_to_first(); it->valid(); it->next()) ++n;
-  REQUIRE_MESSAGE(it->status().ok(), it->status().to_string());
-  return n;
-}
-
 TEST_CASE_TEMPLATE_DEFINE(
     "after a power loss the log holds every acknowledged write, byte for byte, "
     "and nothing else",
@@ -108,7 +94,9 @@ TEST_CASE_TEMPLATE_DEFINE(
     auto store = open_store<B>(dir.store(), options);
     auto opened = log_type::open(*store);
     REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
-    auto seen = read_image(**opened, count_keys(*store, log_type::k_log_family));
+    auto keys = count_keys(*store, log_type::k_log_family);
+    REQUIRE_MESSAGE(keys.ok(), keys.status().to_string());
+    auto seen = read_image(**opened, *keys);
     REQUIRE_MESSAGE(seen.ok(), seen.status().to_string() << "; " << history.describe());
     const auto k = history.match(*seen);
     REQUIRE_MESSAGE(k.has_value(), "after the power loss the log shows "

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -22,6 +23,13 @@
 #endif
 
 namespace seshat::test {
+
+// The number in environment variable `name` (a test's size or seed), or
+// `fallback` when it is unset or empty.
+inline std::uint64_t env_number(const char* name, std::uint64_t fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::strtoull(v, nullptr, 10) : fallback;
+}
 
 // A fresh directory under $SESHAT_TEST_DIR (the build folder's test-data by
 // default: on the project's disk, not tmpfs), removed at the end of the test

@@ -26,6 +26,7 @@
 #include "seshat/hard_state.hpp"
 #include "seshat/log_id.hpp"
 #include "seshat/log_store.hpp"
+#include "seshat/storage.hpp"
 
 namespace seshat::test {
 
@@ -61,6 +62,16 @@ struct log_image {
     return s;
   }
 };
+
+// How many keys family `cf` of `store` holds, or the iterator's error.
+template <class B>
+result<std::uint64_t> count_keys(storage<B>& store, column_family cf) {
+  std::uint64_t n = 0;
+  auto it = store.new_iterator(cf);
+  for (it->seek_to_first(); it->valid(); it->next()) ++n;
+  SESHAT_RETURN_IF_ERROR(it->status());
+  return n;
+}
 
 // The image `log` shows, read back through it; the error when it cannot be
 // read whole or is not hole-free. `count_keys`, when given, counts the keys
