@@ -146,9 +146,7 @@ TEST_CASE_TEMPLATE_DEFINE(
         auto store = open_store<B>(dir.store(), options);
         auto opened = log_type::open(*store);
         REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
-        auto keys = count_keys(*store, log_type::k_log_family);
-    REQUIRE_MESSAGE(keys.ok(), keys.status().to_string());
-    auto seen = read_image(**opened, *keys);
+        auto seen = read_stored_image(**opened, *store);
         REQUIRE_MESSAGE(seen.ok(), seen.status().to_string() << "; " << history.describe());
         REQUIRE_MESSAGE(history.match(*seen).has_value(),
                         "after the fault and a reopen the log shows "

@@ -28,6 +28,21 @@ struct text_entry {
   friend bool operator==(const text_entry&, const text_entry&) = default;
 };
 
+// A user's entry with a payload and a vector of numbers, for Boost: what the
+// model and corruption tests store.
+struct tagged_entry {
+  std::uint64_t term = 0;
+  std::uint64_t index = 0;
+  std::string payload;
+  std::vector<std::uint32_t> tags;
+
+  template <class Archive>
+  void serialize(Archive& a, unsigned /*version*/) {
+    a & term & index & payload & tags;
+  }
+  friend bool operator==(const tagged_entry&, const tagged_entry&) = default;
+};
+
 // A trivially copyable entry: memcpy_serializer stores its bytes.
 struct fixed_entry {
   std::uint64_t term = 0;

@@ -23,6 +23,7 @@
 #include "seshat/detail/printable.hpp"
 #include "seshat/envelope.hpp"
 #include "seshat/log_store.hpp"
+#include "log_entries.hpp"
 #include "support.hpp"
 
 using namespace seshat;
@@ -32,18 +33,7 @@ using seshat::test::scratch_dir;
 
 namespace {
 
-struct stored_entry {
-  std::uint64_t term = 0;
-  std::uint64_t index = 0;
-  std::string payload;
-  std::vector<std::uint32_t> tags;
-
-  template <class Archive>
-  void serialize(Archive& a, unsigned /*version*/) {
-    a & term & index & payload & tags;
-  }
-  friend bool operator==(const stored_entry&, const stored_entry&) = default;
-};
+using stored_entry = seshat::test::tagged_entry;
 
 stored_entry make_entry(std::uint64_t term, std::uint64_t index) {
   stored_entry e;

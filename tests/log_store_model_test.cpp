@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "seshat/log_store.hpp"
+#include "log_entries.hpp"
 #include "support.hpp"
 
 using namespace seshat;
@@ -60,18 +61,7 @@ namespace {
 
 // ---- the entry type ---------------------------------------------------------
 
-struct model_entry {
-  std::uint64_t term = 0;
-  std::uint64_t index = 0;
-  std::string payload;
-  std::vector<std::uint32_t> tags;
-
-  template <class Archive>
-  void serialize(Archive& a, unsigned /*version*/) {
-    a & term & index & payload & tags;
-  }
-  friend bool operator==(const model_entry&, const model_entry&) = default;
-};
+using model_entry = seshat::test::tagged_entry;
 
 std::string describe(const model_entry& e) {
   return to_string(log_id{e.term, e.index}) + " with a " + std::to_string(e.payload.size()) +

@@ -94,9 +94,7 @@ TEST_CASE_TEMPLATE_DEFINE(
     auto store = open_store<B>(dir.store(), options);
     auto opened = log_type::open(*store);
     REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
-    auto keys = count_keys(*store, log_type::k_log_family);
-    REQUIRE_MESSAGE(keys.ok(), keys.status().to_string());
-    auto seen = read_image(**opened, *keys);
+    auto seen = read_stored_image(**opened, *store);
     REQUIRE_MESSAGE(seen.ok(), seen.status().to_string() << "; " << history.describe());
     const auto k = history.match(*seen);
     REQUIRE_MESSAGE(k.has_value(), "after the power loss the log shows "

@@ -63,16 +63,6 @@ struct log_image {
   }
 };
 
-// How many keys family `cf` of `store` holds, or the iterator's error.
-template <class B>
-result<std::uint64_t> count_keys(storage<B>& store, column_family cf) {
-  std::uint64_t n = 0;
-  auto it = store.new_iterator(cf);
-  for (it->seek_to_first(); it->valid(); it->next()) ++n;
-  SESHAT_RETURN_IF_ERROR(it->status());
-  return n;
-}
-
 // The image `log` shows, read back through it; the error when it cannot be
 // read whole or is not hole-free. `count_keys`, when given, counts the keys
 // stored in the log's family (they must be exactly the entries: no stray
@@ -102,6 +92,17 @@ result<log_image> read_image(const Log& log, std::optional<std::uint64_t> count_
                                   " keys, the log state " + std::to_string(img.entries.size()) +
                                   " entries (" + img.describe() + ")");
   return img;
+}
+
+// The image a reopened `log` shows, with the keys of its family in `store`
+// counted (read_image's hole and stray-key check).
+template <class Log, class B>
+result<log_image> read_stored_image(const Log& log, storage<B>& store) {
+  std::uint64_t keys = 0;
+  auto it = store.new_iterator(Log::k_log_family);
+  for (it->seek_to_first(); it->valid(); it->next()) ++keys;
+  SESHAT_RETURN_IF_ERROR(it->status());
+  return read_image(log, keys);
 }
 
 class log_history {
