@@ -19,12 +19,15 @@
 #include <linux/capability.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <future>
 #include <optional>
 #include <string>
@@ -34,6 +37,8 @@
 #include "log_entries.hpp"
 #include "seshat/detail/printable.hpp"
 #include "seshat/log_store.hpp"
+#include "seshat/raft_snapshot.hpp"
+#include "seshat/state_machine_store.hpp"
 #include "support.hpp"
 
 using namespace seshat;
@@ -180,15 +185,16 @@ class permission_checks_enforced {
   bool lowered_ = false;
 };
 
-// Runs `f` with `dir` read-only (mode 0555) and permission checks enforced,
-// or throws skip_row when this process can write to it anyway.
+// Runs `f` with `dir` in `mode` (without write permission) and permission
+// checks enforced, or throws skip_row when this process can write to it
+// anyway.
 template <class F>
-auto with_read_only(const fs::path& dir, F&& f) {
+auto with_mode(const fs::path& dir, ::mode_t mode, F&& f) {
   struct restore {
     fs::path dir;
     ~restore() { ::chmod(dir.c_str(), 0755); }
   } restore_mode{dir};
-  if (::chmod(dir.c_str(), 0555) != 0) throw skip_row{"cannot chmod " + dir.string()};
+  if (::chmod(dir.c_str(), mode) != 0) throw skip_row{"cannot chmod " + dir.string()};
   permission_checks_enforced enforced;
   const fs::path probe = dir / "write-probe";
   const int fd = ::open(probe.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
@@ -199,6 +205,40 @@ auto with_read_only(const fs::path& dir, F&& f) {
                    "cannot be lowered, or a file system that ignores modes)"};
   }
   return f();
+}
+
+// with_mode(dir, 0555, f): `dir` read-only.
+template <class F>
+auto with_read_only(const fs::path& dir, F&& f) {
+  return with_mode(dir, 0555, std::forward<F>(f));
+}
+
+// Runs `f` while a child process holds the fcntl write lock on `lock_file`
+// (as a store open in another process does), then ends the child.
+template <class F>
+status while_another_process_locks(const fs::path& lock_file, F&& f) {
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {  // only async-signal-safe calls until _exit
+    const int fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT, 0644);
+    struct flock lock{};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    const char ok = fd >= 0 && ::fcntl(fd, F_SETLK, &lock) == 0 ? 'y' : 'n';
+    (void)!::write(ready[1], &ok, 1);
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  char ok = 'n';
+  (void)!::read(ready[0], &ok, 1);
+  ::close(ready[0]);
+  status s = ok == 'y' ? f() : status::invalid_argument("the child could not lock " + lock_file.string());
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  return s;
 }
 
 template <class B>
@@ -272,11 +312,9 @@ std::vector<row<B>> rows() {
       },
       errc::not_found, "create_if_missing is off");
 
-  // The second open of an open store fails and says the store is locked.
-  const errc locked_code = on_disk<B> ? errc::io_error : errc::backend_error;
-  const std::string locked_fragment = B::k_name == std::string_view("rocksdb") ? "LOCK"
-                                      : B::k_name == std::string_view("leveldb") ? "the store is locked"
-                                                                                 : "is locked";
+  // The second open of an open store fails and says who holds it.
+  const errc locked_code = errc::io_error;
+  const std::string locked_fragment = "is already open in this process";
   add("open a store that is already open",
       [=](fixture<B>& f) { return open_status_of<B>(f.dir.store()); }, locked_code, locked_fragment);
   if constexpr (on_disk<B>) {
@@ -291,7 +329,18 @@ std::vector<row<B>> rows() {
     add("open a store that is already open, through 'store/.'",
         [=](fixture<B>& f) { return open_status_of<B>(f.dir.store() / "."); }, locked_code,
         locked_fragment);
+    add("open a store that another process holds open",
+        [=](fixture<B>& f) {
+          f.close();
+          status s = while_another_process_locks(f.dir.store() / "LOCK",
+                                                 [&] { return open_status_of<B>(f.dir.store()); });
+          f.open();
+          return s;
+        },
+        errc::io_error, "is already open in another process");
   }
+  add("open a store with an empty path", [](fixture<B>&) { return open_status_of<B>(""); },
+      errc::invalid_argument, "the store's path is empty");
 
   // Read-only directories (the memory backend has none).
   add("open a store whose directory is read-only",
@@ -302,6 +351,19 @@ std::vector<row<B>> rows() {
           f.close();
           status s = with_read_only(f.dir.store(), [&] { return open_status_of<B>(f.dir.store()); });
           f.open();
+          return s;
+        }
+      },
+      errc::io_error, on_disk<B> ? "Permission denied" : "");
+  add("open a store whose directory cannot be listed or searched (mode 0)",
+      [=](fixture<B>& f) -> status {
+        if constexpr (!on_disk<B>) {
+          throw skip_row{"the memory backend has no directory to take permissions from"};
+        } else {
+          f.close();
+          status s = with_mode(f.dir.store(), 0, [&] { return open_status_of<B>(f.dir.store()); });
+          f.open();
+          CHECK_MESSAGE(s.message().find(f.dir.store().string()) != std::string::npos, s.to_string());
           return s;
         }
       },
@@ -350,6 +412,11 @@ std::vector<row<B>> rows() {
   add("read_log of unwritten entries",
       [](fixture<B>& f) { return f.store->read_log(k_helper_log, 5, 8).status(); },
       errc::invalid_log_index, "entry 6 is not in the log");
+  add("read_log of a range far larger than the log (up to 2^64 - 1)",
+      [](fixture<B>& f) {
+        return f.store->read_log(k_helper_log, 2, std::numeric_limits<std::uint64_t>::max()).status();
+      },
+      errc::invalid_log_index, "entry 6 is not in the log");
   add("read_log of truncated entries",
       [](fixture<B>& f) { return f.store->read_log(k_helper_log, 1, 3).status(); },
       errc::invalid_log_index, "entry 1 is not in the log");
@@ -384,6 +451,53 @@ std::vector<row<B>> rows() {
         return f.store->restore_snapshot(f.dir.path() / "empty").status();
       },
       errc::snapshot_failed, "missing manifest");
+
+  // ---- one handle per group ------------------------------------------------
+  add("open a second log_store on a group whose log is open",
+      [](fixture<B>& f) { return sys_log<B>::open(*f.store).status(); }, errc::invalid_argument,
+      "the log of the system group is already open in the store at");
+  add("open a second log_store on an open data shard, with another key format and serializer",
+      [](fixture<B>& f) {
+        using other = log_store<text_entry, boost_serializer, B, data_shard, binary_key_format>;
+        return other::open(*f.store, data_shard{7}).status();
+      },
+      errc::invalid_argument, "the log of data shard 7 is already open in the store at");
+  add("open a log_store again once the first one is destroyed",
+      [](fixture<B>& f) {
+        f.data.reset();
+        auto again = data_log<B>::open(*f.store, data_shard{7});
+        if (again.ok()) f.data = std::move(*again);
+        else f.data = must(data_log<B>::open(*f.store, data_shard{7}));  // fails the setup
+        return again.status();
+      },
+      errc::ok, "");
+  add("open a second state_machine_store on a group",
+      [](fixture<B>& f) {
+        using sm = state_machine_store<text_entry, B, data_shard, decimal_key_format>;
+        auto first = sm::open(*f.store, data_shard{7});
+        REQUIRE(first.ok());
+        status second = sm::open(*f.store, data_shard{7}).status();
+        // Another group's is its own, and a destroyed one frees its group.
+        CHECK(sm::open(*f.store, data_shard{8}).ok());
+        { auto gone = std::move(*first); }
+        CHECK(sm::open(*f.store, data_shard{7}).ok());
+        return second;
+      },
+      errc::invalid_argument, "the state machine of data shard 7 is already open in the store at");
+  add("open a second snapshot_manager on a group",
+      [](fixture<B>& f) {
+        using sm = state_machine_store<text_entry, B, data_shard, decimal_key_format>;
+        using manager = snapshot_manager<text_entry, text_serializer, B, data_shard, decimal_key_format>;
+        auto machine = sm::open(*f.store, data_shard{7});
+        REQUIRE(machine.ok());
+        auto first = manager::open(*machine, *f.data);
+        REQUIRE(first.ok());
+        status second = manager::open(*machine, *f.data).status();
+        first->reset();
+        CHECK(manager::open(*machine, *f.data).ok());
+        return second;
+      },
+      errc::invalid_argument, "the snapshot manager of data shard 7 is already open in the store at");
 
   // ---- log_store ----------------------------------------------------------
   add("open a log of data_shard 0",

@@ -25,6 +25,7 @@
 #include <leveldb/status.h>
 #include <leveldb/write_batch.h>
 
+#include "seshat/detail/already_open.hpp"
 #include "seshat/detail/directory_swap.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/printable.hpp"
@@ -422,6 +423,7 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
     SESHAT_RETURN_IF_ERROR(options.validate());
     // What an interrupted install_checkpoint left: the old or the new store
     // is whole in `dir` (detail/directory_swap.hpp).
+    SESHAT_RETURN_IF_ERROR(detail::check_store_path(dir));
     SESHAT_RETURN_IF_ERROR(detail::remove_restore_leftover(dir));
     // Before LevelDB touches anything: refuses a wrong directory unchanged.
     auto prepared = detail::prepare_store_dir(dir, k_name, options);
@@ -469,10 +471,10 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
     leveldb::Status s = leveldb::DB::Open(lo, canonical.string(), &db);
     e->db.reset(db);
     if (!s.ok()) {
-      std::string context = "open " + store_context(path);
-      if (s.IsIOError() && s.ToString().find("LOCK") != std::string::npos)
-        context += " (the store is locked: is it already open, in this or another process?)";
-      return from_leveldb(s, context);
+      if (const auto holder = detail::lock_holder_of(s.ToString());
+          s.IsIOError() && holder != detail::lock_holder::none)
+        return detail::already_open(path, holder);
+      return from_leveldb(s, "open " + store_context(path));
     }
     return std::unique_ptr<leveldb_backend>(new leveldb_backend(std::move(e), path));
   } catch (...) {

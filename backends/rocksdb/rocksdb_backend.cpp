@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "seshat/detail/already_open.hpp"
 #include "seshat/detail/directory_swap.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/printable.hpp"
@@ -523,6 +524,7 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
     SESHAT_RETURN_IF_ERROR(options.validate());
     // What an interrupted install_checkpoint left: the old or the new store
     // is whole in `dir` (detail/directory_swap.hpp).
+    SESHAT_RETURN_IF_ERROR(detail::check_store_path(dir));
     SESHAT_RETURN_IF_ERROR(detail::remove_restore_leftover(dir));
     // Refuses a wrong directory before RocksDB touches it.
     auto prepared = detail::prepare_store_dir(dir, k_name, options);
@@ -565,6 +567,9 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
       // RocksDB frees what it opened when Open fails.
       st->db = nullptr;
       st->closed = true;
+      if (const auto holder = detail::lock_holder_of(s.ToString());
+          s.IsIOError() && holder != detail::lock_holder::none)
+        return detail::already_open(dir.string(), holder);
       return from_rocks(s, "open store at " + dir.string());
     }
     // From here `st` owns the database: its destructor closes it on failure.

@@ -41,6 +41,7 @@
 // it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -120,12 +121,17 @@ class log_store {
   static constexpr column_family k_state_family = Shard::state_family;
 
   // Opens the log of `shard` in `store`. REQUIRES: `store` outlives the
-  // result. A data shard with id 0 is refused with invalid-argument.
+  // result. A data shard with id 0 is refused with invalid-argument, and so
+  // is a group whose log is open already in `store` (one log_store per
+  // group; destroying it allows a new one).
   static result<std::unique_ptr<log_store>> open(storage_type& store, Shard shard = Shard{},
                                                  log_store_options options = {}) {
     if (!Shard::is_system && shard.id() == k_system_shard)
       return status::invalid_argument("data_shard 0 is the system group: use system_shard");
+    auto claim = store.claim_group(detail::group_role::log, Shard::is_system, shard.id());
+    if (!claim.ok()) return claim.status();
     std::unique_ptr<log_store> log(new log_store(store, shard, options));
+    log->claim_ = std::move(*claim);
     SESHAT_RETURN_IF_ERROR(log->load());
     return log;
   }
@@ -273,8 +279,11 @@ class log_store {
   // snapshot whose last log id the log does not hold, or holds with another
   // term (raft_snapshot.hpp). Refused (invalid-argument, nothing changes)
   // when last_purged.index is below the last purged index: a log never
-  // moves back.
+  // moves back; invalid-log-index past k_max_log_index.
   status reset_to(const log_id& last_purged) {
+    if (last_purged.index > k_max_log_index)
+      return status::invalid_log_index(where() + "reset to " + to_string(last_purged) + ": " +
+                                       past_max_index(last_purged.index));
     std::lock_guard write(write_mutex_);
     {
       std::shared_lock lock(state_mutex_);
@@ -301,7 +310,7 @@ class log_store {
   result<std::vector<Entry>> entries(std::uint64_t lo, std::uint64_t hi) const {
     SESHAT_RETURN_IF_ERROR(check_range(lo, hi));
     std::vector<Entry> out;
-    out.reserve(hi - lo);
+    out.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(hi - lo, k_reserve_limit)));
     auto it = store_.new_iterator(k_log_family);
     it->seek(keys_.log(lo));
     for (std::uint64_t i = lo; i < hi; ++i, it->next()) {
@@ -319,6 +328,9 @@ class log_store {
   }
 
   result<Entry> entry_at(std::uint64_t index) const {
+    if (index > k_max_log_index)
+      return status::unavailable(where() + "entry " + std::to_string(index) + ": " +
+                                 past_max_index(index));
     auto one = entries(index, index + 1);
     if (!one.ok()) return one.status();
     return std::move(one->front());
@@ -331,11 +343,18 @@ class log_store {
       if (last_purged_ && index == last_purged_->index) return last_purged_->term;
       if (last_in_log_ && index == last_in_log_->index) return last_in_log_->term;
     }
+    if (index > k_max_log_index)
+      return status::unavailable(where() + "term of entry " + std::to_string(index) + ": " +
+                                 past_max_index(index));
     SESHAT_RETURN_IF_ERROR(check_range(index, index + 1));
     return read_term(index);
   }
 
  private:
+  // entries() reserves at most this many slots up front: a range is checked
+  // against the log before it is read, but the log may shrink meanwhile.
+  static constexpr std::uint64_t k_reserve_limit = 4096;
+
   log_store(storage_type& store, Shard shard, log_store_options options)
       : store_(store), shard_(shard), keys_(Shard::is_system, shard.id()), options_(options) {}
 
@@ -380,9 +399,10 @@ class log_store {
       it->seek_for_prev(keys_.log_end());
       if (it->valid() && keys_.in_log_range(it->key())) {
         auto index = keys_.index_of(it->key());
-        if (!index)
+        if (!index || *index > k_max_log_index)
           return status::corrupted_data(where() + std::string(name_of(k_log_family)) + " key '" +
-                                        detail::printable(it->key()) + "' is not a log key");
+                                        detail::printable(it->key()) + "' is not a log key" +
+                                        (index ? " (" + past_max_index(*index) + ")" : ""));
         std::string_view payload;
         SESHAT_RETURN_IF_ERROR(open_entry(it->key(), it->value(), payload));
         detail::fixed_reader r(payload);
@@ -472,15 +492,27 @@ class log_store {
     detail::fixed_reader r(payload);
     const log_id stored_id{r.u64(), index};
     auto context = [&] {
-      return std::string(name_of(k_log_family)) + " key '" + detail::printable(key) + "': ";
+      return where() + "entry " + std::to_string(index) + " (" + std::string(name_of(k_log_family)) +
+             " key '" + detail::printable(key) + "'): ";
     };
     status s = Serializer::decode(r.rest(), e);
     if (s.is(errc::version_mismatch)) return s.with_context(context());
-    if (!s.ok()) return status::corrupted_data(context() + s.message());
+    // The envelope's checksum held: the bytes are as written, but not by
+    // this Entry and Serializer.
+    if (!s.ok())
+      return status::corrupted_data(context() + "does not decode with serializer " +
+                                    serializer_name() + ": " + s.message() +
+                                    " (was the log written with another entry type or "
+                                    "serializer?)");
     if (id_of(e) != stored_id)
       return status::corrupted_data(context() + "entry decodes as " + to_string(id_of(e)) +
                                     ", stored as " + to_string(stored_id));
     return {};
+  }
+
+  static std::string serializer_name() {
+    if constexpr (requires { Serializer::k_name; }) return std::string(Serializer::k_name);
+    else return "(the user's)";
   }
 
   result<std::uint64_t> read_term(std::uint64_t index) const {
@@ -500,6 +532,9 @@ class log_store {
     auto batch = store_.new_batch();
     for (const Entry& e : entries) {
       const log_id id = id_of(e);
+      if (id.index > k_max_log_index)
+        return status::invalid_log_index(where() + "append of entry " + to_string(id) + ": " +
+                                         past_max_index(id.index));
       if (id.index != expected)
         return status::invalid_log_index(
             where() + "append of entry " + to_string(id) + ": expected index " +
@@ -531,6 +566,7 @@ class log_store {
   const Shard shard_;
   const group_keys<KeyFormat> keys_;
   const log_store_options options_;
+  detail::open_groups::claim claim_;  // this group's log, in store_
 
   // Serializes mutations; guards the buffers.
   mutable std::mutex write_mutex_;

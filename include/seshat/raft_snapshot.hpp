@@ -33,8 +33,8 @@
 // open() makes the log agree with the applied state again (see open()).
 //
 // Thread-safety: all members may be called from many threads; builds and
-// installs of one manager are serialized. Keep one manager per group (and
-// per snapshot directory). Ownership: the manager refers to its
+// installs of one manager are serialized. One manager per group in a
+// storage (open() refuses a second); keep one per snapshot directory too. Ownership: the manager refers to its
 // state_machine_store and log_store, which must outlive it; readers,
 // receivers and received snapshots may outlive it.
 #pragma once
@@ -105,7 +105,8 @@ class snapshot_manager {
   // applied log id nor has purged past it (it ends before it, or holds
   // another term there), it is reset to it (log_store::reset_to). REQUIRES:
   // `sm` and `log` outlive the manager. invalid-argument when they are not
-  // of one group. A snapshot whose header does not read is renamed
+  // of one group, or when the group has a snapshot manager open already
+  // (destroying it allows a new one). A snapshot whose header does not read is renamed
   // "<name>.damaged" and not used (the older readable ones stay).
   static result<std::unique_ptr<snapshot_manager>> open(state_machine_type& sm, log_type& log,
                                                         snapshot_options options = {},
@@ -115,11 +116,15 @@ class snapshot_manager {
       return status::invalid_argument("snapshot manager: the state machine is of shard " +
                                       std::to_string(sm.shard()) + ", the log of shard " +
                                       std::to_string(log.shard()));
+    auto claim = sm.underlying_storage().claim_group(detail::group_role::snapshots,
+                                                     Shard::is_system, sm.shard());
+    if (!claim.ok()) return claim.status();
     fs::path dir = options.directory;
     if (dir.empty())
       dir = detail::sibling_path(sm.underlying_storage().directory(), ".snapshots") /
             std::to_string(sm.shard());
     std::unique_ptr<snapshot_manager> m(new snapshot_manager(sm, log, std::move(dir), trigger));
+    m->claim_ = std::move(*claim);
     SESHAT_RETURN_IF_ERROR(m->load());
     auto applied = sm.applied_state();
     if (!applied.ok()) return applied.status();
@@ -431,6 +436,7 @@ class snapshot_manager {
   log_type& log_;
   const std::filesystem::path dir_;
   const Trigger trigger_;
+  detail::open_groups::claim claim_;  // this group's snapshots, in sm_'s storage
 
   std::mutex op_mutex_;  // serializes builds and installs
 

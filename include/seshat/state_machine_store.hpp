@@ -159,23 +159,18 @@ class state_machine_store {
   static constexpr column_family k_data_family = column_family::data_kv;
   static constexpr column_family k_state_family = Shard::state_family;
 
-  // The state machine of `shard` in `s`; loads the applied state on first
-  // use. REQUIRES: `s` outlives the store; `shard` is not data_shard{0}
-  // (open() checks both this and the applied state).
-  explicit state_machine_store(storage_type& s, Shard shard = Shard{})
-      : storage_(&s),
-        shard_(shard),
-        state_keys_(Shard::is_system, shard.id()),
-        kv_prefix_(group_keys<KeyFormat>(false, shard.id()).state("kv")),
-        applied_key_(state_keys_.state("applied")),
-        membership_key_(state_keys_.state("membership")) {}
-
-  // The state machine of `shard`, its applied state loaded. A data shard
-  // with id 0 is refused with invalid-argument.
+  // The state machine of `shard` in `s`, its applied state loaded.
+  // REQUIRES: `s` outlives the store. A data shard with id 0 is refused with
+  // invalid-argument, and so is a group whose state machine is open already
+  // in `s` (one state_machine_store per group; destroying it allows a new
+  // one).
   static result<state_machine_store> open(storage_type& s, Shard shard = Shard{}) {
     if (!Shard::is_system && shard.id() == k_system_shard)
       return status::invalid_argument("data_shard 0 is the system group: use system_shard");
+    auto claim = s.claim_group(detail::group_role::state_machine, Shard::is_system, shard.id());
+    if (!claim.ok()) return claim.status();
     state_machine_store store(s, shard);
+    store.claim_ = std::move(*claim);
     {
       std::lock_guard lock(*store.mutex_);
       SESHAT_RETURN_IF_ERROR(store.load_locked());
@@ -373,6 +368,15 @@ class state_machine_store {
   }
 
  private:
+  // REQUIRES: `shard` is not data_shard{0} (open() checks it).
+  explicit state_machine_store(storage_type& s, Shard shard = Shard{})
+      : storage_(&s),
+        shard_(shard),
+        state_keys_(Shard::is_system, shard.id()),
+        kv_prefix_(group_keys<KeyFormat>(false, shard.id()).state("kv")),
+        applied_key_(state_keys_.state("applied")),
+        membership_key_(state_keys_.state("membership")) {}
+
   std::string where() const {
     return Shard::is_system ? std::string("system shard: ")
                             : "data shard " + std::to_string(shard_.id()) + ": ";
@@ -403,6 +407,8 @@ class state_machine_store {
     if (last) expected = last->index + 1;
     for (const Entry& e : entries) {
       const std::uint64_t got = id_of(e).index;
+      if (got > k_max_log_index)
+        return status::invalid_log_index(where() + "apply of entry at " + past_max_index(got));
       if (expected && got != *expected)
         return status::invalid_log_index(
             where() + "apply of entry at index " + std::to_string(got) + ", expected " +
@@ -461,6 +467,7 @@ class state_machine_store {
   std::string applied_key_;
   std::string membership_key_;
   std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();
+  detail::open_groups::claim claim_;  // this group's state machine, in *storage_
   mutable std::optional<seshat::applied_state> applied_;  // guarded by *mutex_
 };
 

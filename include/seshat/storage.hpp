@@ -32,6 +32,7 @@
 // Ownership: storage owns its backend; close() or the destructor closes it.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -52,6 +53,7 @@
 #include "seshat/detail/directory_swap.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/group_sync.hpp"
+#include "seshat/detail/open_groups.hpp"
 #include "seshat/log_id.hpp"
 #include "seshat/log_key.hpp"
 #include "seshat/metrics.hpp"
@@ -172,6 +174,10 @@ class storage {
     std::uint64_t index = first_index;
     std::uint64_t bytes = 0;
     for (auto&& entry : entries) {
+      if (index > k_max_log_index)
+        return status::invalid_log_index(std::string(name_of(cf)) + ": append at index " +
+                                         std::to_string(first_index) + ": entry " +
+                                         past_max_index(index) + " (nothing written)");
       const std::string_view value = entry;
       key.resize(log_key::k_prefix.size());
       key += log_key::digits(index++);
@@ -187,16 +193,19 @@ class storage {
   }
 
   // The entries at [start, end). Fails with invalid-log-index naming the
-  // first index of the range that the log does not hold.
+  // first index of the range that the log does not hold. Never throws: out
+  // of memory for the entries is a backend-error.
   result<std::vector<std::string>> read_log(column_family cf, std::uint64_t start,
-                                            std::uint64_t end) {
+                                            std::uint64_t end) try {
     SESHAT_RETURN_IF_ERROR(check_log_family(cf));
     if (end < start)
       return status::invalid_argument(std::string(name_of(cf)) + ": read of [" +
                                       std::to_string(start) + ", " + std::to_string(end) +
                                       "): end is before start");
     std::vector<std::string> out;
-    out.reserve(end - start);
+    // The range is checked entry by entry as it is read: reserve no more
+    // than a bounded guess.
+    out.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(end - start, 4096)));
     auto it = backend_->new_iterator(cf);
     it->seek(log_key::encode(start));
     std::uint64_t bytes = 0;
@@ -214,6 +223,9 @@ class storage {
     reads_.fetch_add(out.size(), std::memory_order_relaxed);
     bytes_read_.fetch_add(bytes, std::memory_order_relaxed);
     return out;
+  } catch (const std::exception& e) {
+    return status::backend_error(std::string(name_of(cf)) + ": read of [" + std::to_string(start) +
+                                 ", " + std::to_string(end) + "): " + e.what());
   }
 
   // Deletes every entry before `index`, [first, index), and makes `index`
@@ -381,6 +393,18 @@ class storage {
     return meta;
   }
 
+  // ---- groups --------------------------------------------------------------
+
+  // For the Raft layer's open(): records that a handle of `role` (a
+  // log_store, state_machine_store or snapshot_manager) is open on the group,
+  // until the returned claim is destroyed. invalid-argument, naming the
+  // group, when one is open already: two handles on one group would
+  // overwrite each other's entries.
+  result<detail::open_groups::claim> claim_group(detail::group_role role, bool system,
+                                                 shard_id shard) {
+    return open_groups_.acquire(role, system, shard, dir_.string());
+  }
+
   // ---- maintenance ---------------------------------------------------------
 
   // Makes every earlier write durable.
@@ -511,6 +535,7 @@ class storage {
   const open_options options_;
   std::array<log_bounds, k_column_family_count> bounds_;
   std::atomic<std::uint64_t> reads_{0}, writes_{0}, bytes_read_{0}, bytes_written_{0};
+  detail::open_groups open_groups_;
   detail::group_sync group_sync_;  // last: stopped before the rest goes
 };
 

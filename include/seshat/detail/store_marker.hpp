@@ -58,18 +58,35 @@ inline result<store_marker> decode_marker(std::string_view text, const std::file
   return m;
 }
 
+// invalid-argument when `dir` cannot name a store (it is empty).
+inline status check_store_path(const std::filesystem::path& dir) {
+  if (!dir.empty()) return {};
+  return status::invalid_argument("open: the store's path is empty: give the directory of the "
+                                  "store (created when missing)");
+}
+
 // Makes sure `dir` is (or becomes) a seshat store of backend `name`.
 // Returns true when the store is new, false when it already existed.
 // Changes nothing on failure.
 inline result<bool> prepare_store_dir(const std::filesystem::path& dir, std::string_view name,
                                       const open_options& options) {
+  SESHAT_RETURN_IF_ERROR(check_store_path(dir));
   std::error_code ec;
+  // Every question asked of the file system may fail (a directory without
+  // search permission, an I/O error): that is reported as what it is.
+  auto os_error = [&](std::string_view what, const std::filesystem::path& p) {
+    return status::io_error("open: cannot " + std::string(what) + " " + p.string() + ": " +
+                            ec.message());
+  };
   const auto marker_path = dir / k_marker_file;
   const bool exists = std::filesystem::exists(dir, ec);
+  if (ec) return os_error("look up", dir);
   if (exists && !std::filesystem::is_directory(dir, ec))
-    return status::invalid_argument(dir.string() + " is not a directory");
+    return ec ? os_error("look up", dir) : status::invalid_argument(dir.string() + " is not a directory");
 
-  if (exists && std::filesystem::exists(marker_path, ec)) {
+  const bool has_marker = exists && std::filesystem::exists(marker_path, ec);
+  if (ec) return os_error("look up", marker_path);
+  if (has_marker) {
     auto text = read_small_file(marker_path);
     if (!text.ok()) return text.status();
     auto marker = decode_marker(*text, marker_path);
@@ -86,6 +103,7 @@ inline result<bool> prepare_store_dir(const std::filesystem::path& dir, std::str
   }
 
   const bool empty = !exists || std::filesystem::is_empty(dir, ec);
+  if (ec) return os_error("list", dir);
   if (!empty)
     return status::invalid_argument(dir.string() + " is not a seshat store: it holds files but no " +
                                     std::string(k_marker_file));

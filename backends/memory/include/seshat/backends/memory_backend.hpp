@@ -53,9 +53,11 @@
 
 #include "seshat/backend.hpp"
 #include "seshat/column_family.hpp"
+#include "seshat/detail/already_open.hpp"
 #include "seshat/detail/crc32c.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/printable.hpp"
+#include "seshat/detail/store_marker.hpp"
 #include "seshat/options.hpp"
 #include "seshat/status.hpp"
 
@@ -125,6 +127,7 @@ class memory_backend {
   static result<std::unique_ptr<memory_backend>> open(const std::filesystem::path& dir,
                                                       const open_options& options) {
     SESHAT_RETURN_IF_ERROR(options.validate());
+    SESHAT_RETURN_IF_ERROR(detail::check_store_path(dir));
     std::lock_guard lock(registry_mutex());
     auto& disks = registry();
     auto found = disks.find(registry_key(dir));
@@ -135,8 +138,7 @@ class memory_backend {
       found = disks.emplace(registry_key(dir), std::make_shared<disk>()).first;
     }
     if (found->second->open)
-      return status::backend_error("store at " + registry_key(dir) +
-                                   " is locked: it is already open in this process");
+      return detail::already_open(registry_key(dir), detail::lock_holder::this_process);
     found->second->open = true;
     return std::unique_ptr<memory_backend>(new memory_backend(found->second, registry_key(dir)));
   }
