@@ -105,6 +105,33 @@ TEST_CASE_TEMPLATE_DEFINE("log store contract", C, log_store_contract) {
     CHECK(log->append(std::vector<E>{}).ok());
   }
 
+  SUBCASE("indices end at k_max_log_index (2^64 - 2): past it is refused, nothing wraps") {
+    constexpr std::uint64_t top = k_max_log_index;
+    auto log = open_log<C>(*s);
+    REQUIRE(log->reset_to(log_id{1, top - 1}).ok());
+    // {top, top + 1, 0}: once accepted, as the index wrapped to 0.
+    const std::vector<E> wrapping{make_entry<E>(1, top), make_entry<E>(1, top + 1), make_entry<E>(1, 0)};
+    const status wrapped = log->append(wrapping);
+    CHECK(wrapped.is(errc::invalid_log_index));
+    CHECK_MESSAGE(wrapped.message().find("index 18446744073709551615 is past the largest log index "
+                                         "18446744073709551614") != std::string::npos,
+                  wrapped.to_string());
+    CHECK(log->get_log_state() == log_state{log_id{1, top - 1}, log_id{1, top - 1}});
+    REQUIRE(log->append(make_entries<E>(1, top, 1)).ok());
+    CHECK(log->entries(top, top + 1).value() == make_entries<E>(1, top, 1));
+    CHECK(log->entry_at(top).value() == make_entry<E>(1, top));
+    CHECK(log->term_at(top).value() == 1u);
+    CHECK(log->append(std::vector<E>{make_entry<E>(1, top + 1)}).is(errc::invalid_log_index));
+    CHECK(log->entry_at(top + 1).status().is(errc::unavailable));
+    CHECK(log->term_at(top + 1).status().is(errc::unavailable));
+    CHECK(log->reset_to(log_id{2, top + 1}).is(errc::invalid_log_index));
+    REQUIRE(log->purge(top).ok());
+    CHECK(log->append(std::vector<E>{make_entry<E>(1, top + 1)}).is(errc::invalid_log_index));
+    log.reset();
+    log = open_log<C>(*s);
+    CHECK(log->get_log_state() == log_state{log_id{1, top}, log_id{1, top}});
+  }
+
   SUBCASE("a gap, an overlap or a backwards term is refused with expected and got") {
     auto log = open_log<C>(*s);
     REQUIRE(log->append(make_entries<E>(3, 1, 4)).ok());
@@ -285,6 +312,24 @@ TEST_CASE_TEMPLATE_INVOKE(data_shards_isolated, boost_data_decimal<memory_backen
                           , boost_data_decimal<leveldb_backend>, memcpy_data<leveldb_backend>
 #endif
 );
+
+TEST_CASE_TEMPLATE("an entry that does not decode names the group, the index and the likely cause",
+                   B, SESHAT_ALL_BACKENDS) {
+  scratch_dir dir;
+  auto s = open_store<B>(dir.store());
+  using written_as = log_store<text_entry, text_serializer, B, data_shard, decimal_key_format>;
+  using read_as = log_store<text_entry, boost_serializer, B, data_shard, decimal_key_format>;
+  {
+    auto log = written_as::open(*s, data_shard{9}).value();
+    REQUIRE(log->append(make_entries<text_entry>(1, 1, 3)).ok());
+  }
+  auto log = read_as::open(*s, data_shard{9}).value();
+  const status read = log->entries(1, 4).status();
+  CHECK(read.is(errc::corrupted_data));
+  for (const char* part : {"data shard 9: entry 1 (", "does not decode with serializer boost",
+                           "written with another entry type or serializer?"})
+    CHECK_MESSAGE(read.message().find(part) != std::string::npos, part << " in " << read.to_string());
+}
 
 TEST_CASE("durable and acknowledged asynchronous appends survive a power loss; buffered ones may not") {
   using C = boost_system<memory_backend>;

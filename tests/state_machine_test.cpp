@@ -319,6 +319,7 @@ TEST_CASE_TEMPLATE_DEFINE("state machine", B, state_machine) {
     std::string membership_v2 = membership{}.encode();
     membership_v2 = seshat::test::with_envelope_version(membership_v2, 2);
     REQUIRE(s->put(column_family::system_raft_state, "@membership", membership_v2).ok());
+    { auto closed = std::move(sm); }  // one state machine per group
     CHECK(system_sm<B>::open(*s).status().is(errc::version_mismatch));
   }
 
