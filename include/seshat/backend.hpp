@@ -78,6 +78,8 @@
 // at once; a batch or an iterator belongs to one thread at a time.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <concepts>
 #include <cstdint>
 #include <filesystem>

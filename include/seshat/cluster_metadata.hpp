@@ -16,6 +16,8 @@
 // bytes that do not decode are corrupted-data.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <boost/serialization/map.hpp>
 #include <boost/serialization/string.hpp>
 #include <boost/serialization/vector.hpp>

@@ -13,6 +13,8 @@
 //   data_kv            the state machine's key-value data     WAL
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>

@@ -6,6 +6,8 @@
 // entry_traits for any other type.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <concepts>
 #include <cstdint>
 

@@ -12,6 +12,8 @@
 // key.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>

@@ -7,6 +7,8 @@
 //   committed := term:u64le index:u64le                  a log_id
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <compare>
 #include <cstdint>
 #include <optional>

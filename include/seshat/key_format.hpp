@@ -17,6 +17,8 @@
 // contiguous range that no other group's keys fall in.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <concepts>
 #include <cstdint>
 #include <optional>

@@ -1,6 +1,8 @@
 // seshat/log_id.hpp: the identity of a log entry, (term, index).
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <compare>
 #include <cstdint>
 #include <limits>

@@ -12,6 +12,8 @@
 // are exactly the keys in ["log:", "log;").
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>

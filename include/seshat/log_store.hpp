@@ -41,6 +41,8 @@
 // it.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <functional>
@@ -103,6 +105,14 @@ class log_store {
                 "`static seshat::status decode(std::string_view, Entry&)` (boost_serializer "
                 "needs Entry::serialize(Archive&, unsigned); memcpy_serializer needs a "
                 "trivially copyable Entry).");
+  static_assert(!std::is_same_v<Serializer, boost_serializer> || boost_serializable<Entry>,
+                "seshat::log_store: Entry has no serialize() for boost_serializer: give it a "
+                "member `template <class Archive> void serialize(Archive& a, unsigned) { a & "
+                "term & index & ...; }` (or a free serialize(Archive&, Entry&, unsigned) in its "
+                "namespace, or specialize seshat::serializer_traits<Entry>). A std::map member "
+                "needs #include <boost/serialization/map.hpp>, std::set <boost/serialization/"
+                "set.hpp>, std::optional <boost/serialization/optional.hpp> (std::string and "
+                "std::vector are included).");
   static_assert(backend<Backend>,
                 "seshat::log_store: Backend must model seshat::backend (see "
                 "seshat/backend.hpp): rocksdb_backend, leveldb_backend or memory_backend.");

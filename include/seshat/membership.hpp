@@ -11,6 +11,8 @@
 // trailing bytes are corrupted data.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>

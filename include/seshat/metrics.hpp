@@ -1,6 +1,8 @@
 // seshat/metrics.hpp: what a store reports about itself on demand.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <array>
 #include <cstdint>
 

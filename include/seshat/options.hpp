@@ -4,6 +4,8 @@
 // outside it with an invalid-config error that names the field and range.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <cstdint>
 #include <string>
 

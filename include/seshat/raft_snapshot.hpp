@@ -39,6 +39,8 @@
 // receivers and received snapshots may outlive it.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>

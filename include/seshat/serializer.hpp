@@ -13,6 +13,8 @@
 // memcpy_serializer (trivially copyable types: their bytes as they are).
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <concepts>
 #include <cstring>
 #include <exception>
@@ -35,6 +37,7 @@ concept serializer_for = requires(const T& value, T& into, std::string& out, std
 // binary archive; specialize it to encode one type differently.
 template <class T>
 struct serializer_traits {
+  static constexpr bool k_boost_archive = true;  // only in this primary template
   static void encode(const T& value, std::string& out) { detail::boost_save(value, out); }
   static status decode(std::string_view in, T& value) { return detail::boost_load(in, value); }
 };
@@ -46,6 +49,41 @@ struct serializer_traits {
 //     ...
 //   }
 using detail::refuse_newer_version;
+
+namespace detail {
+
+struct serialize_probe {
+  void serialize();
+};
+template <class T>
+struct serialize_probe_derived : T, serialize_probe {};
+
+// T declares a member named `serialize`, public or private (a private one
+// befriends boost::serialization::access): the name is then ambiguous in
+// a class derived from T and serialize_probe.
+template <class T>
+concept has_member_serialize =
+    std::is_class_v<T> && !std::is_final_v<T> &&
+    !requires { &serialize_probe_derived<T>::serialize; };
+
+// A free serialize(Archive&, T&, unsigned) that argument-dependent lookup
+// finds (declared in T's namespace), as Boost.Serialization finds it.
+template <class T>
+concept has_free_serialize = requires(T& value, string_oarchive& archive) {
+  serialize(archive, value, 0u);
+};
+
+}  // namespace detail
+
+// What boost_serializer can encode: a type Boost.Serialization handles
+// itself, a class with a serialize() member or a free serialize() in its
+// namespace, or a type whose serializer_traits is specialized. A final
+// class is taken on trust (the member check needs to derive from it).
+template <class T>
+concept boost_serializable =
+    std::is_arithmetic_v<T> || std::is_enum_v<T> || std::same_as<T, std::string> ||
+    (std::is_class_v<T> && std::is_final_v<T>) || detail::has_member_serialize<T> ||
+    detail::has_free_serialize<T> || !requires { serializer_traits<T>::k_boost_archive; };
 
 struct boost_serializer {
   static constexpr std::string_view k_name = "boost";

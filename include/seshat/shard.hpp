@@ -7,6 +7,8 @@
 // added at run time without new column families.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <concepts>
 #include <cstdint>
 

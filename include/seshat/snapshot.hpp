@@ -33,6 +33,8 @@
 // once are safe when neither changes it.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 

@@ -35,6 +35,8 @@
 // at a time.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>

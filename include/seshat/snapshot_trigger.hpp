@@ -11,6 +11,8 @@
 //   - it is cheap: it is asked after every apply.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <concepts>
 #include <cstdint>
 

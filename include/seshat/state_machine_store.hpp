@@ -42,6 +42,8 @@
 // one store per group: it caches the applied state.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <concepts>
 #include <cstdint>
 #include <exception>

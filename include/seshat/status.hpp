@@ -8,6 +8,8 @@
 // Thread-safety: values; distinct objects may be used from distinct threads.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <optional>
 #include <stdexcept>
 #include <string>

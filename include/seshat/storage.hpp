@@ -32,6 +32,8 @@
 // Ownership: storage owns its backend; close() or the destructor closes it.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <algorithm>
 #include <array>
 #include <atomic>

@@ -8,6 +8,8 @@
 // Thread-safety: a batch belongs to one thread at a time.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <cstdint>
 #include <string_view>
 #include <utility>

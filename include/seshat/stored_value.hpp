@@ -11,6 +11,8 @@
 // data.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <optional>

@@ -1,6 +1,8 @@
 // seshat/version.hpp: library and on-disk schema versions.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <cstdint>
 
 namespace seshat {

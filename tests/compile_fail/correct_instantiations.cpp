@@ -44,7 +44,37 @@ struct id_serializer {
   }
 };
 
+// The other two ways Boost.Serialization finds serialize(): a private
+// member that befriends boost::serialization::access, and a free function
+// in the entry's namespace.
+namespace app {
+class private_entry {
+ public:
+  std::uint64_t term = 0;
+  std::uint64_t index = 0;
+
+ private:
+  friend class boost::serialization::access;
+  template <class Archive>
+  void serialize(Archive& a, unsigned) {
+    a & term & index;
+  }
+};
+struct free_entry {
+  std::uint64_t term = 0;
+  std::uint64_t index = 0;
+};
+template <class Archive>
+void serialize(Archive& a, free_entry& e, unsigned) {
+  a & e.term & e.index;
+}
+}  // namespace app
+
 using system_log = seshat::log_store<text_entry, seshat::boost_serializer, seshat::memory_backend>;
+using private_log = seshat::log_store<app::private_entry, seshat::boost_serializer,
+                                      seshat::memory_backend, seshat::data_shard>;
+using free_log = seshat::log_store<app::free_entry, seshat::boost_serializer,
+                                   seshat::memory_backend, seshat::data_shard>;
 using data_log = seshat::log_store<fixed_entry, seshat::memcpy_serializer, seshat::memory_backend,
                                    seshat::data_shard, seshat::decimal_key_format>;
 using custom_log = seshat::log_store<id_entry, id_serializer, seshat::memory_backend>;
@@ -58,5 +88,11 @@ seshat::status use(seshat::storage<seshat::memory_backend>& store) {
   if (!data.ok()) return data.status();
   auto custom = custom_log::open(store);
   if (!custom.ok()) return custom.status();
+  auto hidden = private_log::open(store, seshat::data_shard{8});
+  if (!hidden.ok()) return hidden.status();
+  SESHAT_RETURN_IF_ERROR((*hidden)->append(std::vector<app::private_entry>(1)));
+  auto free = free_log::open(store, seshat::data_shard{9});
+  if (!free.ok()) return free.status();
+  SESHAT_RETURN_IF_ERROR((*free)->append(std::vector<app::free_entry>(1)));
   return (*data)->truncate(1);
 }

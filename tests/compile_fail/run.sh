@@ -11,6 +11,10 @@
 #                                  <text>, which must be part of a
 #                                  static_assert message of log_store.hpp,
 #                                  and no other log_store policy assertion.
+#   // expect-error: <text>        the case must fail with an #error whose
+#                                  text contains <text>, and that error
+#                                  alone (the compiler stops there).
+# A second line "// flags: <flags>" replaces -std=c++20 with <flags>.
 # <compiler> may be a command with arguments ("ccache g++"); extra flags
 # (say, -I for Boost outside the default paths) come from $CXXFLAGS. The
 # compiler's output of each case is kept in <build-dir>/<case>.stderr.
@@ -41,20 +45,37 @@ for case in "$src"/tests/compile_fail/*.cpp; do
   log="$out/$name.stderr"
   rm -f "$log"
   expect=$(sed -n '1s|^// expect: ||p' "$case")
-  if [ -z "$expect" ]; then
-    fail "its first line is not '// expect: <static_assert text>' or '// expect: compiles'"
+  expect_error=$(sed -n '1s|^// expect-error: ||p' "$case")
+  flags=$(sed -n '2s|^// flags: ||p' "$case")
+  [ -n "$flags" ] || flags=-std=c++20
+  if [ -z "$expect" ] && [ -z "$expect_error" ]; then
+    fail "its first line is not '// expect: <static_assert text>', '// expect-error: <text>' or '// expect: compiles'"
     continue
   fi
-  if [ "$expect" != compiles ] && ! grep -qF -- "$expect" "$header"; then
+  if [ -n "$expect" ] && [ "$expect" != compiles ] && ! grep -qF -- "$expect" "$header"; then
     fail "'$expect' is not the text of a static_assert message in log_store.hpp"
     continue
   fi
-  # shellcheck disable=SC2086  # $cxx and $CXXFLAGS may hold several words
-  if $cxx ${CXXFLAGS:-} -std=c++20 -fsyntax-only -I"$src/include" \
+  # shellcheck disable=SC2086  # $cxx, $CXXFLAGS and $flags may hold several words
+  if $cxx ${CXXFLAGS:-} $flags -fsyntax-only -I"$src/include" \
       -I"$src/backends/memory/include" "$case" >"$log" 2>&1; then
     compiled=yes
   else
     compiled=no
+  fi
+  if [ -n "$expect_error" ]; then
+    errors=$(grep -cE 'error' "$log")
+    if [ $compiled = yes ]; then
+      fail "it compiled; expected the error '$expect_error'"
+    elif ! grep -F -- "$expect_error" "$log" | grep -q '#error'; then
+      fail "it failed to compile, but not with the #error '$expect_error'"
+    elif [ "$errors" -gt 3 ]; then
+      fail "$errors lines of errors: the compiler did not stop at the #error"
+    else
+      echo "ok   $name: $expect_error ($errors error lines)"
+      passed=$((passed + 1))
+    fi
+    continue
   fi
   if [ "$expect" = compiles ]; then
     if [ $compiled = yes ]; then

@@ -14,6 +14,8 @@
 // from any thread (for instance seshat's sync thread), and never calls raft.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <uv.h>
 
 // libraft 0.15's headers have no extern "C" guards of their own.

@@ -39,6 +39,8 @@
 // the raft instance using it (until raft_close's callback has run).
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <cstdint>
 #include <cstring>
 #include <memory>

@@ -45,6 +45,8 @@
 // durable, as seshat/options.hpp promises.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>

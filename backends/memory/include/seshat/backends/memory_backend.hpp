@@ -34,6 +34,8 @@
 // Iterators see the family as it was when they were made (copy-on-write).
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <array>
 #include <atomic>
 #include <cstddef>

@@ -32,6 +32,8 @@
 // as forward declarations.
 #pragma once
 
+#include "seshat/detail/require_cxx20.hpp"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
