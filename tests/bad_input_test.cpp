@@ -351,6 +351,8 @@ std::vector<row<B>> rows() {
           f.close();
           status s = with_read_only(f.dir.store(), [&] { return open_status_of<B>(f.dir.store()); });
           f.open();
+          // Permission denied on the LOCK file is not "already open".
+          CHECK_MESSAGE(s.message().find("already open") == std::string::npos, s.to_string());
           return s;
         }
       },
