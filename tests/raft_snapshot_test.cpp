@@ -713,6 +713,11 @@ TEST_CASE("a crash in the middle of install leaves the old state machine or the 
     CHECK(dump(*b.store) == before);
     CHECK(b.applied() == applied_before);
     CHECK(static_cast<bool>(*received));  // still there to retry
+    // Its file is back under its temporary name, not kept as a snapshot.
+    CHECK(snapshot_files(b.snapshot_dir()).empty());
+    const auto names = files_in(b.snapshot_dir());
+    CHECK(names.size() == 1);
+    CHECK(names.front().starts_with("receive-"));
     b.store->backend().drop_unsynced();
     CHECK(dump(*b.store) == before);
   }
@@ -743,12 +748,20 @@ TEST_CASE_TEMPLATE_DEFINE("after a crash at any step of install, the reopened no
   const auto records = stored_data(*a.store, *a.sm);
 
   using detail::install_step;
+  for (bool log_holds_it : {false, true})
   for (install_step step :
        {install_step::file_kept, install_step::state_replaced, install_step::log_fixed}) {
+    CAPTURE(log_holds_it);
     CAPTURE(static_cast<int>(step));
     scratch_dir dir_b;
     node<B> b(dir_b.store());
     b.write(1, 1, 5, "old-");
+    // A log that holds the snapshot's last entry (and more), or one that
+    // ends before it.
+    if (log_holds_it) {
+      REQUIRE(b.log->append(puts(1, 6, 25)).ok());
+      REQUIRE(b.log->append(puts(2, 31, 20)).ok());
+    }
     {
       auto received = transfer(*source, *b.snapshots, 4096);
       REQUIRE(received.ok());
@@ -770,15 +783,59 @@ TEST_CASE_TEMPLATE_DEFINE("after a crash at any step of install, the reopened no
     CHECK(current->meta == meta);
     CHECK(current->meta.last_log_id == applied.last_applied);
     CHECK(read_all(current->reader) == source_bytes);
-    CHECK(b.log->get_log_state() == log_state{log_id{2, 40}, log_id{2, 40}});
     CHECK(files_in(b.snapshot_dir()).size() == 1);
+    // The log agrees with the applied state: purged up to it, or holding it.
+    const log_state log = b.log->get_log_state();
+    if (!log_holds_it) {
+      CHECK(log == log_state{log_id{2, 40}, log_id{2, 40}});
+    } else {
+      CHECK(log.last == log_id{2, 50});
+      CHECK(b.log->term_at(40).value() == 2u);
+      CHECK((log.last_purged == std::nullopt || log.last_purged == log_id{2, 40}));
+      if (log.last_purged) CHECK(b.log->entries(40, 41).status().is(errc::compacted));
+    }
     // b goes on from there.
-    b.write(2, 41, 1);
+    const std::vector<kv_entry> next = log_holds_it ? b.log->entries(41, 42).value()
+                                                    : puts(2, 41, 1);
+    if (!log_holds_it) REQUIRE(b.log->append(next).ok());
+    REQUIRE(b.sm->apply(next, kv_apply).ok());
     CHECK(b.sm->get("k41").value().data == "v41");
   }
 }
 
 TEST_CASE_TEMPLATE_INVOKE(install_crash, SESHAT_ALL_BACKENDS);
+
+TEST_CASE_TEMPLATE_DEFINE("open sets aside a kept snapshot past the applied state whose records do "
+                          "not read, and keeps the state machine it has",
+                          B, install_unreadable) {
+  scratch_dir dir_a;
+  node<B> a(dir_a.store());
+  a.write(1, 1, 10);
+  const snapshot_meta older = a.snapshots->build_snapshot().value();
+  const auto before = stored_data(*a.store, *a.sm);
+  // What an interrupted install would leave, with a damaged record: a
+  // header that reads, at (2, 40), and a checksum that does not match.
+  snapshot_meta meta = older;
+  meta.last_log_id = log_id{2, 40};
+  meta.snapshot_id = "2-40-7";
+  const std::string good = stored_value{1, "x", 0, std::nullopt}.encode();
+  std::string bytes = craft(meta, {{a.sm->data_key("a"), good}});
+  bytes[bytes.size() - 20] ^= 0x10;
+  const auto dir = a.snapshot_dir();
+  a.close();
+  const auto damaged = dir / "snapshot-00000000000000000007.seshat";
+  REQUIRE(detail::write_file_durably(damaged, bytes).ok());
+  a.open();
+
+  CHECK(files_in(dir) == std::vector<std::string>{"snapshot-00000000000000000001.seshat",
+                                                  "snapshot-00000000000000000007.seshat.damaged"});
+  CHECK(a.applied().last_applied == log_id{1, 10});
+  CHECK(stored_data(*a.store, *a.sm) == before);
+  CHECK(a.log->get_log_state() == log_state{std::nullopt, log_id{1, 10}});
+  CHECK(a.snapshots->get_current_snapshot().value()->meta == older);
+}
+
+TEST_CASE_TEMPLATE_INVOKE(install_unreadable, SESHAT_ALL_BACKENDS);
 
 TEST_SUITE("concurrency") {
 
