@@ -837,6 +837,53 @@ TEST_CASE_TEMPLATE_DEFINE("open sets aside a kept snapshot past the applied stat
 
 TEST_CASE_TEMPLATE_INVOKE(install_unreadable, SESHAT_ALL_BACKENDS);
 
+TEST_CASE_TEMPLATE_DEFINE("open renames a snapshot whose header does not read '<name>.damaged', "
+                          "never uses it, keeps the two latest readable ones, and fails only "
+                          "when it cannot rename it",
+                          B, open_damaged) {
+  scratch_dir dir_a;
+  node<B> a(dir_a.store());
+  snapshot_meta second;
+  for (std::uint64_t i = 0; i < 2; ++i) {
+    a.write(1, 10 * i + 1, 10);
+    second = a.snapshots->build_snapshot().value();
+  }
+  const auto dir = a.snapshot_dir();
+  const std::string third = "snapshot-00000000000000000003.seshat";
+  a.close();
+  REQUIRE(detail::write_file_durably(dir / third, "not a snapshot").ok());
+  a.open();
+  const std::vector<std::string> expected{"snapshot-00000000000000000001.seshat",
+                                          "snapshot-00000000000000000002.seshat",
+                                          third + ".damaged"};
+  CHECK(files_in(dir) == expected);
+  CHECK(a.snapshots->get_current_snapshot().value()->meta == second);
+  // A later open leaves the set-aside file alone; seqs go on past it.
+  a.close();
+  a.open();
+  CHECK(files_in(dir) == expected);
+  CHECK(a.snapshots->build_snapshot().value().snapshot_id == "1-20-4");
+
+  // When the rename fails (here a non-empty directory holds the name), open
+  // fails with the snapshot's error and says why it could not set it aside.
+  a.close();
+  const std::string fifth = "snapshot-00000000000000000005.seshat";
+  REQUIRE(detail::write_file_durably(dir / fifth, "not a snapshot").ok());
+  std::filesystem::create_directories(dir / (fifth + ".damaged") / "x");
+  a.store = open_store<B>(a.dir);
+  a.log = std::move(group_log<B>::open(*a.store, data_shard{k_group}).value());
+  a.sm = std::make_unique<group_sm<B>>(group_sm<B>::open(*a.store, data_shard{k_group}).value());
+  auto refused = group_snapshots<B>::open(*a.sm, *a.log);
+  REQUIRE_FALSE(refused.ok());
+  CAPTURE(refused.status().to_string());
+  CHECK(refused.status().is(errc::snapshot_failed));
+  CHECK(mentions(refused.status(), (dir / fifth).string()));
+  CHECK(mentions(refused.status(), "bad magic"));
+  CHECK(mentions(refused.status(), "(and it cannot be renamed: "));
+}
+
+TEST_CASE_TEMPLATE_INVOKE(open_damaged, SESHAT_ALL_BACKENDS);
+
 TEST_SUITE("concurrency") {
 
 TEST_CASE_TEMPLATE_DEFINE("a build sees exactly the data of its applied log id while applies "

@@ -53,6 +53,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
@@ -113,6 +114,8 @@ class snapshot_manager {
   using state_machine_type = state_machine_store<Entry, Backend, Shard, KeyFormat>;
   using log_type = log_store<Entry, Serializer, Backend, Shard, KeyFormat>;
   static constexpr std::size_t k_retained = 2;
+  // The suffix open() gives a snapshot file it cannot read.
+  static constexpr std::string_view k_damaged = ".damaged";
 
   // The snapshots of the group of `sm` and `log`. Creates the directory,
   // deletes ".tmp" leftovers, reads the headers (magic, version, meta) of
@@ -361,6 +364,7 @@ class snapshot_manager {
     if (ec)
       return status::io_error(where() + "cannot create " + dir_.string() + ": " + ec.message());
     std::map<std::uint64_t, fs::path> found;
+    std::uint64_t highest = 0;  // of every snapshot name, set-aside ones too: seqs are not reused
     for (auto it = fs::directory_iterator(dir_, ec); !ec && it != fs::directory_iterator();
          it.increment(ec)) {
       const std::string name = it->path().filename().string();
@@ -369,6 +373,10 @@ class snapshot_manager {
         if (ec) break;
       } else if (auto seq = seq_of(name)) {
         found.emplace(*seq, it->path());
+        highest = std::max(highest, *seq);
+      } else if (name.ends_with(k_damaged)) {
+        if (auto set_aside = seq_of(name.substr(0, name.size() - k_damaged.size())))
+          highest = std::max(highest, *set_aside);
       }
     }
     if (ec) return status::io_error(where() + "cannot list " + dir_.string() + ": " + ec.message());
@@ -376,7 +384,7 @@ class snapshot_manager {
     // "<name>.damaged" (kept for inspection, never used), so that it neither
     // blocks the node nor costs it an older good snapshot; the two newest
     // readable ones are kept and older ones deleted.
-    next_seq_ = found.empty() ? 1 : found.rbegin()->first + 1;
+    next_seq_ = highest + 1;
     for (auto it = found.rbegin(); it != found.rend(); ++it) {
       const auto& [seq, path] = *it;
       if (files_.size() == k_retained) {
@@ -496,7 +504,7 @@ class snapshot_manager {
   // inspection, never used again); `why` and the OS error when it cannot be.
   status set_aside(const std::filesystem::path& path, const status& why) {
     std::filesystem::path damaged = path;
-    damaged += ".damaged";
+    damaged += k_damaged;
     std::error_code ec;
     std::filesystem::rename(path, damaged, ec);
     if (ec)
