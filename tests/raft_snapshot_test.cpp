@@ -1,5 +1,7 @@
 // Raft-level snapshots: snapshot_manager building, serving, receiving and
 // installing one group's state machine, run against every backend.
+#include "seshat/raft_snapshot.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -14,7 +16,6 @@
 #include <utility>
 #include <vector>
 
-#include "seshat/raft_snapshot.hpp"
 #include "kv_entries.hpp"
 #include "support.hpp"
 
@@ -735,9 +736,10 @@ TEST_CASE("a crash in the middle of install leaves the old state machine or the 
   CHECK(b.log->get_log_state() == log_state{log_id{1, 31}, log_id{1, 31}});
 }
 
-TEST_CASE_TEMPLATE_DEFINE("after a crash at any step of install, the reopened node serves the "
-                          "snapshot its state machine came from, and its log agrees",
-                          B, install_crash) {
+TEST_CASE_TEMPLATE_DEFINE(
+    "after a crash at any step of install, the reopened node serves the "
+    "snapshot its state machine came from, and its log agrees",
+    B, install_crash) {
   scratch_dir dir_a;
   node<B> a(dir_a.store());
   a.write(1, 1, 30);
@@ -749,65 +751,66 @@ TEST_CASE_TEMPLATE_DEFINE("after a crash at any step of install, the reopened no
 
   using detail::install_step;
   for (bool log_holds_it : {false, true})
-  for (install_step step :
-       {install_step::file_kept, install_step::state_replaced, install_step::log_fixed}) {
-    CAPTURE(log_holds_it);
-    CAPTURE(static_cast<int>(step));
-    scratch_dir dir_b;
-    node<B> b(dir_b.store());
-    b.write(1, 1, 5, "old-");
-    // A log that holds the snapshot's last entry (and more), or one that
-    // ends before it.
-    if (log_holds_it) {
-      REQUIRE(b.log->append(puts(1, 6, 25)).ok());
-      REQUIRE(b.log->append(puts(2, 31, 20)).ok());
-    }
-    {
-      auto received = transfer(*source, *b.snapshots, 4096);
-      REQUIRE(received.ok());
-      detail::install_crash_seam<group_snapshots<B>>::stop_after(*b.snapshots, step);
-      status stopped = b.snapshots->install_snapshot(meta, *received);
-      CHECK(mentions(stopped, "a simulated crash"));
-    }
-    // The power goes: what was not synced is lost (the memory backend
-    // models it; the disk engines lose nothing that seshat synced).
-    if constexpr (std::is_same_v<B, memory_backend>) b.store->backend().drop_unsynced();
-    b.close();
-    b.open();
+    for (install_step step :
+         {install_step::file_kept, install_step::state_replaced, install_step::log_fixed}) {
+      CAPTURE(log_holds_it);
+      CAPTURE(static_cast<int>(step));
+      scratch_dir dir_b;
+      node<B> b(dir_b.store());
+      b.write(1, 1, 5, "old-");
+      // A log that holds the snapshot's last entry (and more), or one that
+      // ends before it.
+      if (log_holds_it) {
+        REQUIRE(b.log->append(puts(1, 6, 25)).ok());
+        REQUIRE(b.log->append(puts(2, 31, 20)).ok());
+      }
+      {
+        auto received = transfer(*source, *b.snapshots, 4096);
+        REQUIRE(received.ok());
+        detail::install_crash_seam<group_snapshots<B>>::stop_after(*b.snapshots, step);
+        status stopped = b.snapshots->install_snapshot(meta, *received);
+        CHECK(mentions(stopped, "a simulated crash"));
+      }
+      // The power goes: what was not synced is lost (the memory backend
+      // models it; the disk engines lose nothing that seshat synced).
+      if constexpr (std::is_same_v<B, memory_backend>) b.store->backend().drop_unsynced();
+      b.close();
+      b.open();
 
-    const applied_state applied = b.applied();
-    CHECK(applied == a.applied());
-    CHECK(stored_data(*b.store, *b.sm) == records);
-    const auto current = b.snapshots->get_current_snapshot().value();
-    REQUIRE(current.has_value());
-    CHECK(current->meta == meta);
-    CHECK(current->meta.last_log_id == applied.last_applied);
-    CHECK(read_all(current->reader) == source_bytes);
-    CHECK(files_in(b.snapshot_dir()).size() == 1);
-    // The log agrees with the applied state: purged up to it, or holding it.
-    const log_state log = b.log->get_log_state();
-    if (!log_holds_it) {
-      CHECK(log == log_state{log_id{2, 40}, log_id{2, 40}});
-    } else {
-      CHECK(log.last == log_id{2, 50});
-      CHECK(b.log->term_at(40).value() == 2u);
-      CHECK((log.last_purged == std::nullopt || log.last_purged == log_id{2, 40}));
-      if (log.last_purged) CHECK(b.log->entries(40, 41).status().is(errc::compacted));
+      const applied_state applied = b.applied();
+      CHECK(applied == a.applied());
+      CHECK(stored_data(*b.store, *b.sm) == records);
+      const auto current = b.snapshots->get_current_snapshot().value();
+      REQUIRE(current.has_value());
+      CHECK(current->meta == meta);
+      CHECK(current->meta.last_log_id == applied.last_applied);
+      CHECK(read_all(current->reader) == source_bytes);
+      CHECK(files_in(b.snapshot_dir()).size() == 1);
+      // The log agrees with the applied state: purged up to it, or holding it.
+      const log_state log = b.log->get_log_state();
+      if (!log_holds_it) {
+        CHECK(log == log_state{log_id{2, 40}, log_id{2, 40}});
+      } else {
+        CHECK(log.last == log_id{2, 50});
+        CHECK(b.log->term_at(40).value() == 2u);
+        CHECK((log.last_purged == std::nullopt || log.last_purged == log_id{2, 40}));
+        if (log.last_purged) CHECK(b.log->entries(40, 41).status().is(errc::compacted));
+      }
+      // b goes on from there.
+      const std::vector<kv_entry> next =
+          log_holds_it ? b.log->entries(41, 42).value() : puts(2, 41, 1);
+      if (!log_holds_it) REQUIRE(b.log->append(next).ok());
+      REQUIRE(b.sm->apply(next, kv_apply).ok());
+      CHECK(b.sm->get("k41").value().data == "v41");
     }
-    // b goes on from there.
-    const std::vector<kv_entry> next = log_holds_it ? b.log->entries(41, 42).value()
-                                                    : puts(2, 41, 1);
-    if (!log_holds_it) REQUIRE(b.log->append(next).ok());
-    REQUIRE(b.sm->apply(next, kv_apply).ok());
-    CHECK(b.sm->get("k41").value().data == "v41");
-  }
 }
 
 TEST_CASE_TEMPLATE_INVOKE(install_crash, SESHAT_ALL_BACKENDS);
 
-TEST_CASE_TEMPLATE_DEFINE("open sets aside a kept snapshot past the applied state whose records do "
-                          "not read, and keeps the state machine it has",
-                          B, install_unreadable) {
+TEST_CASE_TEMPLATE_DEFINE(
+    "open sets aside a kept snapshot past the applied state whose records do "
+    "not read, and keeps the state machine it has",
+    B, install_unreadable) {
   scratch_dir dir_a;
   node<B> a(dir_a.store());
   a.write(1, 1, 10);
@@ -837,10 +840,11 @@ TEST_CASE_TEMPLATE_DEFINE("open sets aside a kept snapshot past the applied stat
 
 TEST_CASE_TEMPLATE_INVOKE(install_unreadable, SESHAT_ALL_BACKENDS);
 
-TEST_CASE_TEMPLATE_DEFINE("open renames a snapshot whose header does not read '<name>.damaged', "
-                          "never uses it, keeps the two latest readable ones, and fails only "
-                          "when it cannot rename it",
-                          B, open_damaged) {
+TEST_CASE_TEMPLATE_DEFINE(
+    "open renames a snapshot whose header does not read '<name>.damaged', "
+    "never uses it, keeps the two latest readable ones, and fails only "
+    "when it cannot rename it",
+    B, open_damaged) {
   scratch_dir dir_a;
   node<B> a(dir_a.store());
   snapshot_meta second;

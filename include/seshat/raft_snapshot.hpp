@@ -286,14 +286,15 @@ class snapshot_manager {
       if (back.ok()) back = detail::fsync_path(dir_, true);
       if (back.ok()) return failed.with_context(context, "; nothing was installed");
       snapshot.file_.release();
-      return failed.with_context(context, "; nothing was installed, and the received file "
-                                          "cannot be put back (" + back.message() +
-                                          "): it stays as " + kept.string() +
-                                          ", which the next open installs");
+      return failed.with_context(context,
+                                 "; nothing was installed, and the received file "
+                                 "cannot be put back (" +
+                                     back.message() + "): it stays as " + kept.string() +
+                                     ", which the next open installs");
     };
 
-    SESHAT_RETURN_IF_ERROR(detail::rename_no_replace(received, kept)
-                               .with_context(context, "; nothing was installed"));
+    SESHAT_RETURN_IF_ERROR(
+        detail::rename_no_replace(received, kept).with_context(context, "; nothing was installed"));
     if (status synced = detail::fsync_path(dir_, true); !synced.ok()) return put_back(synced);
     SESHAT_RETURN_IF_ERROR(stop_if(detail::install_step::file_kept));
 
@@ -444,7 +445,8 @@ class snapshot_manager {
 
   // Makes the kept file `path` the current snapshot; all but the two latest
   // are deleted once no reader reads them.
-  void add_current(std::uint64_t seq, const std::filesystem::path& path, const snapshot_meta& meta) {
+  void add_current(std::uint64_t seq, const std::filesystem::path& path,
+                   const snapshot_meta& meta) {
     auto file = std::make_shared<detail::snapshot_file>(path, meta);
     std::lock_guard lock(mutex_);
     files_.emplace(seq, std::move(file));
@@ -458,18 +460,17 @@ class snapshot_manager {
   // file `path`, read and checked again as it goes (its header must be
   // `meta`), in one atomic write.
   status replace_from(const std::filesystem::path& path, const snapshot_meta& meta) {
-    return sm_.replace_all(applied_state{meta.last_log_id, meta.membership},
-                           [&](auto& put) -> status {
-                             auto parser = detail::snapshot_parser::open(path);
-                             if (!parser.ok()) return parser.status();
-                             SESHAT_RETURN_IF_ERROR(parser->preamble());
-                             auto header = parser->meta();
-                             if (!header.ok()) return header.status();
-                             if (*header != meta)
-                               return status::snapshot_failed(
-                                   "the file changed since it was received");
-                             return parser->records(sm_.data_key(""), put);
-                           });
+    return sm_.replace_all(
+        applied_state{meta.last_log_id, meta.membership}, [&](auto& put) -> status {
+          auto parser = detail::snapshot_parser::open(path);
+          if (!parser.ok()) return parser.status();
+          SESHAT_RETURN_IF_ERROR(parser->preamble());
+          auto header = parser->meta();
+          if (!header.ok()) return header.status();
+          if (*header != meta)
+            return status::snapshot_failed("the file changed since it was received");
+          return parser->records(sm_.data_key(""), put);
+        });
   }
 
   // The end of open(): a newest snapshot past the applied state is an
@@ -486,8 +487,8 @@ class snapshot_manager {
       const auto newest = files_.rbegin()->second;
       const std::optional<log_id>& id = newest->meta.last_log_id;
       if (!id || (last && id->index <= last->index)) break;
-      const std::string context = where() + "finishing the install of snapshot " +
-                                  newest->path.string() + ": ";
+      const std::string context =
+          where() + "finishing the install of snapshot " + newest->path.string() + ": ";
       status replaced = replace_from(newest->path, newest->meta);
       if (replaced.ok()) return fix_log(*id, true).with_context(context + "fixing the log: ");
       if (!replaced.is(errc::snapshot_failed)) return replaced.with_context(context);
@@ -537,8 +538,9 @@ class snapshot_manager {
   std::optional<detail::install_step> stop_after_;
   status stop_if(detail::install_step step) const {
     if (stop_after_ != step) return {};
-    return status::io_error(where() + "install stopped after step " +
-                            std::to_string(static_cast<int>(step)) + " (a simulated crash)");
+    constexpr const char* k_names[] = {"file_kept", "state_replaced", "log_fixed"};
+    return status::io_error(where() + "install stopped after " + k_names[static_cast<int>(step)] +
+                            " (a simulated crash)");
   }
 
   state_machine_type& sm_;
