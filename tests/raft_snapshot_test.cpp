@@ -1,7 +1,5 @@
 // Raft-level snapshots: snapshot_manager building, serving, receiving and
 // installing one group's state machine, run against every backend.
-#include "seshat/raft_snapshot.hpp"
-
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -16,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "seshat/raft_snapshot.hpp"
 #include "kv_entries.hpp"
 #include "support.hpp"
 
@@ -736,10 +735,9 @@ TEST_CASE("a crash in the middle of install leaves the old state machine or the 
   CHECK(b.log->get_log_state() == log_state{log_id{1, 31}, log_id{1, 31}});
 }
 
-TEST_CASE_TEMPLATE_DEFINE(
-    "after a crash at any step of install, the reopened node serves the "
-    "snapshot its state machine came from, and its log agrees",
-    B, install_crash) {
+TEST_CASE_TEMPLATE_DEFINE("after a crash at any step of install, the reopened node serves the "
+                          "snapshot its state machine came from, and its log agrees",
+                          B, install_crash) {
   scratch_dir dir_a;
   node<B> a(dir_a.store());
   a.write(1, 1, 30);
@@ -750,7 +748,7 @@ TEST_CASE_TEMPLATE_DEFINE(
   const auto records = stored_data(*a.store, *a.sm);
 
   using detail::install_step;
-  for (bool log_holds_it : {false, true})
+  for (bool log_holds_it : {false, true}) {
     for (install_step step :
          {install_step::file_kept, install_step::state_replaced, install_step::log_fixed}) {
       CAPTURE(log_holds_it);
@@ -797,20 +795,20 @@ TEST_CASE_TEMPLATE_DEFINE(
         if (log.last_purged) CHECK(b.log->entries(40, 41).status().is(errc::compacted));
       }
       // b goes on from there.
-      const std::vector<kv_entry> next =
-          log_holds_it ? b.log->entries(41, 42).value() : puts(2, 41, 1);
+      const std::vector<kv_entry> next = log_holds_it ? b.log->entries(41, 42).value()
+                                                      : puts(2, 41, 1);
       if (!log_holds_it) REQUIRE(b.log->append(next).ok());
       REQUIRE(b.sm->apply(next, kv_apply).ok());
       CHECK(b.sm->get("k41").value().data == "v41");
     }
+  }
 }
 
 TEST_CASE_TEMPLATE_INVOKE(install_crash, SESHAT_ALL_BACKENDS);
 
-TEST_CASE_TEMPLATE_DEFINE(
-    "open sets aside a kept snapshot past the applied state whose records do "
-    "not read, and keeps the state machine it has",
-    B, install_unreadable) {
+TEST_CASE_TEMPLATE_DEFINE("open sets aside a kept snapshot past the applied state whose records do "
+                          "not read, and keeps the state machine it has",
+                          B, install_unreadable) {
   scratch_dir dir_a;
   node<B> a(dir_a.store());
   a.write(1, 1, 10);
@@ -840,11 +838,10 @@ TEST_CASE_TEMPLATE_DEFINE(
 
 TEST_CASE_TEMPLATE_INVOKE(install_unreadable, SESHAT_ALL_BACKENDS);
 
-TEST_CASE_TEMPLATE_DEFINE(
-    "open renames a snapshot whose header does not read '<name>.damaged', "
-    "never uses it, keeps the two latest readable ones, and fails only "
-    "when it cannot rename it",
-    B, open_damaged) {
+TEST_CASE_TEMPLATE_DEFINE("open renames a snapshot whose header does not read '<name>.damaged', "
+                          "never uses it, keeps the two latest readable ones, and fails only "
+                          "when it cannot rename it",
+                          B, open_damaged) {
   scratch_dir dir_a;
   node<B> a(dir_a.store());
   snapshot_meta second;
