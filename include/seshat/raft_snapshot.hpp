@@ -15,8 +15,9 @@
 //                            write_chunk(offset, bytes)..., finish() ->
 //                            received_snapshot, checked whole
 //   install_snapshot(meta, received)
-//                            makes it the group's state machine, then fixes
-//                            the log (purge, or reset when it disagrees)
+//                            files it as a kept snapshot, makes it the
+//                            group's state machine, then fixes the log
+//                            (purge, or reset when it disagrees)
 //
 // A snapshot is one file (format: snapshot_file.hpp) in the group's
 // snapshot directory, by default a sibling of the store's directory,
@@ -27,16 +28,22 @@
 // fsynced, renamed and the directory fsynced: a crash leaves whole
 // snapshots and ".tmp" files, which open() deletes.
 //
-// Crash safety of install_snapshot: the state machine is replaced in one
-// atomic write (old or new, never a mixture); the log is fixed after it. A
-// crash between the two leaves a log that does not hold the applied log id;
-// open() makes the log agree with the applied state again (see open()).
+// Crash safety of install_snapshot. Invariant (at rest, after open()): the
+// state machine is at or past the newest kept snapshot, and the log agrees
+// with the applied state. The received file is kept (renamed to its
+// snapshot-<seq> name, directory fsynced) before the state machine is
+// replaced in one atomic write (old or new, never a mixture); the log is
+// fixed after it. After a crash at any point the node can serve the
+// snapshot its state came from: open() finishes an install whose file was
+// kept but whose state was not replaced, and makes a log that does not
+// hold the applied log id agree with it (see open()).
 //
 // Thread-safety: all members may be called from many threads; builds and
 // installs of one manager are serialized. One manager per group in a
-// storage (open() refuses a second); keep one per snapshot directory too. Ownership: the manager refers to its
-// state_machine_store and log_store, which must outlive it; readers,
-// receivers and received snapshots may outlive it.
+// storage (open() refuses a second); keep one per snapshot directory too.
+// Ownership: the manager refers to its state_machine_store and log_store,
+// which must outlive it; readers, receivers and received snapshots may
+// outlive it.
 #pragma once
 
 #include "seshat/detail/require_cxx20.hpp"
@@ -49,6 +56,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
@@ -60,6 +68,16 @@
 #include "seshat/state_machine_store.hpp"
 
 namespace seshat {
+
+namespace detail {
+// The steps of snapshot_manager::install_snapshot after which a test may
+// stop it as a crash would: nothing more is done, nothing is cleaned up.
+enum class install_step { file_kept, state_replaced, log_fixed };
+// Declared for tests only (tests/raft_snapshot_test.cpp defines it): sets a
+// manager's stop point.
+template <class Manager>
+struct install_crash_seam;
+}  // namespace detail
 
 struct snapshot_options {
   // Where the group's snapshot files live; empty: the storage's directory
@@ -99,17 +117,27 @@ class snapshot_manager {
   using state_machine_type = state_machine_store<Entry, Backend, Shard, KeyFormat>;
   using log_type = log_store<Entry, Serializer, Backend, Shard, KeyFormat>;
   static constexpr std::size_t k_retained = 2;
+  // The suffix open() gives a snapshot file it cannot read.
+  static constexpr std::string_view k_damaged = ".damaged";
 
   // The snapshots of the group of `sm` and `log`. Creates the directory,
-  // deletes ".tmp" leftovers and snapshots beyond the two latest readable
-  // ones, reads the latest's meta. Then makes the log agree with the applied state, which
-  // finishes an install a crash interrupted: when the log neither holds the
-  // applied log id nor has purged past it (it ends before it, or holds
-  // another term there), it is reset to it (log_store::reset_to). REQUIRES:
-  // `sm` and `log` outlive the manager. invalid-argument when they are not
-  // of one group, or when the group has a snapshot manager open already
-  // (destroying it allows a new one). A snapshot whose header does not read is renamed
-  // "<name>.damaged" and not used (the older readable ones stay).
+  // deletes ".tmp" leftovers, reads the headers (magic, version, meta) of
+  // the snapshots newest first: one whose header does not read is renamed
+  // "<name>.damaged" and not used; the two latest readable ones are kept,
+  // older ones deleted. Then finishes an install a crash interrupted: when
+  // the newest snapshot is past the applied state (it has a last log id
+  // and the state machine applied nothing or a lower index), the state
+  // machine is replaced from it and the log fixed, as install_snapshot
+  // does (one whose records do not read is renamed "<name>.damaged" too,
+  // and the next newest is looked at). Last, makes the log agree with the
+  // applied state: when the log neither holds the applied log id nor has
+  // purged past it (it ends before it, or holds another term there), it is
+  // reset to it (log_store::reset_to). REQUIRES: `sm` and `log` outlive the
+  // manager. invalid-argument when they are not of one group, or when the
+  // group has a snapshot manager open already (destroying it allows a new
+  // one); the
+  // snapshot's error (snapshot-failed, io-error) when an unreadable one
+  // cannot be renamed; io-error for the directory.
   static result<std::unique_ptr<snapshot_manager>> open(state_machine_type& sm, log_type& log,
                                                         snapshot_options options = {},
                                                         Trigger trigger = {}) {
@@ -128,9 +156,7 @@ class snapshot_manager {
     std::unique_ptr<snapshot_manager> m(new snapshot_manager(sm, log, std::move(dir), trigger));
     m->claim_ = std::move(*claim);
     SESHAT_RETURN_IF_ERROR(m->load());
-    auto applied = sm.applied_state();
-    if (!applied.ok()) return applied.status();
-    if (applied->last_applied) SESHAT_RETURN_IF_ERROR(m->fix_log(*applied->last_applied, false));
+    SESHAT_RETURN_IF_ERROR(m->recover());
     return m;
   }
 
@@ -232,17 +258,22 @@ class snapshot_manager {
                              context);
   }
 
-  // Makes the received snapshot the group's state machine, then its current
-  // snapshot. First, in ONE atomic write (state_machine_store::replace_all):
-  // deletes the group's data, puts every record, stores the applied log id
-  // and membership. Then the log: when it holds an entry at
+  // Makes the received snapshot the group's state machine and its current
+  // snapshot. 1: files it as snapshot-<seq>.seshat (renamed, directory
+  // fsynced), before anything else changes, so that from here on a crash
+  // leaves it for open() to finish the install. 2: in ONE atomic write
+  // (state_machine_store::replace_all): deletes the group's data, puts every
+  // record, stores the applied log id and membership; the snapshot is the
+  // current one from then on. 3: the log: when it holds an entry at
   // meta.last_log_id with the same term, it is purged up to it; otherwise
   // it is reset to it (every entry deleted, meta.last_log_id recorded as
   // last purged). snapshot-failed, nothing changed, when `meta` is not the
   // received snapshot's or it is older than what is applied (its index
   // below the applied index); invalid-argument when `snapshot` was already
-  // installed. On a failed write nothing is installed and `snapshot` may be
-  // installed again.
+  // installed. On a failed write in step 1 or 2, nothing is installed, the
+  // file goes back to its temporary name and `snapshot` may be installed
+  // again (should that put-back fail, the error says so, `snapshot` is
+  // consumed and the next open() installs the file).
   status install_snapshot(const snapshot_meta& meta, received_snapshot& snapshot) {
     const std::string context =
         where() + "install of snapshot '" + detail::printable(meta.snapshot_id) + "': ";
@@ -256,26 +287,37 @@ class snapshot_manager {
                                      std::to_string(meta.shard));
     std::lock_guard op(op_mutex_);
     SESHAT_RETURN_IF_ERROR(check_not_older(meta, context));
-    const std::filesystem::path& path = snapshot.file_.file();
-    status installed =
-        sm_.replace_all(applied_state{meta.last_log_id, meta.membership}, [&](auto& put) -> status {
-          auto parser = detail::snapshot_parser::open(path);
-          if (!parser.ok()) return parser.status();
-          SESHAT_RETURN_IF_ERROR(parser->preamble());
-          auto header = parser->meta();
-          if (!header.ok()) return header.status();
-          if (*header != meta)
-            return status::snapshot_failed("the file changed since it was received");
-          return parser->records(sm_.data_key(""), put);
-        });
-    SESHAT_RETURN_IF_ERROR(installed.with_context(context));
+    const std::uint64_t seq = next_seq();
+    const std::filesystem::path received = snapshot.file_.file(), kept = file_path(seq);
+    // Undoes step 1 after a failure (not a crash): `failed` with what became of the file.
+    auto put_back = [&](const status& failed) {
+      status back = detail::rename_no_replace(kept, received);
+      if (back.ok()) back = detail::fsync_path(dir_, true);
+      if (back.ok()) return failed.with_context(context, "; nothing was installed");
+      snapshot.file_.release();
+      return failed.with_context(context,
+                                 "; nothing was installed, and the received file "
+                                 "cannot be put back (" +
+                                     back.message() + "): it stays as " + kept.string() +
+                                     ", which the next open installs");
+    };
+
+    SESHAT_RETURN_IF_ERROR(
+        detail::rename_no_replace(received, kept).with_context(context, "; nothing was installed"));
+    if (status synced = detail::fsync_path(dir_, true); !synced.ok()) return put_back(synced);
+    SESHAT_RETURN_IF_ERROR(stop_if(detail::install_step::file_kept));
+
+    if (status replaced = replace_from(kept, meta); !replaced.ok()) return put_back(replaced);
+    snapshot.file_.release();
+    add_current(seq, kept, meta);
+    SESHAT_RETURN_IF_ERROR(stop_if(detail::install_step::state_replaced));
+
     if (meta.last_log_id)
       SESHAT_RETURN_IF_ERROR(fix_log(*meta.last_log_id, true)
-                                 .with_context(context + "the state machine is installed, but "
-                                                         "fixing the log failed: "));
-    const std::uint64_t seq = next_seq();
-    return keep(snapshot.file_, file_path(seq), seq, meta)
-        .with_context(context + "the snapshot is installed, but keeping its file failed: ");
+                                 .with_context(context + "the state machine and its snapshot are "
+                                                         "installed, but fixing the log failed "
+                                                         "(the next open fixes it): "));
+    return stop_if(detail::install_step::log_fixed);
   }
 
  private:
@@ -332,6 +374,7 @@ class snapshot_manager {
     if (ec)
       return status::io_error(where() + "cannot create " + dir_.string() + ": " + ec.message());
     std::map<std::uint64_t, fs::path> found;
+    std::uint64_t highest = 0;  // of every snapshot name, set-aside ones too: seqs are not reused
     for (auto it = fs::directory_iterator(dir_, ec); !ec && it != fs::directory_iterator();
          it.increment(ec)) {
       const std::string name = it->path().filename().string();
@@ -340,6 +383,10 @@ class snapshot_manager {
         if (ec) break;
       } else if (auto seq = seq_of(name)) {
         found.emplace(*seq, it->path());
+        highest = std::max(highest, *seq);
+      } else if (name.ends_with(k_damaged)) {
+        if (auto set_aside = seq_of(name.substr(0, name.size() - k_damaged.size())))
+          highest = std::max(highest, *set_aside);
       }
     }
     if (ec) return status::io_error(where() + "cannot list " + dir_.string() + ": " + ec.message());
@@ -347,7 +394,7 @@ class snapshot_manager {
     // "<name>.damaged" (kept for inspection, never used), so that it neither
     // blocks the node nor costs it an older good snapshot; the two newest
     // readable ones are kept and older ones deleted.
-    next_seq_ = found.empty() ? 1 : found.rbegin()->first + 1;
+    next_seq_ = highest + 1;
     for (auto it = found.rbegin(); it != found.rend(); ++it) {
       const auto& [seq, path] = *it;
       if (files_.size() == k_retained) {
@@ -358,12 +405,7 @@ class snapshot_manager {
       status s = parser.ok() ? parser->preamble() : parser.status();
       auto meta = s.ok() ? parser->meta() : result<snapshot_meta>(s);
       if (!meta.ok()) {
-        fs::path damaged = path;
-        damaged += ".damaged";
-        fs::rename(path, damaged, ec);
-        if (ec)
-          return meta.status().with_context(where() + "snapshot " + path.string() + ": ",
-                                            " (and it cannot be renamed: " + ec.message() + ")");
+        SESHAT_RETURN_IF_ERROR(set_aside(path, meta.status()));
         continue;
       }
       files_.emplace(seq, std::make_shared<detail::snapshot_file>(path, std::move(*meta)));
@@ -405,15 +447,80 @@ class snapshot_manager {
               const snapshot_meta& meta) {
     SESHAT_RETURN_IF_ERROR(detail::rename_no_replace(tmp.file(), final_path));
     tmp.release();
-    auto file = std::make_shared<detail::snapshot_file>(final_path, meta);
     status synced = detail::fsync_path(dir_, true);
+    add_current(seq, final_path, meta);
+    return synced;
+  }
+
+  // Makes the kept file `path` the current snapshot; all but the two latest
+  // are deleted once no reader reads them.
+  void add_current(std::uint64_t seq, const std::filesystem::path& path,
+                   const snapshot_meta& meta) {
+    auto file = std::make_shared<detail::snapshot_file>(path, meta);
     std::lock_guard lock(mutex_);
     files_.emplace(seq, std::move(file));
     while (files_.size() > k_retained) {
       files_.begin()->second->obsolete = true;  // deleted with its last reader
       files_.erase(files_.begin());
     }
-    return synced;
+  }
+
+  // Step 2 of an install: the group's state machine becomes the snapshot
+  // file `path`, read and checked again as it goes (its header must be
+  // `meta`), in one atomic write.
+  status replace_from(const std::filesystem::path& path, const snapshot_meta& meta) {
+    return sm_.replace_all(
+        applied_state{meta.last_log_id, meta.membership}, [&](auto& put) -> status {
+          auto parser = detail::snapshot_parser::open(path);
+          if (!parser.ok()) return parser.status();
+          SESHAT_RETURN_IF_ERROR(parser->preamble());
+          auto header = parser->meta();
+          if (!header.ok()) return header.status();
+          if (*header != meta)
+            return status::snapshot_failed("the file changed since it was received");
+          return parser->records(sm_.data_key(""), put);
+        });
+  }
+
+  // The end of open(): a newest snapshot past the applied state is an
+  // install a crash interrupted: the state machine is replaced from it and
+  // the log fixed, as install_snapshot does. One whose records do not read
+  // (snapshot-failed) is set aside as "<name>.damaged" and the next newest
+  // is looked at. Then the log is made to agree with the applied state.
+  status recover() {
+    for (;;) {
+      auto applied = sm_.applied_state();
+      if (!applied.ok()) return applied.status();
+      const std::optional<log_id>& last = applied->last_applied;
+      if (files_.empty()) break;
+      const auto newest = files_.rbegin()->second;
+      const std::optional<log_id>& id = newest->meta.last_log_id;
+      if (!id || (last && id->index <= last->index)) break;
+      const std::string context =
+          where() + "finishing the install of snapshot " + newest->path.string() + ": ";
+      status replaced = replace_from(newest->path, newest->meta);
+      if (replaced.ok()) return fix_log(*id, true).with_context(context + "fixing the log: ");
+      if (!replaced.is(errc::snapshot_failed)) return replaced.with_context(context);
+      SESHAT_RETURN_IF_ERROR(set_aside(newest->path, replaced));
+      files_.erase(std::prev(files_.end()));
+    }
+    auto applied = sm_.applied_state();
+    if (!applied.ok()) return applied.status();
+    if (applied->last_applied) return fix_log(*applied->last_applied, false);
+    return {};
+  }
+
+  // Renames the unreadable snapshot `path` "<name>.damaged" (kept for
+  // inspection, never used again); `why` and the OS error when it cannot be.
+  status set_aside(const std::filesystem::path& path, const status& why) {
+    std::filesystem::path damaged = path;
+    damaged += k_damaged;
+    std::error_code ec;
+    std::filesystem::rename(path, damaged, ec);
+    if (ec)
+      return why.with_context(where() + "snapshot " + path.string() + ": ",
+                              " (and it cannot be renamed: " + ec.message() + ")");
+    return {};
   }
 
   // Makes the log agree with a state machine that applied `id`: nothing
@@ -432,6 +539,17 @@ class snapshot_manager {
       if (*term == id.term) return purge ? log_.purge(id.index) : status{};
     }
     return log_.reset_to(id);
+  }
+
+  template <class>
+  friend struct detail::install_crash_seam;
+  // Tests only: install_snapshot stops right after this step, as a crash would.
+  std::optional<detail::install_step> stop_after_;
+  status stop_if(detail::install_step step) const {
+    if (stop_after_ != step) return {};
+    constexpr const char* k_names[] = {"file_kept", "state_replaced", "log_fixed"};
+    return status::io_error(where() + "install stopped after " + k_names[static_cast<int>(step)] +
+                            " (a simulated crash)");
   }
 
   state_machine_type& sm_;
