@@ -337,7 +337,8 @@ namespace {
 // Through the environment as an engine uses it: writes `before` to a new
 // file at `p`, syncs it (the sync fails: the plan is armed for it), writes
 // `after`, syncs again. Returns the two syncs' results.
-std::pair<bool, bool> fail_a_sync_then_sync(leveldb_fault_env& fault, const std::filesystem::path& p,
+std::pair<bool, bool> fail_a_sync_then_sync(leveldb_fault_env& fault,
+                                            const std::filesystem::path& p,
                                             const std::string& before, const std::string& after) {
   leveldb::WritableFile* raw = nullptr;
   REQUIRE(fault.env()->NewWritableFile(p.string(), &raw).ok());
@@ -351,7 +352,8 @@ std::pair<bool, bool> fail_a_sync_then_sync(leveldb_fault_env& fault, const std:
   return {first, second};
 }
 
-std::pair<bool, bool> fail_a_sync_then_sync(rocksdb_fault_env& fault, const std::filesystem::path& p,
+std::pair<bool, bool> fail_a_sync_then_sync(rocksdb_fault_env& fault,
+                                            const std::filesystem::path& p,
                                             const std::string& before, const std::string& after) {
   const auto fs = fault.env()->GetFileSystem();
   const rocksdb::IOOptions io;
@@ -471,6 +473,7 @@ TEST_CASE_TEMPLATE_DEFINE(
   CHECK_MESSAGE(contains(again.to_string(), "refused, an earlier write failed"), again.to_string());
   CHECK_MESSAGE(contains(again.to_string(), failed.message()), again.to_string());
   CHECK_MESSAGE(contains(again.to_string(), "reopen the store"), again.to_string());
+  MESSAGE(B::k_name << ": the sync after a failed one: " << again.to_string());
   const status synced_put = put("third", "synced", true);
   CHECK_MESSAGE(contains(synced_put.to_string(), "refused, an earlier write failed"),
                 synced_put.to_string());
@@ -491,8 +494,8 @@ TEST_CASE_TEMPLATE_DEFINE(
   for (std::size_t i = 0; i < acknowledged; ++i) {
     auto v = store->get(column_family::data_kv, writes[i].first);
     CHECK_MESSAGE(v.ok(), "acknowledged write " << i + 1 << " of " << acknowledged << " ('"
-                                                << writes[i].first << "') is lost: "
-                                                << v.status().to_string());
+                                                << writes[i].first
+                                                << "') is lost: " << v.status().to_string());
     if (v.ok()) CHECK(*v == writes[i].second);
   }
   CHECK(store->backend().put(column_family::data_kv, "after", "reopen", write_options{true}).ok());

@@ -67,16 +67,17 @@ TEST_CASE("sync_wal makes every earlier write survive a power loss") {
   CHECK_FALSE(s->exists(column_family::data_kv, "b").value());
 }
 
-TEST_CASE("after a failed sync every later write and sync fails with that error until the "
-          "store is reopened, and a power loss drops what the sync did not make durable") {
+TEST_CASE(
+    "after a failed sync every later write and sync fails with that error until the "
+    "store is reopened, and a power loss drops what the sync did not make durable") {
   scratch_dir dir;
   auto s = open_store<memory_backend>(dir.store());
   memory_backend& b = s->backend();
   REQUIRE(b.put(column_family::data_kv, "a", "synced", write_options{true}).ok());
   REQUIRE(b.put(column_family::data_kv, "b", "unsynced", write_options{false}).ok());
   b.inject_sync_failure();
-  const status failed = b.put(column_family::data_kv, "c", "synced, but the sync fails",
-                              write_options{true});
+  const status failed =
+      b.put(column_family::data_kv, "c", "synced, but the sync fails", write_options{true});
   CHECK(failed.is(errc::io_error));
   CHECK(failed.message().find("injected sync failure") != std::string::npos);
 

@@ -635,7 +635,8 @@ status leveldb_backend::sync_wal() {
     leveldb::WriteBatch empty;
     leveldb::WriteOptions lwo;
     lwo.sync = true;
-    return write_db(*engine_, lwo, &empty, path_, [&] { return "sync_wal of " + store_context(path_); });
+    return write_db(*engine_, lwo, &empty, path_,
+                    [&] { return "sync_wal of " + store_context(path_); });
   } catch (...) {
     return exception_status("sync_wal", path_);
   }

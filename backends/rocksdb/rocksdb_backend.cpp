@@ -279,9 +279,9 @@ struct rocksdb_backend::state {
   // above knows (the disk-fault test aborted this way at once), whereas a
   // write waiting behind the failing one joins its write group and fails
   // with it. The cost: writes that arrive during the fsync wait for it, as
-  // they do behind any synced write.
+  // they do behind any synced write. `context`: the operation and the store.
   status sync_wal(const std::string& context) {
-    SESHAT_RETURN_IF_ERROR(refuse_after_write_error(context));
+    SESHAT_RETURN_IF_ERROR(latch.refusal(context));
     rocksdb::WriteOptions w;
     w.sync = true;
     rocksdb::WriteBatch empty;

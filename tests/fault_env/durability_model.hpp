@@ -31,12 +31,13 @@
 // simulate the loss.
 //
 // simulate_power_loss() applies that to the real directories: truncates every
-// file to its synced size, zeroes the bytes of its failed syncs, deletes every file whose directory entry is not
-// durable, and puts back files whose deletion or rename was not durable (a
-// deleted file's bytes are kept meanwhile by a hard link in `keep_dir`, which
-// must be on the same file system). REQUIRES: nobody has the files open (the
-// store is closed, or was abandoned after its writes were cut off).
-// Directories themselves are not tracked: a created directory stays.
+// file to its synced size, zeroes the bytes of its failed syncs within it,
+// deletes every file whose directory entry is not durable, and puts back
+// files whose deletion or rename was not durable (a deleted file's bytes are
+// kept meanwhile by a hard link in `keep_dir`, which must be on the same
+// file system). REQUIRES: nobody has the files open (the store is closed, or
+// was abandoned after its writes were cut off). Directories themselves are
+// not tracked: a created directory stays.
 //
 // Thread-safety: every member may be called from any thread (one mutex).
 // The notification members never throw (a failure to keep a deleted file is
@@ -332,7 +333,9 @@ class durability_model {
       const std::string zeros(static_cast<std::size_t>(stop - begin), '\0');
       out.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
       out.flush();
-      if (!out) throw std::runtime_error("simulate_power_loss: cannot zero the lost bytes of " + p.string());
+      if (!out)
+        throw std::runtime_error("simulate_power_loss: cannot zero the lost bytes of " +
+                                 p.string());
       zeroed += stop - begin;
     }
     return zeroed;

@@ -55,8 +55,8 @@ class write_latch {
   }
 
  private:
-  std::mutex mu_;          // taken by the writers of first_
-  std::string first_;      // the first failure's message; set once
+  std::mutex mu_;      // taken by the writers of first_
+  std::string first_;  // the first failure's message; set once
   std::atomic<bool> latched_{false};
 };
 

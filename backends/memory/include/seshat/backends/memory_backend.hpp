@@ -206,7 +206,8 @@ class memory_backend {
       disk_->fail_sync = false;
       disk_->unsynced.insert(disk_->unsynced.end(), std::make_move_iterator(undo.begin()),
                              std::make_move_iterator(undo.end()));
-      return latch_.note(status::io_error("write to store at " + path_ + ": sync: injected sync failure"));
+      return latch_.note(
+          status::io_error("write to store at " + path_ + ": sync: injected sync failure"));
     }
     if (wo.sync) {
       disk_->unsynced.clear();
@@ -229,7 +230,8 @@ class memory_backend {
     if (latch_.latched()) return latch_.refusal("sync_wal of store at " + path_);
     if (disk_->fail_sync) {
       disk_->fail_sync = false;
-      return latch_.note(status::io_error("sync_wal of store at " + path_ + ": injected sync failure"));
+      return latch_.note(
+          status::io_error("sync_wal of store at " + path_ + ": injected sync failure"));
     }
     disk_->unsynced.clear();
     return {};
