@@ -16,6 +16,10 @@
 // otherwise; SESHAT_REQUIRE_MOUNT=1 makes that a failure) is filled by
 // appends until one fails naming the lack of space; after the file system
 // grows, a reopen holds every acknowledged entry.
+// A failed sync: the store refuses every later write and sync, naming that
+// error, until it is reopened (on LevelDB the sync of an older log, which
+// the backend does itself); and the durability model loses what a failed
+// sync did not make durable, as Linux does, whatever syncs follow.
 //
 // SESHAT_DISK_FAULT_ROUNDS=N sets the rounds per fault kind, errno and
 // backend (3 by default); SESHAT_DISK_FAULT_SEED=S replays a run.
@@ -26,10 +30,14 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <memory>
 #include <random>
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "fault_env/backend_fault_env.hpp"
@@ -323,3 +331,176 @@ TEST_CASE_TEMPLATE_DEFINE(
 }
 
 TEST_CASE_TEMPLATE_INVOKE(snapshot_on_fault_env, seshat::rocksdb_backend, seshat::leveldb_backend);
+
+namespace {
+
+// Through the environment as an engine uses it: writes `before` to a new
+// file at `p`, syncs it (the sync fails: the plan is armed for it), writes
+// `after`, syncs again. Returns the two syncs' results.
+std::pair<bool, bool> fail_a_sync_then_sync(leveldb_fault_env& fault,
+                                            const std::filesystem::path& p,
+                                            const std::string& before, const std::string& after) {
+  leveldb::WritableFile* raw = nullptr;
+  REQUIRE(fault.env()->NewWritableFile(p.string(), &raw).ok());
+  std::unique_ptr<leveldb::WritableFile> f(raw);
+  REQUIRE(f->Append(before).ok());
+  fault.faults().fail_nth(fault_op::sync, 1, fault_error::eio);
+  const bool first = f->Sync().ok();
+  REQUIRE(f->Append(after).ok());
+  const bool second = f->Sync().ok();
+  REQUIRE(f->Close().ok());
+  return {first, second};
+}
+
+std::pair<bool, bool> fail_a_sync_then_sync(rocksdb_fault_env& fault,
+                                            const std::filesystem::path& p,
+                                            const std::string& before, const std::string& after) {
+  const auto fs = fault.env()->GetFileSystem();
+  const rocksdb::IOOptions io;
+  std::unique_ptr<rocksdb::FSWritableFile> f;
+  REQUIRE(fs->NewWritableFile(p.string(), rocksdb::FileOptions(), &f, nullptr).ok());
+  REQUIRE(f->Append(before, io, nullptr).ok());
+  fault.faults().fail_nth(fault_op::sync, 1, fault_error::eio);
+  const bool first = f->Sync(io, nullptr).ok();
+  REQUIRE(f->Append(after, io, nullptr).ok());
+  const bool second = f->Sync(io, nullptr).ok();
+  REQUIRE(f->Close(io, nullptr).ok());
+  return {first, second};
+}
+
+std::string file_text(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+// Linux drops the dirty pages whose write-back failed and marks them clean,
+// so a later fsync of the file succeeds without them (PostgreSQL's
+// "fsyncgate", 2018): the model must not let that later sync save them.
+TEST_CASE_TEMPLATE_DEFINE(
+    "the fault environment's durability model: after a failed sync of a file, the bytes it "
+    "did not make durable are lost at a power loss, whatever syncs follow",
+    B, failed_sync_model) {
+  scratch_dir dir;
+  std::filesystem::create_directories(dir.path() / "files");
+  backend_fault_env<B> fault(dir.path() / "keep");
+  const std::filesystem::path p = dir.path() / "files" / "000007.log";
+  const std::string before = "written before the failed sync;";
+  const std::string after = "written after it";
+  const auto [first, second] = fail_a_sync_then_sync(fault, p, before, after);
+  CHECK_FALSE(first);
+  CHECK(second);
+  fault.model().directory_synced(p.parent_path());  // the file's name is durable
+  REQUIRE(file_text(p) == before + after);          // the process sees every byte
+
+  const power_loss_report r = fault.simulate_power_loss();
+  INFO("backend " << B::k_name);
+  // The bytes of the failed sync read back as zeros (a hole the later sync
+  // made part of the file); the bytes written after the failure are durable.
+  CHECK(file_text(p) == std::string(before.size(), '\0') + after);
+  CHECK(r.bytes_dropped() == before.size());
+}
+
+TEST_CASE_TEMPLATE_INVOKE(failed_sync_model, seshat::rocksdb_backend, seshat::leveldb_backend);
+
+TEST_CASE_TEMPLATE_DEFINE(
+    "after a disk fault in a sync, every later write and sync fails with that error until the "
+    "store is reopened, and nothing acknowledged is lost",
+    B, failed_sync_stops_the_store) {
+  INFO("backend " << B::k_name);
+  scratch_dir dir;
+  backend_fault_env<B> fault(dir.path() / "keep");
+  open_options options;
+  options.write_buffer_mb = 1;  // LevelDB: a memtable switch (a new log) within the test
+  fault.attach(options);
+
+  // Every write in order, and how many of them a synced write or sync has
+  // acknowledged as durable.
+  std::vector<std::pair<std::string, std::string>> writes;
+  std::size_t acknowledged = 0;
+  auto store = open_store<B>(dir.store(), options);
+  B& backend = store->backend();
+  auto put = [&](const std::string& key, const std::string& value, bool sync) {
+    status s = backend.put(column_family::data_kv, key, value, write_options{sync});
+    if (s.ok()) writes.emplace_back(key, value);
+    if (s.ok() && sync) acknowledged = writes.size();
+    return s;
+  };
+  auto sync_wal = [&] {
+    status s = backend.sync_wal();
+    if (s.ok()) acknowledged = writes.size();
+    return s;
+  };
+  auto count_logs = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir.store()))
+      n += e.path().extension() == ".log";
+    return n;
+  };
+
+  REQUIRE(put("first", "synced", true).ok());
+  std::uint64_t nth_sync = 1;  // RocksDB: the WAL's sync
+  if constexpr (std::is_same_v<B, leveldb_backend>) {
+    // An older log that the synced write below must sync: LevelDB switches
+    // memtables (a new log) and, with its compaction held, keeps the old one.
+    fault.hold_background();
+    std::mt19937_64 rng(7);
+    for (int i = 0; i < 64 && count_logs() < 2; ++i) {
+      std::string value(64 * 1024, ' ');
+      for (char& c : value) c = static_cast<char>('a' + rng() % 26);
+      REQUIRE(put("unsynced-" + std::to_string(i), value, false).ok());
+    }
+    REQUIRE(count_logs() == 2);
+    nth_sync = 2;  // the newest log's sync, then the older log's
+  }
+  REQUIRE(put("in-the-newest-log", "unsynced", false).ok());
+  const std::uint64_t injected = fault.faults().injected();
+  fault.faults().fail_nth(fault_op::sync, nth_sync, fault_error::eio);
+
+  const status failed = put("second", "synced", true);
+  REQUIRE(fault.faults().injected() == injected + 1);
+  REQUIRE_FALSE(failed.ok());
+  CHECK(failed.is(errc::io_error));
+  CHECK_MESSAGE(contains(failed.to_string(), message_of(fault_error::eio)), failed.to_string());
+  if constexpr (std::is_same_v<B, leveldb_backend>)
+    CHECK_MESSAGE(contains(failed.to_string(), "older log"), failed.to_string());
+
+  // The disk is fine again, and a sync of the same files would succeed now:
+  // the store still refuses, naming the first error.
+  const status again = sync_wal();
+  CHECK_MESSAGE(again.is(errc::io_error), again.to_string());
+  CHECK_MESSAGE(contains(again.to_string(), "refused, an earlier write failed"), again.to_string());
+  CHECK_MESSAGE(contains(again.to_string(), failed.message()), again.to_string());
+  CHECK_MESSAGE(contains(again.to_string(), "reopen the store"), again.to_string());
+  MESSAGE(B::k_name << ": the sync after a failed one: " << again.to_string());
+  const status synced_put = put("third", "synced", true);
+  CHECK_MESSAGE(contains(synced_put.to_string(), "refused, an earlier write failed"),
+                synced_put.to_string());
+  const status unsynced_put = put("fourth", "unsynced", false);
+  CHECK_MESSAGE(contains(unsynced_put.to_string(), "refused, an earlier write failed"),
+                unsynced_put.to_string());
+  CHECK(store->get(column_family::data_kv, "first").value() == "synced");  // reads go on
+
+  if constexpr (std::is_same_v<B, leveldb_backend>) fault.release_background();
+  store->close().ignore();
+  store.reset();
+  fault.simulate_power_loss();
+  REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
+
+  // Reopened after the power loss: every acknowledged write is there, and
+  // the store takes writes again.
+  store = open_store<B>(dir.store(), options);
+  for (std::size_t i = 0; i < acknowledged; ++i) {
+    auto v = store->get(column_family::data_kv, writes[i].first);
+    CHECK_MESSAGE(v.ok(), "acknowledged write " << i + 1 << " of " << acknowledged << " ('"
+                                                << writes[i].first
+                                                << "') is lost: " << v.status().to_string());
+    if (v.ok()) CHECK(*v == writes[i].second);
+  }
+  CHECK(store->backend().put(column_family::data_kv, "after", "reopen", write_options{true}).ok());
+  REQUIRE(store->close().ok());
+}
+
+TEST_CASE_TEMPLATE_INVOKE(failed_sync_stops_the_store, seshat::rocksdb_backend,
+                          seshat::leveldb_backend);

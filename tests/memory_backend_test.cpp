@@ -1,5 +1,5 @@
 // What only the memory backend can show: a failure in the middle of a batch,
-// and a power loss that drops what was not synced.
+// a failed sync, and a power loss that drops what was not synced.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -65,4 +65,40 @@ TEST_CASE("sync_wal makes every earlier write survive a power loss") {
   s->backend().drop_unsynced();
   CHECK(s->get(column_family::data_kv, "a").value() == "1");
   CHECK_FALSE(s->exists(column_family::data_kv, "b").value());
+}
+
+TEST_CASE(
+    "after a failed sync every later write and sync fails with that error until the "
+    "store is reopened, and a power loss drops what the sync did not make durable") {
+  scratch_dir dir;
+  auto s = open_store<memory_backend>(dir.store());
+  memory_backend& b = s->backend();
+  REQUIRE(b.put(column_family::data_kv, "a", "synced", write_options{true}).ok());
+  REQUIRE(b.put(column_family::data_kv, "b", "unsynced", write_options{false}).ok());
+  b.inject_sync_failure();
+  const status failed =
+      b.put(column_family::data_kv, "c", "synced, but the sync fails", write_options{true});
+  CHECK(failed.is(errc::io_error));
+  CHECK(failed.message().find("injected sync failure") != std::string::npos);
+
+  const status again = s->sync_wal();
+  CHECK(again.is(errc::io_error));
+  CHECK_MESSAGE(again.message().find("refused, an earlier write failed (" + failed.message() +
+                                     "); reopen the store") != std::string::npos,
+                again.to_string());
+  CHECK(b.put(column_family::data_kv, "d", "v", write_options{false}).is(errc::io_error));
+  CHECK(b.put(column_family::data_kv, "e", "v", write_options{true}).is(errc::io_error));
+  CHECK_FALSE(s->exists(column_family::data_kv, "d").value());  // refused: nothing written
+  // Reads go on, and see what was written (in memory, not durable).
+  CHECK(s->get(column_family::data_kv, "c").value() == "synced, but the sync fails");
+
+  b.drop_unsynced();  // the power goes
+  CHECK(s->get(column_family::data_kv, "a").value() == "synced");
+  CHECK_FALSE(s->exists(column_family::data_kv, "b").value());
+  CHECK_FALSE(s->exists(column_family::data_kv, "c").value());
+  REQUIRE(s->close().ok());
+
+  auto reopened = open_store<memory_backend>(dir.store());
+  CHECK(reopened->backend().put(column_family::data_kv, "f", "v", write_options{true}).ok());
+  CHECK(reopened->sync_wal().ok());
 }

@@ -30,6 +30,7 @@
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/printable.hpp"
 #include "seshat/detail/store_marker.hpp"
+#include "seshat/detail/write_latch.hpp"
 
 namespace seshat {
 
@@ -66,9 +67,8 @@ struct leveldb_backend::engine {
   std::string path;             // the store's directory, as given to open()
   std::filesystem::path dir;    // the same, canonical: what LevelDB was given
   leveldb::Env* env = nullptr;  // open_options::environment.leveldb: null is the default
-  // The first failed log write, or empty. Guarded by the backend's
-  // write_mutex_. See write_db().
-  std::string write_error;
+  // The first failed write or sync of this open database. See write_db().
+  detail::write_latch latch;
   // log_watch's count when sync_older_logs last finished a pass, or none.
   // Guarded by the backend's write_mutex_.
   std::optional<std::uint64_t> logs_at_last_pass;
@@ -274,22 +274,26 @@ status sync_older_logs(const log_watch& watch, std::optional<std::uint64_t>& las
   return {};
 }
 
-// Writes `wb` under the writer mutex. LevelDB 1.23 keeps writing its log
-// after an append to it failed (only a failed sync stops it), with its
-// record framing advanced past bytes that never reached the file: the
-// records written after are unreadable at recovery, which drops them,
-// acknowledged or not. So once a log write fails with an I/O error, no
-// more writes go to this open database: they fail with that first error
-// until the store is reopened (recovery then starts a new log).
-// `write_error`: the engine's. REQUIRES: the writer mutex is held.
-leveldb::Status write_db(leveldb::DB& db, std::string& write_error, const leveldb::WriteOptions& o,
-                         leveldb::WriteBatch* wb) {
-  if (!write_error.empty())
-    return leveldb::Status::IOError("refused, an earlier write failed (" + write_error +
-                                    "); reopen the store");
-  leveldb::Status s = db.Write(o, wb);
-  if (s.IsIOError()) write_error = s.ToString();
-  return s;
+// Writes `wb` and, when `o.sync`, the older logs (sync_older_logs). The
+// first I/O error of either latches the store (detail/write_latch.hpp):
+// every later write and sync fails with it until the store is reopened
+// (recovery then starts a new log). Two reasons besides the latch's own: an
+// older log whose fdatasync failed lost the pages that failed, and a later
+// fdatasync of it (on a new descriptor) succeeds without them, acknowledging
+// writes that are gone; and LevelDB 1.23 keeps writing its log after an
+// append to it failed (only a failed sync stops it), with its record
+// framing advanced past bytes that never reached the file: the records
+// written after are unreadable at recovery, which drops them, acknowledged
+// or not. `e`: the backend's engine; `context()`: the operation and the
+// store, for errors. REQUIRES: the writer mutex is held.
+template <class Engine, class Context>
+status write_db(Engine& e, const leveldb::WriteOptions& o, leveldb::WriteBatch* wb,
+                const std::string& path, Context&& context) {
+  if (e.latch.latched()) return e.latch.refusal(context());
+  leveldb::Status s = e.db->Write(o, wb);
+  if (!s.ok()) return e.latch.note(from_leveldb(s, context()));
+  if (!o.sync) return {};
+  return e.latch.note(sync_older_logs(*e.watch, e.logs_at_last_pass, e.dir, e.env, path));
 }
 
 }  // namespace
@@ -524,10 +528,7 @@ status leveldb_backend::put(column_family cf, std::string_view key, std::string_
     leveldb::WriteOptions lwo;
     lwo.sync = wo.sync;
     std::lock_guard writer(write_mutex_);
-    leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &wb);
-    if (!s.ok()) return from_leveldb(s, key_context("put", cf, key, path_));
-    if (wo.sync) return sync_older_logs(*engine_->watch, engine_->logs_at_last_pass, engine_->dir, engine_->env, path_);
-    return {};
+    return write_db(*engine_, lwo, &wb, path_, [&] { return key_context("put", cf, key, path_); });
   } catch (...) {
     return exception_status("put", path_);
   }
@@ -543,10 +544,7 @@ status leveldb_backend::del(column_family cf, std::string_view key, write_option
     leveldb::WriteOptions lwo;
     lwo.sync = wo.sync;
     std::lock_guard writer(write_mutex_);
-    leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &wb);
-    if (!s.ok()) return from_leveldb(s, key_context("del", cf, key, path_));
-    if (wo.sync) return sync_older_logs(*engine_->watch, engine_->logs_at_last_pass, engine_->dir, engine_->env, path_);
-    return {};
+    return write_db(*engine_, lwo, &wb, path_, [&] { return key_context("del", cf, key, path_); });
   } catch (...) {
     return exception_status("del", path_);
   }
@@ -605,12 +603,10 @@ status leveldb_backend::write(batch& b, write_options wo) {
     if (b.ops_.empty() && !wo.sync) return {};
     leveldb::WriteOptions lwo;
     lwo.sync = wo.sync;
-    leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &wb);
-    if (!s.ok())
-      return from_leveldb(s, "write batch of " + std::to_string(b.size()) + " operations" +
-                                 (wo.sync ? " (sync)" : "") + " to " + store_context(path_));
-    if (wo.sync) return sync_older_logs(*engine_->watch, engine_->logs_at_last_pass, engine_->dir, engine_->env, path_);
-    return {};
+    return write_db(*engine_, lwo, &wb, path_, [&] {
+      return "write batch of " + std::to_string(b.size()) + " operations" +
+             (wo.sync ? " (sync)" : "") + " to " + store_context(path_);
+    });
   } catch (...) {
     return exception_status("write", path_);
   }
@@ -641,9 +637,8 @@ status leveldb_backend::sync_wal() {
     leveldb::WriteBatch empty;
     leveldb::WriteOptions lwo;
     lwo.sync = true;
-    leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &empty);
-    if (!s.ok()) return from_leveldb(s, "sync_wal of " + store_context(path_));
-    return sync_older_logs(*engine_->watch, engine_->logs_at_last_pass, engine_->dir, engine_->env, path_);
+    return write_db(*engine_, lwo, &empty, path_,
+                    [&] { return "sync_wal of " + store_context(path_); });
   } catch (...) {
     return exception_status("sync_wal", path_);
   }

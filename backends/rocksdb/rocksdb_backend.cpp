@@ -37,6 +37,7 @@
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/printable.hpp"
 #include "seshat/detail/store_marker.hpp"
+#include "seshat/detail/write_latch.hpp"
 
 namespace seshat {
 
@@ -252,32 +253,24 @@ struct rocksdb_backend::state {
 
   rocksdb::ColumnFamilyHandle* handle(column_family cf) const { return handles[index_of(cf)]; }
 
-  // RocksDB 7.8 may write its WAL again after a WAL write failed (fixed
-  // upstream in 2024, facebook/rocksdb#12448), and then its
+  // Once a write or a sync of this open database fails with an I/O error,
+  // seshat sends it no more writes or syncs: they fail with that first error
+  // until the store is reopened (detail/write_latch.hpp). On RocksDB 7.8
+  // there is one more reason: it may write its WAL again after a WAL write
+  // failed (fixed upstream in 2024, facebook/rocksdb#12448), and then its
   // WritableFileWriter fails an assertion: an abort in builds with
-  // assertions, Debian's among them. So once a write or a sync of this open
-  // database fails with an I/O error, seshat sends it no more writes or
-  // syncs: they fail with that first error until the store is reopened.
-  // (A write already queued inside RocksDB when the first one failed is
-  // beyond this guard.)
+  // assertions, Debian's among them. (A write already queued inside RocksDB
+  // when the first one failed is beyond this guard.)
   //
-  // The first I/O error of a write, as a status for `op`; ok when none.
-  status refuse_after_write_error(std::string_view op) {
-    std::lock_guard lock(write_error_mu);
-    if (write_error.empty()) return {};
-    return status::io_error(std::string(op) + " on " + of_store() +
-                            ": refused, an earlier write failed (" + write_error +
-                            "); reopen the store");
+  // The refusal of `op` once a write or sync failed; ok when none did.
+  status refuse_after_write_error(std::string_view op) const {
+    if (!latch.latched()) return {};
+    return latch.refusal(std::string(op) + " on " + of_store());
   }
-  // `s` of a write or sync as a status (see from_rocks); remembers the first
+  // `s` of a write or sync as a status (see from_rocks); latches the first
   // I/O error.
   status note_write(const rocksdb::Status& s, const std::string& context) {
-    status out = from_rocks(s, context);
-    if (s.IsIOError()) {
-      std::lock_guard lock(write_error_mu);
-      if (write_error.empty()) write_error = out.message();
-    }
-    return out;
+    return latch.note(from_rocks(s, context));
   }
 
   // Makes every write so far durable: a synced write of an empty batch,
@@ -287,9 +280,9 @@ struct rocksdb_backend::state {
   // above knows (the disk-fault test aborted this way at once), whereas a
   // write waiting behind the failing one joins its write group and fails
   // with it. The cost: writes that arrive during the fsync wait for it, as
-  // they do behind any synced write.
+  // they do behind any synced write. `context`: the operation and the store.
   status sync_wal(const std::string& context) {
-    SESHAT_RETURN_IF_ERROR(refuse_after_write_error(context));
+    SESHAT_RETURN_IF_ERROR(latch.refusal(context));
     rocksdb::WriteOptions w;
     w.sync = true;
     rocksdb::WriteBatch empty;
@@ -307,8 +300,7 @@ struct rocksdb_backend::state {
   std::array<rocksdb::ColumnFamilyHandle*, k_column_family_count> handles{};
   std::array<std::uint32_t, k_column_family_count> ids{};
 
-  std::mutex write_error_mu;  // guards `write_error`
-  std::string write_error;    // the first I/O error of a write or sync, or empty
+  detail::write_latch latch;  // the first I/O error of a write or sync
 
   std::mutex iterators_mu;  // guards `iterators` among the holders of `mu` shared
   std::unordered_set<iterator*> iterators;  // the live iterators with a RocksDB iterator

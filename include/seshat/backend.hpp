@@ -30,6 +30,11 @@
 //     An iterator over one family that sees the family as it was when the
 //     iterator was made, whatever is written meanwhile (snapshot isolation).
 //   status sync_wal();      makes every earlier write durable.
+//     After a write or a sync (this one, a synced write's, or one the
+//     backend does itself) fails with io-error, every later write and sync
+//     of that open store fails with io-error naming the first failure,
+//     until the store is reopened: a retried sync could claim durability
+//     for data the OS dropped (detail/write_latch.hpp).
 //   status compact_range(column_family, std::string_view begin, std::string_view end);
 //     Compacts [begin, end); empty strings mean "from the start"/"to the end".
 //   result<std::uint64_t> approximate_size(column_family, std::string_view begin,

@@ -2,9 +2,19 @@
 // given the file operations an environment saw; and the simulation of that
 // power loss on the real files.
 //
-// The model (the usual POSIX reading, as in LevelDB's FaultInjectionTestEnv):
+// The model (the usual POSIX reading, as in LevelDB's FaultInjectionTestEnv,
+// plus what Linux does when write-back fails):
 //   - a file's bytes are durable up to the size it had at its last sync
 //     (fsync or fdatasync); closing a file syncs nothing;
+//   - a sync that fails loses the bytes it would have made durable, for
+//     good: Linux drops the dirty pages whose write-back failed and marks
+//     them clean, so a later sync of the file succeeds without them
+//     (PostgreSQL's "fsyncgate", 2018). Those bytes read back as zeros
+//     after a power loss when a later sync made the file longer, and are
+//     cut off with the tail otherwise; only bytes written after the failure
+//     can become durable. (Bytes rewritten in place after the failure stay
+//     lost: the environments here only append.) A failed directory sync
+//     makes nothing durable and loses nothing already durable;
 //   - a directory entry (a file created, renamed, hard-linked or deleted) is
 //     durable once its directory is synced, or once the environment reports
 //     the entry durable by other means (entry_synced, see leveldb_fault_env);
@@ -21,12 +31,13 @@
 // simulate the loss.
 //
 // simulate_power_loss() applies that to the real directories: truncates every
-// file to its synced size, deletes every file whose directory entry is not
-// durable, and puts back files whose deletion or rename was not durable (a
-// deleted file's bytes are kept meanwhile by a hard link in `keep_dir`, which
-// must be on the same file system). REQUIRES: nobody has the files open (the
-// store is closed, or was abandoned after its writes were cut off).
-// Directories themselves are not tracked: a created directory stays.
+// file to its synced size, zeroes the bytes of its failed syncs within it,
+// deletes every file whose directory entry is not durable, and puts back
+// files whose deletion or rename was not durable (a deleted file's bytes are
+// kept meanwhile by a hard link in `keep_dir`, which must be on the same
+// file system). REQUIRES: nobody has the files open (the store is closed, or
+// was abandoned after its writes were cut off). Directories themselves are
+// not tracked: a created directory stays.
 //
 // Thread-safety: every member may be called from any thread (one mutex).
 // The notification members never throw (a failure to keep a deleted file is
@@ -37,6 +48,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -44,16 +56,19 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 namespace seshat::test {
 
 // What one simulated power loss changed.
 struct power_loss_report {
   std::uint64_t bytes_truncated = 0;  // unsynced tails cut off files that stay
+  std::uint64_t bytes_zeroed = 0;     // bytes of failed syncs inside files that stay
   std::uint64_t files_removed = 0;    // files whose creation was not durable
   std::uint64_t bytes_removed = 0;    // their sizes
   std::uint64_t files_restored = 0;   // deletions and renames undone
-  std::uint64_t bytes_dropped() const { return bytes_truncated + bytes_removed; }
+  std::uint64_t bytes_dropped() const { return bytes_truncated + bytes_zeroed + bytes_removed; }
 };
 
 class durability_model {
@@ -77,6 +92,7 @@ class durability_model {
     if (auto id = live_id(n)) {
       files_[*id].size = 0;
       files_[*id].synced = 0;
+      files_[*id].lost.clear();
       return *id;
     }
     const file_id id = next_id_++;
@@ -108,19 +124,13 @@ class durability_model {
   }
   void truncated(file_id id, std::uint64_t size) {
     std::lock_guard lock(mu_);
-    file& f = files_[id];
-    f.size = size;
-    if (f.synced > size) f.synced = size;
+    files_[id].truncate(size);
   }
   void truncated(const std::filesystem::path& p, std::uint64_t size) {
     std::lock_guard lock(mu_);
     const name n = split(p);
     know(n);
-    if (auto id = live_id(n)) {
-      file& f = files_[*id];
-      f.size = size;
-      if (f.synced > size) f.synced = size;
-    }
+    if (auto id = live_id(n)) files_[*id].truncate(size);
   }
 
   // The bytes written so far: what a sync starting now makes durable.
@@ -136,6 +146,16 @@ class durability_model {
     if (cut_) return;
     file& f = files_[id];
     f.synced = std::max(f.synced, std::min(size, f.size));
+  }
+
+  // A sync that started when the file held `size` bytes failed: the bytes
+  // it would have made durable are lost, whatever follows (see the model).
+  // A failed sync_file_range loses `[from, size)` only: pass its start.
+  void sync_failed(file_id id, std::uint64_t size, std::uint64_t from = 0) {
+    std::lock_guard lock(mu_);
+    file& f = files_[id];
+    const std::uint64_t begin = std::max(from, f.synced), end = std::min(size, f.size);
+    if (begin < end) f.lose(begin, end);
   }
 
   // The directory entry of `p` (whatever file it names now) is durable.
@@ -247,13 +267,14 @@ class durability_model {
           fs::resize_file(d / f, files_[id].synced);
           r.bytes_truncated += size - files_[id].synced;
         }
+        r.bytes_zeroed += zero_lost(d / f, files_[id]);
       }
     // The survivors are the new durable state.
     live_ = durable_;
     std::map<file_id, file> survivors;
     for (const auto& [d, m] : durable_)
       for (const auto& [f, id] : m)
-        survivors[id] = file{files_[id].synced, files_[id].synced, false};
+        survivors[id] = file{files_[id].synced, files_[id].synced, false, {}};
     files_ = std::move(survivors);
     fs::remove_all(keep_);
     fs::create_directories(keep_);
@@ -274,9 +295,51 @@ class durability_model {
   };
   struct file {
     std::uint64_t size = 0;    // bytes written
-    std::uint64_t synced = 0;  // bytes durable
+    std::uint64_t synced = 0;  // bytes durable, but for `lost`
     bool kept = false;         // a hard link in keep_ holds its bytes
+    // [begin, end) byte ranges of failed syncs: never durable.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> lost;
+
+    // Adds [begin, end) to `lost`, kept sorted and disjoint.
+    void lose(std::uint64_t begin, std::uint64_t end) {
+      lost.emplace_back(begin, end);
+      std::sort(lost.begin(), lost.end());
+      std::vector<std::pair<std::uint64_t, std::uint64_t>> merged;
+      for (const auto& r : lost) {
+        if (!merged.empty() && r.first <= merged.back().second)
+          merged.back().second = std::max(merged.back().second, r.second);
+        else
+          merged.push_back(r);
+      }
+      lost = std::move(merged);
+    }
+    void truncate(std::uint64_t to) {
+      size = to;
+      if (synced > to) synced = to;
+      for (auto& [begin, end] : lost) end = std::min(end, to);
+      std::erase_if(lost, [](const auto& r) { return r.first >= r.second; });
+    }
   };
+
+  // Overwrites with zeros the lost ranges of `f` below its synced size (the
+  // file at `p` is cut to that size already). Returns the bytes zeroed.
+  static std::uint64_t zero_lost(const std::filesystem::path& p, const file& f) {
+    std::uint64_t zeroed = 0;
+    for (const auto& [begin, end] : f.lost) {
+      const std::uint64_t stop = std::min(end, f.synced);
+      if (begin >= stop) continue;
+      std::fstream out(p, std::ios::in | std::ios::out | std::ios::binary);
+      out.seekp(static_cast<std::streamoff>(begin));
+      const std::string zeros(static_cast<std::size_t>(stop - begin), '\0');
+      out.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+      out.flush();
+      if (!out)
+        throw std::runtime_error("simulate_power_loss: cannot zero the lost bytes of " +
+                                 p.string());
+      zeroed += stop - begin;
+    }
+    return zeroed;
+  }
 
   static std::filesystem::path normal(const std::filesystem::path& p) {
     return std::filesystem::absolute(p).lexically_normal();
@@ -303,7 +366,7 @@ class durability_model {
     const std::uintmax_t size = std::filesystem::file_size(p, ec);
     if (ec) return;
     const file_id id = next_id_++;
-    files_[id] = file{size, size, false};
+    files_[id] = file{size, size, false, {}};
     live_[n.dir][n.file] = id;
     durable_[n.dir].try_emplace(n.file, id);
   }

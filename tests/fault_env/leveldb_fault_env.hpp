@@ -18,7 +18,12 @@
 // fsynced the directory of; it cannot hide a lost log entry, since the
 // backend syncs every log through this environment.
 // Faults: each of those calls asks the fault plan first and, when told,
-// returns Status::IOError without doing anything.
+// returns Status::IOError without doing anything. A sync that fails
+// (injected or real) loses the bytes it would have made durable
+// (durability_model::sync_failed).
+// hold_background() keeps LevelDB's background work (compactions, among
+// them the one that retires an older log) queued until
+// release_background(), so that a test can keep an older log in place.
 //
 // Ownership: must outlive every store opened with env(). Thread-safety: as
 // LevelDB requires of an Env.
@@ -29,7 +34,10 @@
 
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "fault_env/durability_model.hpp"
 #include "fault_env/fault_plan.hpp"
@@ -71,10 +79,13 @@ class writable_file final : public leveldb::WritableFile {
     return target_->Flush();
   }
   leveldb::Status Sync() override {
-    if (auto e = s_.check(fault_op::sync, path_); !e.ok()) return e;
     const std::uint64_t size = s_.model.size_of(id_);
-    auto r = target_->Sync();
-    if (!r.ok()) return r;
+    leveldb::Status r = s_.check(fault_op::sync, path_);
+    if (r.ok()) r = target_->Sync();
+    if (!r.ok()) {
+      s_.model.sync_failed(id_, size);
+      return r;
+    }
     s_.model.synced(id_, size);
     s_.model.entry_synced(path_);
     if (manifest_) s_.model.directory_synced(std::filesystem::path(path_).parent_path());
@@ -125,6 +136,31 @@ class env final : public leveldb::EnvWrapper {
     if (auto e = s_.check(fault_op::metadata, d); !e.ok()) return e;
     return target()->CreateDir(d);
   }
+  void Schedule(void (*work)(void*), void* arg) override {
+    {
+      std::lock_guard lock(held_mu_);
+      if (holding_) {
+        held_.emplace_back(work, arg);
+        return;
+      }
+    }
+    target()->Schedule(work, arg);
+  }
+
+  // See leveldb_fault_env::hold_background.
+  void hold_background() {
+    std::lock_guard lock(held_mu_);
+    holding_ = true;
+  }
+  void release_background() {
+    std::vector<std::pair<void (*)(void*), void*>> run;
+    {
+      std::lock_guard lock(held_mu_);
+      holding_ = false;
+      run.swap(held_);
+    }
+    for (auto [work, arg] : run) target()->Schedule(work, arg);
+  }
 
  private:
   leveldb::WritableFile* wrap(const std::string& f, durability_model::file_id id,
@@ -133,6 +169,9 @@ class env final : public leveldb::EnvWrapper {
   }
 
   shared& s_;
+  std::mutex held_mu_;
+  bool holding_ = false;
+  std::vector<std::pair<void (*)(void*), void*>> held_;  // queued while holding_
 };
 
 }  // namespace leveldb_fault
@@ -148,6 +187,13 @@ class leveldb_fault_env {
   leveldb::Env* env() { return &env_; }
   fault_plan& faults() { return plan_; }
   durability_model& model() { return model_; }
+
+  // From now on LevelDB's background work waits (queued) until
+  // release_background(). REQUIRES: released before a store on env() is
+  // closed (closing waits for the work), and no write needs a compaction
+  // meanwhile (a second full memtable waits for one: keep writes small).
+  void hold_background() { env_.hold_background(); }
+  void release_background() { env_.release_background(); }
 
   // REQUIRES: every store on env() is closed (or its writes were cut off by
   // faults().fail_all and it was closed).

@@ -13,7 +13,9 @@
 //   - files written through NewRandomRWFile (RocksDB does not use them in
 //     seshat's configuration) and the info LOG are not tracked.
 // Faults: each of those calls asks the fault plan first and, when told,
-// returns IOStatus::IOError or IOStatus::NoSpace without doing anything.
+// returns IOStatus::IOError or IOStatus::NoSpace without doing anything. A
+// file sync (or RangeSync) that fails, injected or real, loses the bytes it
+// would have made durable (durability_model::sync_failed).
 //
 // Ownership: owns the file system and the Env; must outlive every store
 // opened with env(). Thread-safety: as RocksDB requires of an Env.
@@ -23,6 +25,7 @@
 #include <rocksdb/file_system.h>
 #include <rocksdb/io_status.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -105,17 +108,23 @@ class writable_file final : public rocksdb::FSWritableFileOwnerWrapper {
   // sync_file_range: starts write-back, promises nothing about a power loss.
   rocksdb::IOStatus RangeSync(std::uint64_t offset, std::uint64_t n, const rocksdb::IOOptions& o,
                               rocksdb::IODebugContext* dbg) override {
-    if (auto e = s_.check(fault_op::sync, path_); !e.ok()) return e;
-    return target()->RangeSync(offset, n, o, dbg);
+    const std::uint64_t size = s_.model.size_of(id_);
+    rocksdb::IOStatus r = s_.check(fault_op::sync, path_);
+    if (r.ok()) r = target()->RangeSync(offset, n, o, dbg);
+    if (!r.ok()) s_.model.sync_failed(id_, std::min(size, offset + n), offset);
+    return r;
   }
 
  private:
   template <class F>
   rocksdb::IOStatus sync(F&& f) {
-    if (auto e = s_.check(fault_op::sync, path_); !e.ok()) return e;
     const std::uint64_t size = s_.model.size_of(id_);
-    auto r = f();
-    if (r.ok()) s_.model.synced(id_, size);
+    rocksdb::IOStatus r = s_.check(fault_op::sync, path_);
+    if (r.ok()) r = f();
+    if (r.ok())
+      s_.model.synced(id_, size);
+    else
+      s_.model.sync_failed(id_, size);
     return r;
   }
 

@@ -42,7 +42,10 @@
 // Durability: write_options::sync and sync_wal() also fdatasync the log
 // files LevelDB left behind at a memtable switch (LevelDB closes them
 // without syncing), so that a synced write makes every earlier write
-// durable, as seshat/options.hpp promises.
+// durable, as seshat/options.hpp promises. The first I/O error of a write
+// or sync (LevelDB's, or of that fdatasync, or of the directory's fsync)
+// stops the open store: every later write and sync fails with it until the
+// store is reopened (detail/write_latch.hpp).
 #pragma once
 
 #include "seshat/detail/require_cxx20.hpp"

@@ -12,7 +12,12 @@
 // last synced write (or sync_wal()). drop_unsynced() undoes exactly that, as a
 // machine that lost power would, like leveldb's FaultInjectionTestEnv.
 // inject_write_failure() makes a later batch fail in its middle, to prove
-// that a failed batch leaves nothing behind.
+// that a failed batch leaves nothing behind: the store knows nothing of it
+// reached the "disk", and goes on. inject_sync_failure() makes the next sync
+// fail as a disk's fsync can: what it was to make durable stays undurable
+// (drop_unsynced() undoes it) and, as on the disk backends, the store is
+// stopped: every later write and sync fails with that error until it is
+// reopened (detail/write_latch.hpp).
 //
 // Checkpoints are real files: checkpoint(dir) creates the directory `dir`
 // holding one file, `memory.checkpoint`:
@@ -60,6 +65,7 @@
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/printable.hpp"
 #include "seshat/detail/store_marker.hpp"
+#include "seshat/detail/write_latch.hpp"
 #include "seshat/options.hpp"
 #include "seshat/status.hpp"
 
@@ -187,6 +193,7 @@ class memory_backend {
   status write(batch& b, write_options wo) {
     std::unique_lock lock(disk_->mutex);
     if (closed_) return closed_error();
+    if (latch_.latched()) return latch_.refusal("write to store at " + path_);
     std::vector<undo_record> undo;
     std::size_t applied = 0;
     for (const auto& op : b.ops_) {
@@ -198,6 +205,13 @@ class memory_backend {
       }
       apply(op, undo);
       ++applied;
+    }
+    if (wo.sync && disk_->fail_sync) {
+      disk_->fail_sync = false;
+      disk_->unsynced.insert(disk_->unsynced.end(), std::make_move_iterator(undo.begin()),
+                             std::make_move_iterator(undo.end()));
+      return latch_.note(
+          status::io_error("write to store at " + path_ + ": sync: injected sync failure"));
     }
     if (wo.sync) {
       disk_->unsynced.clear();
@@ -217,6 +231,12 @@ class memory_backend {
   status sync_wal() {
     if (closed_) return closed_error();
     std::unique_lock lock(disk_->mutex);
+    if (latch_.latched()) return latch_.refusal("sync_wal of store at " + path_);
+    if (disk_->fail_sync) {
+      disk_->fail_sync = false;
+      return latch_.note(
+          status::io_error("sync_wal of store at " + path_ + ": injected sync failure"));
+    }
     disk_->unsynced.clear();
     return {};
   }
@@ -350,6 +370,15 @@ class memory_backend {
     disk_->fail_after = applied;
   }
 
+  // Makes the next sync (a synced write, or sync_wal()) fail with an I/O
+  // error, as a disk whose fsync failed: the write is applied (reads see
+  // it), but it and every unsynced write before it stay undurable, and the
+  // store refuses every later write and sync until it is reopened.
+  void inject_sync_failure() {
+    std::unique_lock lock(disk_->mutex);
+    disk_->fail_sync = true;
+  }
+
  private:
   struct undo_record {
     column_family cf;
@@ -363,6 +392,7 @@ class memory_backend {
     std::array<std::shared_ptr<map>, k_column_family_count> families = make_families();
     std::vector<undo_record> unsynced;   // oldest first
     std::optional<std::size_t> fail_after;
+    bool fail_sync = false;
     bool open = false;  // guarded by registry_mutex()
   };
 
@@ -503,6 +533,7 @@ class memory_backend {
   std::shared_ptr<disk> disk_;
   std::string path_;
   std::atomic<bool> closed_{false};
+  detail::write_latch latch_;  // of this open store: a reopen starts clear
 };
 
 static_assert(backend<memory_backend>);

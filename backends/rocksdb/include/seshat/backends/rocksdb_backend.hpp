@@ -15,6 +15,9 @@
 // backend-error. Every message names the operation, the column family, the
 // key where there is one and the store's path, followed by RocksDB's message.
 // No exception leaves this type: one thrown inside becomes a backend-error.
+// After a write or sync fails with an I/O error, every later write, sync,
+// compact_range and checkpoint fails with that error until the store is
+// reopened (detail/write_latch.hpp).
 //
 // Thread-safety: every member of rocksdb_backend may be called from many
 // threads at once, close() included; after close() every operation returns a
