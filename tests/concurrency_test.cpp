@@ -391,7 +391,9 @@ TEST_SUITE("concurrency") {
     // One read of kind `kind`: ok when it returned the right bytes; a read
     // that returned other bytes fails with a corrupted-data of its own.
     auto read = [&](int kind) -> status {
-      auto other = [](const std::string& what) { return status::corrupted_data("wrong read: " + what); };
+      auto other = [](const std::string& what) {
+        return status::corrupted_data("wrong read: " + what);
+      };
       if (kind == 0) {
         auto got = log->entries(1, k_entries + 1);
         if (!got.ok()) return got.status();
@@ -407,7 +409,8 @@ TEST_SUITE("concurrency") {
       for (it->seek_to_first(); it->valid(); it->next(), ++want) {
         const std::string_view key = it->key(), value = it->value();
         if (want == kv_expected.end() || key != want->first || value != want->second)
-          return other("iterator: key '" + std::string(key) + "' holds '" + std::string(value) + "'");
+          return other("iterator: key '" + std::string(key) + "' holds '" + std::string(value) +
+                       "'");
         // Reads the views again a little later, as a caller keeping them would.
         std::this_thread::yield();
         if (key != want->first || value != want->second)
@@ -415,7 +418,8 @@ TEST_SUITE("concurrency") {
       }
       SESHAT_RETURN_IF_ERROR(it->status());
       if (want != kv_expected.end())
-        return other("iterator: ended after " + std::to_string(std::distance(kv_expected.begin(), want)) +
+        return other("iterator: ended after " +
+                     std::to_string(std::distance(kv_expected.begin(), want)) +
                      " keys, with no error");
       return {};
     };

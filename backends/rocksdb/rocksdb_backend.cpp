@@ -336,7 +336,7 @@ struct rocksdb_backend::state {
   std::mutex write_error_mu;  // guards `write_error`
   std::string write_error;    // the first I/O error of a write or sync, or empty
 
-  std::mutex iterators_mu;          // guards `live_iterators`, and `closed` for close()
+  std::mutex iterators_mu;         // guards `live_iterators`, and `closed` for close()
   std::size_t live_iterators = 0;  // RocksDB iterators made and not yet deleted
 };
 
@@ -457,9 +457,9 @@ void rocksdb_backend::iterator::step(F&& f) {
     }
     f(*it_);
   } catch (const std::exception& e) {
-    error_ = status::backend_error("iterator on column family " + std::string(name_of(cf_)) +
-                                   " of " + state_->of_store() +
-                                   ": unexpected exception: " + e.what());
+    error_ =
+        status::backend_error("iterator on column family " + std::string(name_of(cf_)) + " of " +
+                              state_->of_store() + ": unexpected exception: " + e.what());
   } catch (...) {
     error_ = status::backend_error("iterator on column family " + std::string(name_of(cf_)) +
                                    " of " + state_->of_store() + ": unknown exception");
