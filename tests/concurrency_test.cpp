@@ -4,6 +4,10 @@
 // everything it acknowledged must read back (after a power loss on the
 // memory backend, after a reopen on the on-disk ones).
 //
+// Closing while threads read: readers loop over log_store::entries,
+// storage::read_log and a raw backend iterator while another thread closes
+// the store; every read returns the right bytes or a closed-store error.
+//
 // These cases, with every other test of the "concurrency" suite, are what
 // the ThreadSanitizer run of scripts/sanitize.sh executes.
 #include <doctest/doctest.h>
@@ -11,7 +15,10 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <iterator>
+#include <map>
 #include <mutex>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -23,6 +30,7 @@
 #include "support.hpp"
 
 using namespace seshat;
+using seshat::test::env_number;
 using seshat::test::make_entries;
 using seshat::test::open_store;
 using seshat::test::scratch_dir;
@@ -94,6 +102,38 @@ std::unique_ptr<log_of<B>> open_log(storage<B>& s, shard_id id) {
 }
 
 constexpr int k_threads = 4;
+
+// True when `s` is the error of an operation on the closed store at `dir`:
+// a backend-error that says "closed" and names the store's path.
+bool is_closed_error(const status& s, const std::filesystem::path& dir) {
+  return s.is(errc::backend_error) && s.message().find("closed") != std::string::npos &&
+         s.message().find(dir.string()) != std::string::npos;
+}
+
+// What the readers of close_during_reads saw. Thread-safe.
+class read_tally {
+ public:
+  std::atomic<int> ok{0};  // reads that returned the whole range, right
+
+  // A read that returned something else; keeps the first for the report.
+  void wrong(const std::string& what) {
+    std::lock_guard lock(m_);
+    if (++wrong_ == 1) first_wrong_ = what;
+  }
+  int wrong_count() {
+    std::lock_guard lock(m_);
+    return wrong_;
+  }
+  std::string first_wrong() {
+    std::lock_guard lock(m_);
+    return first_wrong_;
+  }
+
+ private:
+  std::mutex m_;
+  int wrong_ = 0;
+  std::string first_wrong_;
+};
 
 }  // namespace
 
@@ -312,9 +352,138 @@ TEST_SUITE("concurrency") {
     CHECK(ok + closed == k_threads * k_rounds);
   }
 
+  // Each reader loops over three kinds of read of data written before:
+  // log_store::entries, storage::read_log, and a raw backend iterator whose
+  // key() and value() views it compares after every step (the views must
+  // stay valid until the iterator moves, close() or not). The closer waits
+  // for a random number of good reads, then a random while, then closes.
+  // A reader stops once a read failed as closed (bounded by k_max_reads).
+  // Then the store is reopened, checked, and the next round begins.
+  TEST_CASE_TEMPLATE_DEFINE(
+      "close while threads read: every read returns its whole range, byte for "
+      "byte, or fails with a closed-store error, and the store reopens once "
+      "the readers are done",
+      B, close_during_reads) {
+    constexpr std::uint64_t k_entries = 48;
+    constexpr int k_rounds = 8;        // closes, each followed by a reopen
+    constexpr int k_max_reads = 5000;  // per reader and round
+    constexpr column_family k_raw_log = column_family::system_raft_log;
+    const std::uint64_t seed = env_number("SESHAT_CLOSE_SEED", std::random_device{}());
+    CAPTURE(seed);
+    std::mt19937_64 random(seed);
+
+    scratch_dir dir;
+    auto s = open_store<B>(dir.store());
+    auto log = open_log(*s, 1);
+    const auto expected = make_entries<text_entry>(1, 1, k_entries);
+    REQUIRE(log->append(expected).ok());
+    std::vector<std::string> raw_expected;
+    std::map<std::string, std::string> kv_expected;
+    for (std::uint64_t i = 1; i <= k_entries; ++i) {
+      raw_expected.push_back("raw entry " + std::to_string(i) + std::string(i % 13, 'r'));
+      kv_expected["key " + std::to_string(i)] = "value " + std::to_string(i) + std::string(i, 'v');
+    }
+    REQUIRE(s->append_log(k_raw_log, 1, raw_expected).ok());
+    auto b = s->new_batch();
+    for (const auto& [key, value] : kv_expected) b.put(column_family::data_kv, key, value);
+    REQUIRE(s->write(b).ok());
+
+    // One read of kind `kind`: ok when it returned the right bytes; a read
+    // that returned other bytes fails with a corrupted-data of its own.
+    auto read = [&](int kind) -> status {
+      auto other = [](const std::string& what) {
+        return status::corrupted_data("wrong read: " + what);
+      };
+      if (kind == 0) {
+        auto got = log->entries(1, k_entries + 1);
+        if (!got.ok()) return got.status();
+        return *got == expected ? status{} : other("log_store::entries returned other entries");
+      }
+      if (kind == 1) {
+        auto got = s->read_log(k_raw_log, 1, k_entries + 1);
+        if (!got.ok()) return got.status();
+        return *got == raw_expected ? status{} : other("storage::read_log returned other entries");
+      }
+      auto it = s->new_iterator(column_family::data_kv);
+      auto want = kv_expected.begin();
+      for (it->seek_to_first(); it->valid(); it->next(), ++want) {
+        const std::string_view key = it->key(), value = it->value();
+        if (want == kv_expected.end() || key != want->first || value != want->second)
+          return other("iterator: key '" + std::string(key) + "' holds '" + std::string(value) +
+                       "'");
+        // Reads the views again a little later, as a caller keeping them would.
+        std::this_thread::yield();
+        if (key != want->first || value != want->second)
+          return other("iterator: a view changed before the iterator moved");
+      }
+      SESHAT_RETURN_IF_ERROR(it->status());
+      if (want != kv_expected.end())
+        return other("iterator: ended after " +
+                     std::to_string(std::distance(kv_expected.begin(), want)) +
+                     " keys, with no error");
+      return {};
+    };
+    for (int round = 0; round < k_rounds; ++round) {
+      CAPTURE(round);
+      read_tally tally;
+      std::atomic<int> running{k_threads};
+      std::atomic<int> saw_closed{0};  // readers that met a closed-store error
+      // Counts one read of kind `kind`; true when it failed as closed.
+      auto read_once = [&](int kind) {
+        const status st = read(kind);
+        if (st.ok()) {
+          ++tally.ok;
+        } else if (is_closed_error(st, dir.store())) {
+          return true;
+        } else {
+          tally.wrong("read kind " + std::to_string(kind) + ": " + st.to_string());
+        }
+        return false;
+      };
+      std::vector<std::thread> readers;
+      for (int t = 0; t < k_threads; ++t) {
+        readers.emplace_back([&, t] {
+          for (int r = 0; r < k_max_reads; ++r) {
+            if (read_once((t + r) % 3)) {
+              ++saw_closed;
+              // Later calls fail the same way.
+              for (int kind = 0; kind < 3; ++kind)
+                if (!read_once(kind)) tally.wrong("a read after close did not fail as closed");
+              break;
+            }
+          }
+          --running;
+        });
+      }
+      const int good_reads = static_cast<int>(random() % 40) + 1;
+      const auto pause = std::chrono::microseconds(random() % 2000);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (tally.ok.load() < good_reads && running.load() > 0 &&
+             std::chrono::steady_clock::now() < deadline)
+        std::this_thread::yield();
+      std::this_thread::sleep_for(pause);
+      const status closed = s->close();
+      for (auto& r : readers) r.join();
+      CHECK(closed.ok());
+      INFO("first wrong read: ", tally.first_wrong());
+      CHECK(tally.wrong_count() == 0);
+      CHECK(tally.ok.load() >= good_reads);
+      CHECK(saw_closed.load() == k_threads);
+
+      // Every iterator is gone: the store is released and opens again, whole.
+      log.reset();
+      s.reset();
+      s = open_store<B>(dir.store());
+      log = open_log(*s, 1);
+      CHECK(log->entries(1, k_entries + 1).value() == expected);
+      CHECK(s->read_log(k_raw_log, 1, k_entries + 1).value() == raw_expected);
+    }
+  }
+
   TEST_CASE_TEMPLATE_INVOKE(sync_async_threads, SESHAT_ALL_BACKENDS);
   TEST_CASE_TEMPLATE_INVOKE(append_async_threads, SESHAT_ALL_BACKENDS);
   TEST_CASE_TEMPLATE_INVOKE(append_async_one_log, SESHAT_ALL_BACKENDS);
   TEST_CASE_TEMPLATE_INVOKE(close_during_sync_async, SESHAT_ALL_BACKENDS);
+  TEST_CASE_TEMPLATE_INVOKE(close_during_reads, SESHAT_ALL_BACKENDS);
 
 }  // TEST_SUITE("concurrency")

@@ -282,6 +282,57 @@ TEST_CASE_TEMPLATE_DEFINE("storage contract", B, storage_contract) {
 
 TEST_CASE_TEMPLATE_INVOKE(storage_contract, SESHAT_ALL_BACKENDS);
 
+// What close() does to a live iterator: nothing until it moves. Its views
+// stay readable; its next move goes on (memory and LevelDB keep their
+// snapshot) or fails as closed (RocksDB, which then frees what the iterator
+// held). An on-disk store stays locked while an iterator holds it.
+TEST_CASE_TEMPLATE_DEFINE(
+    "an iterator's key() and value() stay readable across close() until it moves, and "
+    "the store reopens once the iterator has let it go",
+    B, iterator_across_close) {
+  scratch_dir dir;
+  auto s = open_store<B>(dir.store());
+  REQUIRE(s->put(column_family::data_kv, "k1", "v1").ok());
+  REQUIRE(s->put(column_family::data_kv, "k2", "v2").ok());
+  auto it = s->new_iterator(column_family::data_kv);
+  it->seek_to_first();
+  REQUIRE(it->valid());
+  const std::string_view key = it->key(), value = it->value();
+
+  REQUIRE(s->close().ok());
+  CHECK(key == "k1");
+  CHECK(value == "v1");
+  CHECK(it->valid());
+  CHECK(it->key() == "k1");
+  CHECK(it->value() == "v1");
+  if constexpr (B::k_name != "memory") {
+    auto locked = storage<B>::open(dir.store());
+    CHECK(locked.status().is(errc::io_error));
+    CHECK(locked.status().message().find("lock") != std::string::npos);
+  }
+
+  it->next();
+  if constexpr (B::k_name == "rocksdb") {
+    CHECK_FALSE(it->valid());
+    CHECK(it->status().is(errc::backend_error));
+    CHECK(it->status().message().find(dir.store().string() + ": the store was closed") !=
+          std::string::npos);
+    // The move freed the last RocksDB iterator: the database is closed.
+    CHECK(storage<B>::open(dir.store()).ok());
+  } else {
+    REQUIRE(it->valid());
+    CHECK(it->key() == "k2");
+    CHECK(it->value() == "v2");
+  }
+
+  it.reset();
+  s.reset();
+  s = open_store<B>(dir.store());
+  CHECK(dump(*s) == std::map<std::string, std::string>{{"data_kv/k1", "v1"}, {"data_kv/k2", "v2"}});
+}
+
+TEST_CASE_TEMPLATE_INVOKE(iterator_across_close, SESHAT_ALL_BACKENDS);
+
 TEST_SUITE("concurrency") {
 
 TEST_CASE_TEMPLATE_DEFINE("concurrent readers and writers see no cross-talk between families",

@@ -2,10 +2,14 @@
 //
 // Concurrency: the open database lives in a `state` shared by the backend
 // and its iterators. Every operation holds the state's mutex shared while it
-// uses the database; close() holds it exclusively while it ends the live
-// iterators and closes the database. So an operation either runs on the open
-// database or sees `closed` and fails cleanly, and no RocksDB object is used
-// after it is freed.
+// uses the database; close() holds it exclusively while it marks the store
+// closed and syncs the WAL. So an operation either runs on the open database
+// or sees `closed` and fails cleanly. A RocksDB iterator belongs to its
+// seshat iterator's thread, which alone deletes it (at its first move after
+// close(), or in its destructor), and the database is closed only when no
+// RocksDB iterator is left: by close() itself, or by the thread that deletes
+// the last one. So no RocksDB object, and no view a caller took from an
+// iterator's key() or value(), is used after it is freed.
 #include "seshat/backends/rocksdb_backend.hpp"
 
 #include <rocksdb/comparator.h>
@@ -28,7 +32,6 @@
 #include <mutex>
 #include <shared_mutex>
 #include <system_error>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -200,8 +203,10 @@ struct rocksdb_backend::state {
   explicit state(std::filesystem::path dir) : path(std::move(dir)), path_text(path.string()) {}
   state(const state&) = delete;
   state& operator=(const state&) = delete;
-  // Closes the database if nobody did (an open() that failed half-way).
-  ~state() { shutdown().ignore(); }
+  // Closes the database if it is still open: an open() that failed half-way.
+  // (After close(), the last live iterator closes it before this runs: each
+  // iterator holds the state.)
+  ~state() { release_db().ignore(); }
 
   std::string of_store() const { return "store at " + path_text; }
   status closed_error(std::string_view op) const {
@@ -209,29 +214,49 @@ struct rocksdb_backend::state {
                                  ": the store is closed");
   }
 
-  // Ends the live iterators, releases the handles and closes the database.
-  // Returns the first error; the store is closed regardless. Idempotent.
-  // REQUIRES: `mu` held exclusively, or no other reference to this state.
-  status shutdown() {
+  // Marks the store closed (new operations and iterators fail, live
+  // iterators fail at their next move) and syncs the WAL. Then closes the
+  // database at once when no RocksDB iterator is alive; otherwise the last
+  // of them closes it when it is freed (iterator_released()), since
+  // RocksDB's iterators, and the views a caller took from them, must not
+  // outlive their database. Returns the first error; the store is closed
+  // regardless. Idempotent. REQUIRES: `mu` held exclusively.
+  status close() {
     if (closed) return {};
-    closed = true;
+    status synced;
+    if (db != nullptr) synced = sync_wal("close: sync WAL of " + of_store());
+    bool deferred = false;
+    {
+      std::lock_guard lock(iterators_mu);
+      closed = true;
+      deferred = live_iterators > 0;
+    }
+    if (deferred) return synced;
+    status released = release_db();
+    return synced.ok() ? released : synced;
+  }
+
+  // Called once per RocksDB iterator, after it was deleted: the last one
+  // deleted after close() closes the database. Its errors have nobody to go
+  // to: close() returned already.
+  void iterator_released() {
+    bool last = false;
+    {
+      std::lock_guard lock(iterators_mu);
+      last = --live_iterators == 0 && closed;
+    }
+    if (last) release_db().ignore();
+  }
+
+  // Releases the handles and closes the database; the first error.
+  // Idempotent. REQUIRES: no RocksDB iterator of the database is alive and
+  // no other thread uses it (close() decides who calls this, and when).
+  status release_db() {
+    if (db == nullptr) return {};
     status first;
     auto keep = [&](status s) {
       if (first.ok() && !s.ok()) first = std::move(s);
     };
-    if (db == nullptr) return first;
-    keep(sync_wal("close: sync WAL of " + of_store()));
-    {
-      std::lock_guard lock(iterators_mu);
-      for (iterator* it : iterators) {
-        delete it->it_;
-        it->it_ = nullptr;
-        it->error_ = status::backend_error("iterator on column family " +
-                                           std::string(name_of(it->cf_)) + " of " + of_store() +
-                                           ": the store was closed");
-      }
-      iterators.clear();
-    }
     for (column_family cf : k_all_column_families) {
       auto& h = handles[index_of(cf)];
       if (h == nullptr) continue;
@@ -294,7 +319,9 @@ struct rocksdb_backend::state {
   const std::uint64_t serial = g_next_serial.fetch_add(1, std::memory_order_relaxed);
 
   std::shared_mutex mu;  // shared: using the database; exclusive: closing it
-  bool closed = false;
+  // Set by close(), under `mu` exclusively and `iterators_mu`; iterators
+  // read it with neither.
+  std::atomic<bool> closed{false};
   rocksdb::DB* db = nullptr;
   rocksdb::ColumnFamilyHandle* default_handle = nullptr;  // RocksDB's, unused
   std::array<rocksdb::ColumnFamilyHandle*, k_column_family_count> handles{};
@@ -302,8 +329,8 @@ struct rocksdb_backend::state {
 
   detail::write_latch latch;  // the first I/O error of a write or sync
 
-  std::mutex iterators_mu;  // guards `iterators` among the holders of `mu` shared
-  std::unordered_set<iterator*> iterators;  // the live iterators with a RocksDB iterator
+  std::mutex iterators_mu;         // guards `live_iterators`, and `closed` for close()
+  std::size_t live_iterators = 0;  // RocksDB iterators made and not yet deleted
 };
 
 // ---------------------------------------------------------------------------
@@ -391,43 +418,44 @@ rocksdb_backend::iterator::iterator(std::shared_ptr<state> st, column_family cf,
                                     rocksdb::Iterator* it, seshat::status error)
     : state_(std::move(st)), it_(it), cf_(cf), error_(std::move(error)) {}
 
-rocksdb_backend::iterator::~iterator() {
-  if (!state_) {
-    delete it_;
-    return;
-  }
+rocksdb_backend::iterator::~iterator() { release(); }
+
+// Deletes the RocksDB iterator (nothing when there is none); the last one
+// deleted after close() closes the database, here.
+void rocksdb_backend::iterator::release() noexcept {
+  if (it_ == nullptr) return;
+  delete it_;
+  it_ = nullptr;
+  if (!state_) return;
   try {
-    std::shared_lock lock(state_->mu);
-    if (it_ != nullptr) {
-      delete it_;  // before the database closes: close() waits for `mu`
-      it_ = nullptr;
-      std::lock_guard g(state_->iterators_mu);
-      state_->iterators.erase(this);
-    }
+    state_->iterator_released();
   } catch (...) {
-    // Locking failed (it cannot in practice); leaking beats crashing.
+    // Locking failed (it cannot in practice): the database stays open until
+    // the process ends, which beats crashing.
   }
 }
 
-// Runs `f(*it_)` under the state's lock, unless the store closed; an
-// exception becomes the iterator's error.
+// Runs `f(*it_)`, unless the store closed: then the iterator frees its
+// RocksDB iterator and reports the closed store. An exception becomes the
+// iterator's error. No lock: close() never touches a live RocksDB iterator.
 template <class F>
 void rocksdb_backend::iterator::step(F&& f) {
-  if (!state_) return;
+  if (it_ == nullptr) return;
   try {
-    std::shared_lock lock(state_->mu);
-    if (it_ == nullptr) return;
-    try {
-      f(*it_);
-    } catch (const std::exception& e) {
+    if (state_->closed.load(std::memory_order_acquire)) {
+      release();
       error_ = status::backend_error("iterator on column family " + std::string(name_of(cf_)) +
-                                     " of " + state_->of_store() +
-                                     ": unexpected exception: " + e.what());
-    } catch (...) {
-      error_ = status::backend_error("iterator on column family " + std::string(name_of(cf_)) +
-                                     " of " + state_->of_store() + ": unknown exception");
+                                     " of " + state_->of_store() + ": the store was closed");
+      return;
     }
+    f(*it_);
+  } catch (const std::exception& e) {
+    error_ =
+        status::backend_error("iterator on column family " + std::string(name_of(cf_)) + " of " +
+                              state_->of_store() + ": unexpected exception: " + e.what());
   } catch (...) {
+    error_ = status::backend_error("iterator on column family " + std::string(name_of(cf_)) +
+                                   " of " + state_->of_store() + ": unknown exception");
   }
 }
 
@@ -455,46 +483,25 @@ void rocksdb_backend::iterator::prev() {
 }
 
 bool rocksdb_backend::iterator::valid() const {
-  if (!state_) return false;
-  try {
-    std::shared_lock lock(state_->mu);
-    return it_ != nullptr && error_.ok() && it_->Valid();
-  } catch (...) {
-    return false;
-  }
+  return it_ != nullptr && error_.ok() && it_->Valid();
 }
 
 std::string_view rocksdb_backend::iterator::key() const {
-  if (!state_) return {};
-  try {
-    std::shared_lock lock(state_->mu);
-    if (it_ == nullptr || !error_.ok() || !it_->Valid()) return {};
-    rocksdb::Slice k = it_->key();
-    return {k.data(), k.size()};
-  } catch (...) {
-    return {};
-  }
+  if (!valid()) return {};
+  const rocksdb::Slice k = it_->key();
+  return {k.data(), k.size()};
 }
 
 std::string_view rocksdb_backend::iterator::value() const {
-  if (!state_) return {};
-  try {
-    std::shared_lock lock(state_->mu);
-    if (it_ == nullptr || !error_.ok() || !it_->Valid()) return {};
-    rocksdb::Slice v = it_->value();
-    return {v.data(), v.size()};
-  } catch (...) {
-    return {};
-  }
+  if (!valid()) return {};
+  const rocksdb::Slice v = it_->value();
+  return {v.data(), v.size()};
 }
 
 seshat::status rocksdb_backend::iterator::status() const {
-  if (!state_) {
-    return error_.ok() ? status::backend_error("iterator could not be made") : error_;
-  }
+  if (!error_.ok()) return error_;
+  if (!state_) return status::backend_error("iterator could not be made");
   return guarded("iterator status", state_->path_text, [&]() -> seshat::status {
-    std::shared_lock lock(state_->mu);
-    if (!error_.ok()) return error_;
     if (it_ == nullptr) return state_->closed_error("iterator");
     return from_rocks(it_->status(), "iterator on column family " + std::string(name_of(cf_)) +
                                          " of " + state_->of_store());
@@ -649,8 +656,6 @@ status rocksdb_backend::write(batch& b, write_options wo) {
 
 std::unique_ptr<rocksdb_backend::iterator> rocksdb_backend::new_iterator(column_family cf) {
   try {
-    // Made before the lock is taken, so that if anything below throws, the
-    // iterator is destroyed (and locks the mutex) after the lock is released.
     std::unique_ptr<iterator> it(new iterator(state_, cf, nullptr, {}));
     {
       std::shared_lock lock(state_->mu);
@@ -663,7 +668,7 @@ std::unique_ptr<rocksdb_backend::iterator> rocksdb_backend::new_iterator(column_
           state_->db->NewIterator(iterator_read_options(), state_->handle(cf)));
       {
         std::lock_guard g(state_->iterators_mu);
-        state_->iterators.insert(it.get());
+        ++state_->live_iterators;
       }
       it->it_ = raw.release();
     }
@@ -759,7 +764,7 @@ result<std::uint64_t> rocksdb_backend::disk_usage() {
 status rocksdb_backend::close() {
   return guarded("close", state_->path_text, [&]() -> status {
     std::unique_lock lock(state_->mu);
-    return state_->shutdown();
+    return state_->close();
   });
 }
 

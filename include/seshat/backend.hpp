@@ -40,7 +40,10 @@
 //   result<std::uint64_t> approximate_size(column_family, std::string_view begin,
 //                                          std::string_view end);
 //   result<std::uint64_t> disk_usage();   bytes the store takes on disk
-//   status close();          flushes and releases the store; idempotent
+//   status close();          flushes and releases the store; idempotent.
+//     Safe while other threads use the backend: their calls finish first or
+//     fail with backend_error (the store is closed); a live iterator's views
+//     stay valid (see iterator below).
 //
 //   status checkpoint(const std::filesystem::path& dir);
 //     Creates `dir` (which must not exist; its parent must) holding a
@@ -69,7 +72,8 @@
 //   iterator: seek_to_first(), seek_to_last(), seek(key) (first key >= key),
 //             seek_for_prev(key) (last key <= key), valid(), next(), prev(),
 //             key(), value() (REQUIRES: valid(); the views stay valid until
-//             the iterator moves), status().
+//             the iterator moves or is destroyed, even across close()),
+//             status().
 //
 // The three backends and their checkpoints: RocksDB uses its Checkpoint
 // (table files hard-linked where the file system allows); LevelDB copies a

@@ -25,10 +25,12 @@
 // with it, atomically even across a crash, and leaves the storage open.
 //
 // Thread-safety: all members may be called from many threads at once;
-// appends to one log family are serialized. Except restore_snapshot: it
-// REQUIRES that no other call on this storage is in flight, and that no
-// iterator from it is alive (a LevelDB iterator keeps the store open, which
-// makes the restore fail).
+// appends to one log family are serialized. close() too: a read it meets
+// (read_log, a log_store's entries) returns what it read whole or fails
+// with the backend's closed-store error (backend.hpp). Except
+// restore_snapshot: it REQUIRES that no other call on this storage is in
+// flight, and that no iterator from it is alive (a live iterator keeps a
+// LevelDB or RocksDB store locked after close, which makes the restore fail).
 // Ownership: storage owns its backend; close() or the destructor closes it.
 #pragma once
 

@@ -35,8 +35,11 @@
 // changes anything, then replaces the store's families in one step: all or
 // nothing. The installed state counts as synced (drop_unsynced() keeps it).
 //
-// Thread-safety: all members may be called from many threads at once.
-// Iterators see the family as it was when they were made (copy-on-write).
+// Thread-safety: all members may be called from many threads at once,
+// close() included: it waits for the operations running, and every later
+// one fails with a backend-error saying the store is closed. Iterators see
+// the family as it was when they were made (copy-on-write): an iterator
+// holds its family's map, so it keeps working after close().
 #pragma once
 
 #include "seshat/detail/require_cxx20.hpp"
@@ -167,8 +170,8 @@ class memory_backend {
   ~memory_backend() { close().ignore(); }
 
   status get(column_family cf, std::string_view key, std::string* value) {
-    if (closed_) return closed_error();
     std::shared_lock lock(disk_->mutex);
+    if (closed_) return closed_error();
     const map& m = *disk_->families[index_of(cf)];
     auto it = m.find(key);
     if (it == m.end()) return status::not_found(key_context(cf, key));
@@ -223,14 +226,14 @@ class memory_backend {
   }
 
   std::unique_ptr<iterator> new_iterator(column_family cf) {
-    if (closed_) return std::make_unique<iterator>(std::make_shared<const map>(), closed_error());
     std::shared_lock lock(disk_->mutex);
+    if (closed_) return std::make_unique<iterator>(std::make_shared<const map>(), closed_error());
     return std::make_unique<iterator>(disk_->families[index_of(cf)]);
   }
 
   status sync_wal() {
-    if (closed_) return closed_error();
     std::unique_lock lock(disk_->mutex);
+    if (closed_) return closed_error();
     if (latch_.latched()) return latch_.refusal("sync_wal of store at " + path_);
     if (disk_->fail_sync) {
       disk_->fail_sync = false;
@@ -247,8 +250,8 @@ class memory_backend {
 
   result<std::uint64_t> approximate_size(column_family cf, std::string_view begin,
                                          std::string_view end) {
-    if (closed_) return closed_error();
     std::shared_lock lock(disk_->mutex);
+    if (closed_) return closed_error();
     const map& m = *disk_->families[index_of(cf)];
     std::uint64_t total = 0;
     auto it = begin.empty() ? m.begin() : m.lower_bound(begin);
@@ -267,8 +270,14 @@ class memory_backend {
     return total;
   }
 
+  // Waits for the operations running (they hold the disk's mutex): once it
+  // returns, this object no longer reads or changes the store, and a new
+  // open() may take it. Iterators keep their snapshot.
   status close() {
-    if (closed_.exchange(true)) return {};
+    {
+      std::unique_lock lock(disk_->mutex);
+      if (closed_.exchange(true)) return {};
+    }
     std::lock_guard lock(registry_mutex());
     disk_->open = false;
     return {};

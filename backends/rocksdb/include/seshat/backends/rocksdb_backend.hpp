@@ -20,16 +20,24 @@
 // reopened (detail/write_latch.hpp).
 //
 // Thread-safety: every member of rocksdb_backend may be called from many
-// threads at once, close() included; after close() every operation returns a
+// threads at once, close() included: operations already running finish
+// first (close() waits for them); after close() every operation returns a
 // backend-error saying the store is closed. A batch or an iterator belongs
-// to one thread at a time.
+// to one thread at a time; iterators made from one backend may be used by
+// different threads at once, also while another thread closes the store.
 //
 // Ownership: open() returns the only owner of the store; the destructor
-// closes it. An iterator keeps a reference to the backend's shared state, not
-// to the database: close() ends the live iterators (they become invalid and
-// report a backend-error), so an iterator may outlive its backend safely.
-// A batch holds no reference to the store at all; it may be written only to
-// the backend that made it.
+// closes it. An iterator keeps a reference to the backend's shared state, so
+// it may outlive its backend safely. close() never frees a live iterator's
+// RocksDB iterator (the memory that key() and value() point into): an
+// iterator stays as it is until its next move, which fails with the closed
+// store (valid() false, status() a backend-error) and frees its RocksDB
+// iterator. The database closes, releasing RocksDB's LOCK, when close()
+// returns if no iterator holds a RocksDB iterator; otherwise when the last
+// of them moves or is destroyed, in that iterator's thread. Until then a
+// reopen of the store fails as locked (io-error). A batch holds no
+// reference to the store at all; it may be written only to the backend that
+// made it.
 //
 // RocksDB's headers stay out of this header: the RocksDB types appear only
 // as forward declarations.
@@ -106,7 +114,7 @@ class rocksdb_backend {
   // iterator, whose implicit snapshot is taken at creation. It always scans
   // in total order (data_kv's prefix extractor does not restrict it).
   // key() and value() REQUIRE valid(); their views stay valid until the
-  // iterator moves, or the store closes.
+  // iterator moves or is destroyed, close() or not (see Ownership above).
   class iterator {
    public:
     iterator(const iterator&) = delete;
@@ -122,22 +130,25 @@ class rocksdb_backend {
     bool valid() const;
     std::string_view key() const;    // empty when !valid()
     std::string_view value() const;  // empty when !valid()
-    // RocksDB's iterator status, mapped; a backend-error once the store
-    // closed or when the iterator could not be made.
+    // RocksDB's iterator status, mapped; a backend-error once a move found
+    // the store closed, or when the iterator could not be made.
     seshat::status status() const;
 
    private:
     friend class rocksdb_backend;
     iterator(std::shared_ptr<state> st, column_family cf, rocksdb::Iterator* it,
              seshat::status error);
-    friend struct rocksdb_backend::state;
     template <class F>
     void step(F&& f);
+    void release() noexcept;
 
     std::shared_ptr<state> state_;
-    rocksdb::Iterator* it_ = nullptr;  // owned; null once the store closed, or on error
+    // Owned, and touched only by the iterator's thread; null on error, and
+    // once a move found the store closed. While it is alive the database
+    // stays open.
+    rocksdb::Iterator* it_ = nullptr;
     column_family cf_;
-    seshat::status error_;  // guarded by state_'s mutex
+    seshat::status error_;
   };
 
   // Opens the store in `dir` with all six column families, creating it when
@@ -179,9 +190,12 @@ class rocksdb_backend {
                                          std::string_view end);
   // Bytes of the files in the store's directory.
   result<std::uint64_t> disk_usage();
-  // Syncs the WAL, ends the live iterators, releases the column families and
-  // closes the database (releasing its LOCK). Idempotent: later calls return
-  // success. Returns the first error met; the store is closed regardless.
+  // Waits for the operations running, marks the store closed and syncs the
+  // WAL; then releases the column families and closes the database
+  // (releasing its LOCK), at once when no iterator holds a RocksDB iterator,
+  // else when the last one is freed (see Ownership above). Idempotent: later
+  // calls return success. Returns the first error met (of a deferred
+  // closing: none); the store is closed regardless.
   status close();
 
   // A rocksdb::Checkpoint of the store in the new directory `dir` (its
