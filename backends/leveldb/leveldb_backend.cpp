@@ -29,6 +29,7 @@
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/printable.hpp"
 #include "seshat/detail/store_marker.hpp"
+#include "seshat/detail/wal_check.hpp"
 
 namespace seshat {
 
@@ -52,13 +53,25 @@ class log_watch final : public leveldb::EnvWrapper {
     return target()->NewAppendableFile(f, r);
   }
   std::uint64_t logs_created() const { return logs_created_.load(std::memory_order_acquire); }
+  // The path of the log LevelDB created last (the one it writes), or empty.
+  std::string newest_log() const {
+    std::lock_guard lock(mu_);
+    return newest_log_;
+  }
 
  private:
   void note(const std::string& f) {
-    if (f.size() > 4 && f.compare(f.size() - 4, 4, ".log") == 0)
+    if (f.size() > 4 && f.compare(f.size() - 4, 4, ".log") == 0) {
+      {
+        std::lock_guard lock(mu_);
+        newest_log_ = f;
+      }
       logs_created_.fetch_add(1, std::memory_order_acq_rel);
+    }
   }
   std::atomic<std::uint64_t> logs_created_{0};
+  mutable std::mutex mu_;
+  std::string newest_log_;
 };
 
 struct leveldb_backend::engine {
@@ -291,6 +304,88 @@ leveldb::Status write_db(leveldb::DB& db, std::string& write_error, const leveld
   return s;
 }
 
+// The durability marker (detail/wal_check.hpp) is the value of this key,
+// outside every column family (their prefixes are below 0xff):
+//   batch := sequence:u64le count:u32le (1) 0x01 (put) 14:varint32 marker_key
+//            30:varint32 marker
+const std::string& marker_key() {
+  static const std::string k = std::string(1, '\xff') + "seshat-synced";
+  return k;
+}
+
+std::optional<detail::wal_position> leveldb_marker(std::string_view batch) {
+  const std::string& key = marker_key();
+  const std::size_t header = 12;
+  if (batch.size() != header + 3 + key.size() + detail::k_wal_marker_size ||
+      batch.substr(8, 4) != std::string_view("\1\0\0\0", 4) || batch[header] != 0x01 ||
+      static_cast<unsigned char>(batch[header + 1]) != key.size() ||
+      batch.substr(header + 2, key.size()) != key ||
+      static_cast<unsigned char>(batch[header + 2 + key.size()]) != detail::k_wal_marker_size)
+    return std::nullopt;
+  return detail::decode_wal_marker(batch.substr(header + 3 + key.size()));
+}
+
+// After a synced write or sync_wal succeeded (and, with it, the older-log
+// pass): the newest log, as long as it is now, and every older log are
+// durable; writes the marker that says so, unsynced. REQUIRES: the writer
+// mutex is held, so that the log holds nothing written since the sync.
+status write_marker(leveldb::DB& db, std::string& write_error, const log_watch& watch,
+                    const std::string& path) {
+  const std::string log = watch.newest_log();
+  const auto number = detail::log_number(std::filesystem::path(log).filename().string());
+  std::uint64_t size = 0;
+  if (!number || !const_cast<log_watch&>(watch).GetFileSize(log, &size).ok())
+    return {};  // no marker for this sync: the check sees less, nothing wrong
+  leveldb::WriteBatch wb;
+  wb.Put(leveldb::Slice(marker_key()), leveldb::Slice(detail::encode_wal_marker({*number, size})));
+  leveldb::Status s = write_db(db, write_error, leveldb::WriteOptions(), &wb);
+  if (s.ok()) return {};
+  return from_leveldb(s, "write the durability marker of " + store_context(path));
+}
+
+// The store's logs through LevelDB's environment, for detail::check_logs.
+// LevelDB's Env cannot truncate: the cut is made on the file directly.
+detail::log_files leveldb_log_files(leveldb::Env* env, const std::filesystem::path& dir,
+                                    const std::string& path) {
+  detail::log_files f;
+  f.list = [=]() -> result<std::vector<std::string>> {
+    std::vector<std::string> names;
+    leveldb::Status s = env->GetChildren(dir.string(), &names);
+    if (!s.ok()) return from_leveldb(s, "open: list " + store_context(path));
+    return names;
+  };
+  f.open = [=](const std::string& name) -> result<detail::read_more> {
+    const std::string file_path = (dir / name).string();
+    leveldb::SequentialFile* raw = nullptr;
+    leveldb::Status s = env->NewSequentialFile(file_path, &raw);
+    if (!s.ok()) return from_leveldb(s, "open: read write-ahead log " + file_path);
+    std::shared_ptr<leveldb::SequentialFile> file(raw);
+    auto scratch = std::make_shared<std::string>();
+    return detail::read_more([file, scratch, file_path](std::size_t n, std::string& out) -> status {
+      scratch->resize(n);
+      while (out.size() < n) {
+        leveldb::Slice got;
+        leveldb::Status s = file->Read(n - out.size(), &got, scratch->data());
+        if (!s.ok()) return from_leveldb(s, "read " + file_path);
+        if (got.empty()) break;
+        out.append(got.data(), got.size());
+      }
+      return {};
+    });
+  };
+  f.cut = [=](const std::string& name, std::uint64_t size) -> status {
+    const std::filesystem::path file_path = dir / name;
+    std::error_code ec;
+    std::filesystem::resize_file(file_path, size, ec);
+    if (ec)
+      return status::io_error("open: cut the unsynced tail of " + file_path.string() + ": " +
+                              ec.message());
+    SESHAT_RETURN_IF_ERROR(detail::fsync_path(file_path, false));
+    return detail::fsync_path(dir, true);
+  };
+  return f;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -446,6 +541,18 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
       create = *layout == existing_layout::interrupted;
     }
 
+    // Before LevelDB replays its logs: a torn unsynced tail is cut, damage
+    // inside what was synced refuses the open (detail/wal_check.hpp).
+    // LevelDB alone would skip a damaged piece and replay what follows it (a
+    // hole), or, with paranoid checks, refuse any torn tail.
+    if (!create) {
+      leveldb::Env* env = options.environment.leveldb != nullptr ? options.environment.leveldb
+                                                                 : leveldb::Env::Default();
+      SESHAT_RETURN_IF_ERROR(detail::check_logs(path, options.recovery,
+                                                leveldb_log_files(env, canonical, path),
+                                                leveldb_marker));
+    }
+
     auto e = std::make_shared<engine>();
     e->path = path;
     e->dir = canonical;
@@ -495,6 +602,12 @@ status leveldb_backend::closed_error(std::string_view operation) const {
                                " is closed");
 }
 
+status leveldb_backend::finish_sync() {
+  SESHAT_RETURN_IF_ERROR(sync_older_logs(*engine_->watch, engine_->logs_at_last_pass, engine_->dir,
+                                         engine_->env, path_));
+  return write_marker(*engine_->db, engine_->write_error, *engine_->watch, path_);
+}
+
 status leveldb_backend::get(column_family cf, std::string_view key, std::string* value) {
   try {
     if (value == nullptr)
@@ -524,7 +637,7 @@ status leveldb_backend::put(column_family cf, std::string_view key, std::string_
     std::lock_guard writer(write_mutex_);
     leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &wb);
     if (!s.ok()) return from_leveldb(s, key_context("put", cf, key, path_));
-    if (wo.sync) return sync_older_logs(*engine_->watch, engine_->logs_at_last_pass, engine_->dir, engine_->env, path_);
+    if (wo.sync) return finish_sync();
     return {};
   } catch (...) {
     return exception_status("put", path_);
@@ -543,7 +656,7 @@ status leveldb_backend::del(column_family cf, std::string_view key, write_option
     std::lock_guard writer(write_mutex_);
     leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &wb);
     if (!s.ok()) return from_leveldb(s, key_context("del", cf, key, path_));
-    if (wo.sync) return sync_older_logs(*engine_->watch, engine_->logs_at_last_pass, engine_->dir, engine_->env, path_);
+    if (wo.sync) return finish_sync();
     return {};
   } catch (...) {
     return exception_status("del", path_);
@@ -607,7 +720,7 @@ status leveldb_backend::write(batch& b, write_options wo) {
     if (!s.ok())
       return from_leveldb(s, "write batch of " + std::to_string(b.size()) + " operations" +
                                  (wo.sync ? " (sync)" : "") + " to " + store_context(path_));
-    if (wo.sync) return sync_older_logs(*engine_->watch, engine_->logs_at_last_pass, engine_->dir, engine_->env, path_);
+    if (wo.sync) return finish_sync();
     return {};
   } catch (...) {
     return exception_status("write", path_);
@@ -641,7 +754,7 @@ status leveldb_backend::sync_wal() {
     lwo.sync = true;
     leveldb::Status s = write_db(*engine_->db, engine_->write_error, lwo, &empty);
     if (!s.ok()) return from_leveldb(s, "sync_wal of " + store_context(path_));
-    return sync_older_logs(*engine_->watch, engine_->logs_at_last_pass, engine_->dir, engine_->env, path_);
+    return finish_sync();
   } catch (...) {
     return exception_status("sync_wal", path_);
   }

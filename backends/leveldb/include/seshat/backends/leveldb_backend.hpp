@@ -229,6 +229,10 @@ class leveldb_backend {
   leveldb_backend(std::shared_ptr<engine> e, std::string path);
 
   status closed_error(std::string_view operation) const;
+  // After a synced write or sync_wal succeeded: syncs the older logs, then
+  // writes the durability marker (detail/wal_check.hpp). REQUIRES: the
+  // writer mutex is held.
+  status finish_sync();
 
   const std::string path_;  // the store's directory, as given to open()
   // Guards engine_: shared by every operation, exclusive for close().
