@@ -289,8 +289,11 @@ inline status check_logs(const std::string& store, recovery_mode mode, const log
     const auto& [number, name] = logs[i];
     const log_scan& s = scans[i];
     const std::string log = "write-ahead log " + name + " of store at " + store;
+    // A marker of a later log shows this one durable whole (a damage in it
+    // is in synced data); a marker of this log shows its first bytes.
     const bool synced_past =
-        durable && (durable->log > number || (durable->log == number && durable->offset > s.intact));
+        durable && ((durable->log > number && s.damage) ||
+                    (durable->log == number && durable->offset > s.intact));
     if (!s.damage && !synced_past) continue;
     const std::string where =
         s.damage ? log + " is damaged at offset " + std::to_string(*s.damage) + " (" + s.what + ")"
