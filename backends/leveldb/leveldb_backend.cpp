@@ -329,12 +329,12 @@ std::optional<detail::wal_position> leveldb_marker(std::string_view batch) {
 // pass): the newest log, as long as it is now, and every older log are
 // durable; writes the marker that says so, unsynced. REQUIRES: the writer
 // mutex is held, so that the log holds nothing written since the sync.
-status write_marker(leveldb::DB& db, std::string& write_error, const log_watch& watch,
+status write_marker(leveldb::DB& db, std::string& write_error, log_watch& watch,
                     const std::string& path) {
   const std::string log = watch.newest_log();
   const auto number = detail::log_number(std::filesystem::path(log).filename().string());
   std::uint64_t size = 0;
-  if (!number || !const_cast<log_watch&>(watch).GetFileSize(log, &size).ok())
+  if (!number || !watch.GetFileSize(log, &size).ok())
     return {};  // no marker for this sync: the check sees less, nothing wrong
   leveldb::WriteBatch wb;
   wb.Put(leveldb::Slice(marker_key()), leveldb::Slice(detail::encode_wal_marker({*number, size})));
