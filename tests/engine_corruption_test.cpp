@@ -3,7 +3,9 @@
 // data that was written, never a crash, never other bytes.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -319,6 +321,74 @@ TEST_CASE_TEMPLATE_DEFINE(
   check_refused<B>(dir.path() / "image", img.log, recovery_mode::absolute_consistency);
 }
 
+TEST_CASE_TEMPLATE_DEFINE(
+    "any pattern of lost pages after the synced prefix of the write-ahead log opens with "
+    "everything acknowledged and a prefix of the unsynced writes",
+    B, lost_wal_pages) {
+  scratch_dir dir;
+  const std::uint64_t seed = seshat::test::env_number("SESHAT_LOST_PAGES_SEED", std::random_device{}());
+  INFO("SESHAT_LOST_PAGES_SEED=" << seed);
+  std::mt19937_64 rng(seed);
+  // Unsynced puts u0, u1, ... of 1 to 40,000 bytes after the synced writes.
+  std::vector<std::string> unsynced;
+  for (int i = 0; i < 12; ++i)
+    unsynced.push_back(std::string(1 + rng() % 40000, static_cast<char>('a' + i)));
+  const std::filesystem::path image = dir.path() / "image";
+  std::uint64_t synced = 0;
+  std::filesystem::path log_name;
+  {
+    auto s = seshat::test::open_store<B>(dir.store());
+    auto log = test_log<B>::open(*s).value();
+    for (std::uint64_t i = 1; i <= k_synced_entries; i += 10)
+      REQUIRE(log->append(make_entries<text_entry>(1, i, 10)).ok());
+    REQUIRE(log->save_vote(k_vote).ok());
+    REQUIRE(log->save_committed(k_committed).ok());
+    log_name = newest_log(dir.store()).filename();
+    synced = std::filesystem::file_size(dir.store() / log_name);
+    for (std::size_t i = 0; i < unsynced.size(); ++i)
+      REQUIRE(s->put(column_family::system_data, "u" + std::to_string(i), unsynced[i]).ok());
+    std::filesystem::copy(dir.store(), image, std::filesystem::copy_options::recursive);
+    log.reset();
+    REQUIRE(s->close().ok());
+  }
+  const std::uint64_t size = std::filesystem::file_size(image / log_name);
+  for (int round = 0; round < 12; ++round) {
+    CAPTURE(round);
+    const std::filesystem::path copy = dir.path() / ("round" + std::to_string(round));
+    std::filesystem::copy(image, copy, std::filesystem::copy_options::recursive);
+    // Each page past the synced end is lost (zeros) or reached the disk; the
+    // page holding the synced end keeps its synced bytes either way.
+    for (std::uint64_t page = synced / k_page; page * k_page < size; ++page)
+      if (rng() % 3 == 0)
+        write_zeros(copy / log_name, std::max(page * k_page, synced),
+                    std::min((page + 1) * k_page, size));
+    auto opened = storage<B>::open(copy, {});
+    REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+    {
+      auto log = test_log<B>::open(**opened).value();
+      auto es = log->entries(1, k_synced_entries + 1);
+      REQUIRE_MESSAGE(es.ok(), es.status().to_string());
+      CHECK(*es == make_entries<text_entry>(1, 1, k_synced_entries));
+      CHECK(log->get_log_state().last->index == k_synced_entries);
+      CHECK(log->read_vote().value() == k_vote);
+      CHECK(log->read_committed().value() == k_committed);
+    }
+    bool gone = false;
+    for (std::size_t i = 0; i < unsynced.size(); ++i) {
+      auto got = (*opened)->get(column_family::system_data, "u" + std::to_string(i));
+      if (got.status().is(errc::not_found)) {
+        gone = true;
+        continue;
+      }
+      REQUIRE_MESSAGE(got.ok(), got.status().to_string());
+      CHECK_MESSAGE(!gone, "u" << i << " survived after an earlier unsynced put was lost: a hole");
+      CHECK(*got == unsynced[i]);
+    }
+    REQUIRE((*opened)->close().ok());
+    std::filesystem::remove_all(copy);
+  }
+}
+
 #if SESHAT_HAVE_ROCKSDB && SESHAT_HAVE_LEVELDB
 #define SESHAT_DISK_BACKENDS seshat::rocksdb_backend, seshat::leveldb_backend
 #elif SESHAT_HAVE_ROCKSDB
@@ -331,6 +401,7 @@ TEST_CASE_TEMPLATE_INVOKE(torn_wal_tail, SESHAT_DISK_BACKENDS);
 TEST_CASE_TEMPLATE_INVOKE(zeroed_wal_tail, SESHAT_DISK_BACKENDS);
 TEST_CASE_TEMPLATE_INVOKE(damaged_synced_wal, SESHAT_DISK_BACKENDS);
 TEST_CASE_TEMPLATE_INVOKE(strict_torn_wal_tail, SESHAT_DISK_BACKENDS);
+TEST_CASE_TEMPLATE_INVOKE(lost_wal_pages, SESHAT_DISK_BACKENDS);
 #endif
 
 #if SESHAT_HAVE_ROCKSDB && SESHAT_HAVE_LEVELDB
