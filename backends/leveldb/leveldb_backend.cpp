@@ -30,6 +30,7 @@
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/printable.hpp"
 #include "seshat/detail/store_marker.hpp"
+#include "seshat/detail/wal_check.hpp"
 #include "seshat/detail/write_latch.hpp"
 
 namespace seshat {
@@ -54,13 +55,25 @@ class log_watch final : public leveldb::EnvWrapper {
     return target()->NewAppendableFile(f, r);
   }
   std::uint64_t logs_created() const { return logs_created_.load(std::memory_order_acquire); }
+  // The path of the log LevelDB created last (the one it writes), or empty.
+  std::string newest_log() const {
+    std::lock_guard lock(mu_);
+    return newest_log_;
+  }
 
  private:
   void note(const std::string& f) {
-    if (f.size() > 4 && f.compare(f.size() - 4, 4, ".log") == 0)
+    if (f.size() > 4 && f.compare(f.size() - 4, 4, ".log") == 0) {
+      {
+        std::lock_guard lock(mu_);
+        newest_log_ = f;
+      }
       logs_created_.fetch_add(1, std::memory_order_acq_rel);
+    }
   }
   std::atomic<std::uint64_t> logs_created_{0};
+  mutable std::mutex mu_;
+  std::string newest_log_;
 };
 
 struct leveldb_backend::engine {
@@ -274,7 +287,48 @@ status sync_older_logs(const log_watch& watch, std::optional<std::uint64_t>& las
   return {};
 }
 
-// Writes `wb` and, when `o.sync`, the older logs (sync_older_logs). The
+// The durability marker (detail/wal_check.hpp) is the value of this key,
+// outside every column family (their prefixes are below 0xff):
+//   batch := sequence:u64le count:u32le (1) 0x01 (put) 14:varint32 marker_key
+//            30:varint32 marker
+const std::string& marker_key() {
+  static const std::string k = std::string(1, '\xff') + "seshat-synced";
+  return k;
+}
+
+std::optional<detail::wal_position> leveldb_marker(std::string_view batch) {
+  const std::string& key = marker_key();
+  const std::size_t header = 12;
+  if (batch.size() != header + 3 + key.size() + detail::k_wal_marker_size ||
+      batch.substr(8, 4) != std::string_view("\1\0\0\0", 4) || batch[header] != 0x01 ||
+      static_cast<unsigned char>(batch[header + 1]) != key.size() ||
+      batch.substr(header + 2, key.size()) != key ||
+      static_cast<unsigned char>(batch[header + 2 + key.size()]) != detail::k_wal_marker_size)
+    return std::nullopt;
+  return detail::decode_wal_marker(batch.substr(header + 3 + key.size()));
+}
+
+// After a synced write or sync_wal succeeded (and, with it, the older-log
+// pass): the newest log, as long as it is now, and every older log are
+// durable; writes the marker that says so, unsynced. `e`: the backend's
+// engine. REQUIRES: the writer mutex is held, so that the log holds nothing
+// written since the sync.
+template <class Engine>
+status write_marker(Engine& e, const std::string& path) {
+  const std::string log = e.watch->newest_log();
+  const auto number = detail::log_number(std::filesystem::path(log).filename().string());
+  std::uint64_t size = 0;
+  if (!number || !e.watch->GetFileSize(log, &size).ok())
+    return {};  // no marker for this sync: the check sees less, nothing wrong
+  leveldb::WriteBatch wb;
+  wb.Put(leveldb::Slice(marker_key()), leveldb::Slice(detail::encode_wal_marker({*number, size})));
+  leveldb::Status s = e.db->Write(leveldb::WriteOptions(), &wb);
+  if (s.ok()) return {};
+  return e.latch.note(from_leveldb(s, "write the durability marker of " + store_context(path)));
+}
+
+// Writes `wb` and, when `o.sync`, the older logs (sync_older_logs) and the
+// durability marker (write_marker). The
 // first I/O error of either latches the store (detail/write_latch.hpp):
 // every later write and sync fails with it until the store is reopened
 // (recovery then starts a new log). Two reasons besides the latch's own: an
@@ -293,7 +347,52 @@ status write_db(Engine& e, const leveldb::WriteOptions& o, leveldb::WriteBatch* 
   leveldb::Status s = e.db->Write(o, wb);
   if (!s.ok()) return e.latch.note(from_leveldb(s, context()));
   if (!o.sync) return {};
-  return e.latch.note(sync_older_logs(*e.watch, e.logs_at_last_pass, e.dir, e.env, path));
+  SESHAT_RETURN_IF_ERROR(
+      e.latch.note(sync_older_logs(*e.watch, e.logs_at_last_pass, e.dir, e.env, path)));
+  return write_marker(e, path);
+}
+
+// The store's logs through LevelDB's environment, for detail::check_logs.
+// LevelDB's Env cannot truncate: the cut is made on the file directly.
+detail::log_files leveldb_log_files(leveldb::Env* env, const std::filesystem::path& dir,
+                                    const std::string& path) {
+  detail::log_files f;
+  f.list = [=]() -> result<std::vector<std::string>> {
+    std::vector<std::string> names;
+    leveldb::Status s = env->GetChildren(dir.string(), &names);
+    if (!s.ok()) return from_leveldb(s, "open: list " + store_context(path));
+    return names;
+  };
+  f.open = [=](const std::string& name) -> result<detail::read_more> {
+    const std::string file_path = (dir / name).string();
+    leveldb::SequentialFile* raw = nullptr;
+    leveldb::Status s = env->NewSequentialFile(file_path, &raw);
+    if (!s.ok()) return from_leveldb(s, "open: read write-ahead log " + file_path);
+    std::shared_ptr<leveldb::SequentialFile> file(raw);
+    auto scratch = std::make_shared<std::string>();
+    return detail::read_more([file, scratch, file_path](std::size_t n, std::string& out) -> status {
+      scratch->resize(n);
+      while (out.size() < n) {
+        leveldb::Slice got;
+        leveldb::Status s = file->Read(n - out.size(), &got, scratch->data());
+        if (!s.ok()) return from_leveldb(s, "read " + file_path);
+        if (got.empty()) break;
+        out.append(got.data(), got.size());
+      }
+      return {};
+    });
+  };
+  f.cut = [=](const std::string& name, std::uint64_t size) -> status {
+    const std::filesystem::path file_path = dir / name;
+    std::error_code ec;
+    std::filesystem::resize_file(file_path, size, ec);
+    if (ec)
+      return status::io_error("open: cut the unsynced tail of " + file_path.string() + ": " +
+                              ec.message());
+    SESHAT_RETURN_IF_ERROR(detail::fsync_path(file_path, false));
+    return detail::fsync_path(dir, true);
+  };
+  return f;
 }
 
 }  // namespace
@@ -450,6 +549,18 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
             " has a SESHAT_STORE marker of the leveldb backend but no LevelDB database "
             "(no CURRENT file): its LevelDB files are missing");
       create = *layout == existing_layout::interrupted;
+    }
+
+    // Before LevelDB replays its logs: a torn unsynced tail is cut, damage
+    // inside what was synced refuses the open (detail/wal_check.hpp).
+    // LevelDB alone would skip a damaged piece and replay what follows it (a
+    // hole), or, with paranoid checks, refuse any torn tail.
+    if (!create) {
+      leveldb::Env* env = options.environment.leveldb != nullptr ? options.environment.leveldb
+                                                                 : leveldb::Env::Default();
+      SESHAT_RETURN_IF_ERROR(detail::check_logs(path, options.recovery,
+                                                leveldb_log_files(env, canonical, path),
+                                                leveldb_marker));
     }
 
     auto e = std::make_shared<engine>();

@@ -24,6 +24,7 @@
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/status.h>
 #include <rocksdb/table.h>
+#include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -40,6 +41,7 @@
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/printable.hpp"
 #include "seshat/detail/store_marker.hpp"
+#include "seshat/detail/wal_check.hpp"
 #include "seshat/detail/write_latch.hpp"
 
 namespace seshat {
@@ -192,6 +194,66 @@ rocksdb::WriteOptions rocks_write_options(write_options wo) {
   return w;
 }
 
+// The durability marker batch (detail/wal_check.hpp) as RocksDB logs it:
+//   batch := sequence:u64le count:u32le (0) 0x03 (kTypeLogData) length:varint32 marker
+// PutLogData keeps the marker in the WAL only: no memtable, no table file.
+std::optional<detail::wal_position> rocks_marker(std::string_view batch) {
+  constexpr std::size_t header = 12;
+  if (batch.size() < header + 2 || batch.substr(8, 4) != std::string_view("\0\0\0\0", 4) ||
+      batch[header] != 0x03)
+    return std::nullopt;
+  const auto length = static_cast<unsigned char>(batch[header + 1]);
+  if (length >= 0x80 || batch.size() != header + 2 + length) return std::nullopt;
+  return detail::decode_wal_marker(batch.substr(header + 2));
+}
+
+// The store's logs through RocksDB's environment, for detail::check_logs.
+detail::log_files rocks_log_files(rocksdb::Env* env, const std::filesystem::path& dir,
+                                  const std::string& store) {
+  detail::log_files f;
+  f.list = [=]() -> result<std::vector<std::string>> {
+    std::vector<std::string> names;
+    rocksdb::Status s = env->GetChildren(dir.string(), &names);
+    if (!s.ok()) return from_rocks(s, "open: list the store at " + store);
+    return names;
+  };
+  f.open = [=](const std::string& name) -> result<detail::read_more> {
+    const std::string path = (dir / name).string();
+    std::unique_ptr<rocksdb::SequentialFile> raw;
+    rocksdb::Status s = env->NewSequentialFile(path, &raw, rocksdb::EnvOptions());
+    if (!s.ok()) return from_rocks(s, "open: read write-ahead log " + path);
+    std::shared_ptr<rocksdb::SequentialFile> file(std::move(raw));
+    auto scratch = std::make_shared<std::string>();
+    return detail::read_more([file, scratch, path](std::size_t n, std::string& out) -> status {
+      scratch->resize(n);
+      while (out.size() < n) {
+        rocksdb::Slice got;
+        rocksdb::Status s = file->Read(n - out.size(), &got, scratch->data());
+        if (!s.ok()) return from_rocks(s, "read " + path);
+        if (got.empty()) break;
+        out.append(got.data(), got.size());
+      }
+      return {};
+    });
+  };
+  f.cut = [=](const std::string& name, std::uint64_t size) -> status {
+    const std::filesystem::path path = dir / name;
+    rocksdb::Status s = env->Truncate(path.string(), static_cast<std::size_t>(size));
+    if (s.IsNotSupported()) {
+      std::error_code ec;
+      std::filesystem::resize_file(path, size, ec);
+      if (ec)
+        return status::io_error("open: cut the unsynced tail of " + path.string() + ": " +
+                                ec.message());
+    } else if (!s.ok()) {
+      return from_rocks(s, "open: cut the unsynced tail of " + path.string());
+    }
+    SESHAT_RETURN_IF_ERROR(detail::fsync_path(path, false));
+    return detail::fsync_path(dir, true);
+  };
+  return f;
+}
+
 std::atomic<std::uint64_t> g_next_serial{1};
 
 }  // namespace
@@ -308,10 +370,36 @@ struct rocksdb_backend::state {
   // they do behind any synced write. `context`: the operation and the store.
   status sync_wal(const std::string& context) {
     SESHAT_RETURN_IF_ERROR(latch.refusal(context));
-    rocksdb::WriteOptions w;
-    w.sync = true;
     rocksdb::WriteBatch empty;
-    return note_write(db->Write(w, &empty), context);
+    return write_logged(write_options{.sync = true}, context,
+                        [&](const rocksdb::WriteOptions& w) { return db->Write(w, &empty); });
+  }
+
+  // Runs `write(w)` (a Put, Delete or Write with `wo`) and maps its status as
+  // note_write does. When `wo.sync`, and the write succeeded, it is followed
+  // by the durability marker (detail/wal_check.hpp): the end of the current
+  // WAL, taken before the synced write, is durable once it returns (a synced
+  // write syncs every live WAL); writes that run meanwhile may make the WAL
+  // longer, never the marker wrong.
+  template <class F>
+  status write_logged(write_options wo, const std::string& context, F&& write) {
+    std::optional<detail::wal_position> end;
+    if (wo.sync) end = wal_end();
+    SESHAT_RETURN_IF_ERROR(note_write(write(rocks_write_options(wo)), context));
+    if (!end) return {};
+    rocksdb::WriteBatch marker;
+    const std::string m = detail::encode_wal_marker(*end);
+    SESHAT_RETURN_IF_ERROR(from_rocks(marker.PutLogData(slice(m)), context + ": durability marker"));
+    return note_write(db->Write(rocksdb::WriteOptions(), &marker),
+                      context + ": write the durability marker");
+  }
+
+  // The current WAL's number and size, or none when RocksDB cannot say (the
+  // sync then goes without a marker).
+  std::optional<detail::wal_position> wal_end() {
+    std::unique_ptr<rocksdb::LogFile> f;
+    if (!db->GetCurrentWalFile(&f).ok() || !f) return std::nullopt;
+    return detail::wal_position{f->LogNumber(), f->SizeFileBytes()};
   }
 
   const std::filesystem::path path;
@@ -551,6 +639,17 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
                                        ? rocksdb::WALRecoveryMode::kAbsoluteConsistency
                                        : rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
 
+    // Before RocksDB replays its WAL: a torn unsynced tail is cut, damage
+    // inside what was synced refuses the open (detail/wal_check.hpp). RocksDB
+    // alone would refuse a torn tail with a piece of a later write after it
+    // ("missing start of fragmented record"), and skip zeros to the next
+    // block and replay what starts there: a hole.
+    if (!create) {
+      SESHAT_RETURN_IF_ERROR(detail::check_logs(
+          dir.string(), options.recovery,
+          rocks_log_files(db_options.env, canonical, dir.string()), rocks_marker));
+    }
+
     const rocksdb::CompressionType compression = best_compression();
     std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
     descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName,
@@ -612,9 +711,11 @@ status rocksdb_backend::put(column_family cf, std::string_view key, std::string_
     std::shared_lock lock(state_->mu);
     if (state_->closed) return state_->closed_error("put");
     SESHAT_RETURN_IF_ERROR(state_->refuse_after_write_error("put of " + key_in(cf, key)));
-    rocksdb::Status s =
-        state_->db->Put(rocks_write_options(wo), state_->handle(cf), slice(key), slice(value));
-    return state_->note_write(s, "put of " + key_in(cf, key) + " of " + state_->of_store());
+    return state_->write_logged(
+        wo, "put of " + key_in(cf, key) + " of " + state_->of_store(),
+        [&](const rocksdb::WriteOptions& w) {
+          return state_->db->Put(w, state_->handle(cf), slice(key), slice(value));
+        });
   });
 }
 
@@ -623,8 +724,11 @@ status rocksdb_backend::del(column_family cf, std::string_view key, write_option
     std::shared_lock lock(state_->mu);
     if (state_->closed) return state_->closed_error("del");
     SESHAT_RETURN_IF_ERROR(state_->refuse_after_write_error("del of " + key_in(cf, key)));
-    rocksdb::Status s = state_->db->Delete(rocks_write_options(wo), state_->handle(cf), slice(key));
-    return state_->note_write(s, "del of " + key_in(cf, key) + " of " + state_->of_store());
+    return state_->write_logged(
+        wo, "del of " + key_in(cf, key) + " of " + state_->of_store(),
+        [&](const rocksdb::WriteOptions& w) {
+          return state_->db->Delete(w, state_->handle(cf), slice(key));
+        });
   });
 }
 
@@ -648,9 +752,10 @@ status rocksdb_backend::write(batch& b, write_options wo) {
     }
     SESHAT_RETURN_IF_ERROR(state_->refuse_after_write_error(
         "write of a batch of " + std::to_string(b.size()) + " operations"));
-    rocksdb::Status s = state_->db->Write(rocks_write_options(wo), b.wb_.get());
-    return state_->note_write(s, "write of a batch of " + std::to_string(b.size()) + " operations to " +
-                             state_->of_store());
+    return state_->write_logged(
+        wo,
+        "write of a batch of " + std::to_string(b.size()) + " operations to " + state_->of_store(),
+        [&](const rocksdb::WriteOptions& w) { return state_->db->Write(w, b.wb_.get()); });
   });
 }
 

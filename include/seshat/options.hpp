@@ -35,18 +35,37 @@ struct backend_environment {
   leveldb::Env* leveldb = nullptr;  // Options::env of leveldb_backend
 };
 
-// What opening a store does with a damaged write-ahead log.
+// What opening a store does with a damaged write-ahead log. Before the
+// engine replays its logs, seshat reads them (detail/wal_check.hpp) and finds
+// the first damage: zeros where a record should start, a torn or cut-short
+// record, a checksum mismatch, a piece of a record whose start is missing.
+// Whether the damage lies inside what was synced is told by durability
+// markers: after every sync that succeeded the backend writes a small
+// unsynced record "the logs were durable up to here" (docs/format.md,
+// section 2); a whole marker anywhere in the logs that shows the damaged
+// bytes durable makes it damage inside synced data. In both modes:
+//   - damage inside synced data refuses the open: corrupted_data naming the
+//     log file, the offset, what is wrong there and how far the marker shows
+//     the log durable. Nothing is changed;
+//   - a log with no damage opens as it is.
+// What a marker cannot show: the writes of the last sync before a power
+// loss, when no marker written after that sync reached the disk; damage
+// there is taken for an unsynced tail.
 enum class recovery_mode {
-  // A torn or corrupted record at the very end of the log (what a crash in
-  // the middle of a write leaves) is dropped; damage anywhere before it
-  // refuses the open (corrupted data). RocksDB: kTolerateCorruptedTailRecords.
-  // LevelDB: paranoid_checks off, where LevelDB opens anyway and drops the
-  // damaged records it finds, wherever they are, with what follows them in
-  // the same log file (measured: a byte flipped mid-log lost the later half
-  // of the entries; the ones it returned were exact).
+  // Damage past what was synced is the tail a power loss leaves (unsynced
+  // pages lost, torn or reordered: the kernel writes an unsynced append page
+  // by page, in any order): the log is cut at the end of its last whole
+  // record before the damage, and every later log emptied, durably, before
+  // the engine opens. The store then holds exactly the writes before the
+  // damage: every acknowledged one, and a prefix of the others; never a
+  // later write past a hole.
   tolerate_corrupted_tail,
-  // Any damage in the log refuses the open. RocksDB: kAbsoluteConsistency.
-  // LevelDB: paranoid_checks on (also checks table files as it reads them).
+  // Any damage refuses the open (corrupted_data naming the log file and the
+  // offset, and whether the damage lies past what was synced), a torn tail
+  // after a power loss included; for stores that were closed cleanly. The
+  // engines run in their strict modes too: RocksDB kAbsoluteConsistency,
+  // LevelDB paranoid_checks (which also checks table files as it reads
+  // them).
   absolute_consistency,
 };
 

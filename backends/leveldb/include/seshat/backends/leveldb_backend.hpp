@@ -9,7 +9,9 @@
 //   user_key   := the caller's key bytes, unchanged
 //
 // A family is therefore the contiguous stored-key range [cf_byte, cf_byte+1),
-// and within it LevelDB's bytewise order is the order of the user keys.
+// and within it LevelDB's bytewise order is the order of the user keys. One
+// more key lies outside every family: 0xff "seshat-synced", the durability
+// marker written after each sync (seshat/detail/wal_check.hpp).
 // Iterators are bounded to their family's range in both directions: they
 // never show another family's keys.
 //
