@@ -305,11 +305,11 @@ class storage {
       return status::snapshot_failed(context + "it lies inside the store's directory " +
                                      dir_.string());
     const fs::path work = detail::sibling_path(target, ".partial");
-    fs::remove_all(work, ec);
-    if (ec) return status::snapshot_failed(context + "cannot remove " + work.string() + ": " + ec.message());
+    if (status s = detail::remove_all_durably(work); !s.ok())
+      return status::snapshot_failed(context + s.to_string());
     auto built = [&]() -> result<snapshot_metadata> {
-      fs::create_directories(work, ec);
-      if (ec) return status::io_error("cannot create " + work.string() + ": " + ec.message());
+      // `work` and its missing parents, each durable in its parent.
+      SESHAT_RETURN_IF_ERROR(detail::create_directories_durably(work));
       SESHAT_RETURN_IF_ERROR(backend_->checkpoint(work / k_snapshot_data_dir));
       snapshot_metadata meta;
       meta.last_included = last_included;
@@ -326,7 +326,7 @@ class storage {
       return written;
     }();
     if (!built.ok()) {
-      fs::remove_all(work, ec);
+      detail::remove_all_durably(work).ignore();
       const status& s = built.status();
       return s.is(errc::snapshot_failed) ? s.with_context(context)
                                          : status::snapshot_failed(context + s.to_string());

@@ -92,8 +92,9 @@ inline result<bool> prepare_store_dir(const std::filesystem::path& dir, std::str
   if (!options.create_if_missing)
     return status::not_found("no seshat store at " + dir.string() +
                              " and create_if_missing is off");
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return status::io_error("cannot create " + dir.string() + ": " + ec.message());
+  // The directory and its missing parents, each durable in its parent: a
+  // power loss must not take away a store that open() reported created.
+  SESHAT_RETURN_IF_ERROR(create_directories_durably(dir));
   SESHAT_RETURN_IF_ERROR(
       write_file_durably(marker_path, encode_marker({k_schema_version, std::string(name)})));
   return true;
