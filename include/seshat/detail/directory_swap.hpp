@@ -248,9 +248,10 @@ inline status remove_restore_leftover(const std::filesystem::path& store_dir) {
 // be on one file system for links; otherwise every file is copied.
 // REQUIRES: `checkpoint_dir` holds a SESHAT_STORE marker; nothing uses
 // `store_dir` meanwhile. On failure before the swap, `store_dir` is
-// unchanged and the partial copy is removed; once the swap is done the
-// install has succeeded (a failure to delete the old contents is ignored:
-// the next open() removes them).
+// unchanged and the partial copy is removed. After the swap only the
+// parent's fsync can fail: its error is returned with the new contents in
+// place (not yet durable). A failure to delete the old contents is ignored:
+// the next open() removes them.
 template <class MayLink>
 status install_directory(const std::filesystem::path& checkpoint_dir,
                          const std::filesystem::path& store_dir, MayLink&& may_link) {

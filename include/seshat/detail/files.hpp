@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -134,6 +135,20 @@ inline status create_directories_durably(const std::filesystem::path& dir) {
     SESHAT_RETURN_IF_ERROR(fsync_path(parent_of(*it), true));
   }
   return {};
+}
+
+// What tells one directory from another: its device and inode, or nothing
+// when `dir` is not a directory (a memory store's name). A directory
+// swapped into `dir`'s place by a rename has another identity.
+struct directory_identity {
+  dev_t device = 0;
+  ino_t inode = 0;
+  bool operator==(const directory_identity&) const = default;
+};
+inline std::optional<directory_identity> identity_of(const std::filesystem::path& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return std::nullopt;
+  return directory_identity{st.st_dev, st.st_ino};
 }
 
 // Deletes `p` and everything under it, then fsyncs its parent so that the
