@@ -21,7 +21,6 @@
 // SESHAT_CRASH_ROUNDS=N sets the rounds per backend (50 by default);
 // SESHAT_CRASH_SEED=S replays a workload (kill moments still vary).
 #include <doctest/doctest.h>
-
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -303,7 +302,8 @@ spawned_child spawn_child(std::vector<std::string> args) {
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  const int spawned = ::posix_spawn(&out.pid, program.c_str(), &actions, nullptr, argv.data(), environ);
+  const int spawned =
+      ::posix_spawn(&out.pid, program.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   ::close(write_end);
   if (spawned != 0) {
@@ -315,8 +315,8 @@ spawned_child spawn_child(std::vector<std::string> args) {
   return out;
 }
 
-child_run run_child(std::string_view backend, const std::filesystem::path& dir,
-                    std::uint64_t seed, std::chrono::microseconds delay) {
+child_run run_child(std::string_view backend, const std::filesystem::path& dir, std::uint64_t seed,
+                    std::chrono::microseconds delay) {
   child_run out;
   spawned_child child = spawn_child({std::string(backend), dir.string(), std::to_string(seed)});
   if (!child.failure.empty()) {
@@ -591,8 +591,10 @@ first_open_run run_first_open(std::string_view backend, const std::filesystem::p
   char chunk[4096];
   for (;;) {
     const ssize_t n = ::read(child.fd, chunk, sizeof chunk);
-    if (n > 0) text.append(chunk, static_cast<std::size_t>(n));
-    else if (n == 0 || errno != EINTR) break;
+    if (n > 0)
+      text.append(chunk, static_cast<std::size_t>(n));
+    else if (n == 0 || errno != EINTR)
+      break;
   }
   ::close(child.fd);
   while (::waitpid(child.pid, &out.wait_status, 0) < 0 && errno == EINTR) {
@@ -639,12 +641,13 @@ void first_open_kills(std::string_view backend) {
     const std::string killed_at = run.last_line;
     REQUIRE_MESSAGE((WIFSIGNALED(run.wait_status) && WTERMSIG(run.wait_status) == SIGKILL &&
                      killed_at.rfind("KILL ", 0) == 0),
-                    "the child neither died at step " << step << " nor finished its open: wait status "
-                                                      << run.wait_status << ", last line " << killed_at);
+                    "the child neither died at step "
+                        << step << " nor finished its open: wait status " << run.wait_status
+                        << ", last line " << killed_at);
     ++kills;
     const std::string left = listing(store);
-    if (left.find("SESHAT_STORE") != std::string::npos && left.find("MANIFEST") != std::string::npos &&
-        left.find("CURRENT") == std::string::npos)
+    if (left.find("SESHAT_STORE") != std::string::npos &&
+        left.find("MANIFEST") != std::string::npos && left.find("CURRENT") == std::string::npos)
       ++engine_left;
     // The engine's rename of its temporary CURRENT file (NNNNNN.dbtmp).
     if (killed_at.find("engine rename or delete") != std::string::npos &&
@@ -661,9 +664,10 @@ void first_open_kills(std::string_view backend) {
     open_options existing = store_options();
     existing.create_if_missing = false;
     auto reopened = storage<B>::open(store, existing);
-    REQUIRE_MESSAGE(reopened.ok(), "after a kill at " << killed_at << " and a successful open, "
-                                                      << "an open without create_if_missing failed: "
-                                                      << reopened.status().to_string());
+    REQUIRE_MESSAGE(reopened.ok(), "after a kill at "
+                                       << killed_at << " and a successful open, "
+                                       << "an open without create_if_missing failed: "
+                                       << reopened.status().to_string());
     auto vote = (*reopened)->get(column_family::system_raft_state, "vote");
     REQUIRE_MESSAGE(vote.ok(), vote.status().to_string());
     CHECK(*vote == "1");
@@ -681,10 +685,12 @@ void first_open_kills(std::string_view backend) {
 }  // namespace
 
 #if SESHAT_CRASH_FIRST_OPEN
-TEST_CASE("process kill: a RocksDB store's first open killed at any step is redone by the next open") {
+TEST_CASE(
+    "process kill: a RocksDB store's first open killed at any step is redone by the next open") {
   first_open_kills<rocksdb_backend>("rocksdb");
 }
-TEST_CASE("process kill: a LevelDB store's first open killed at any step is redone by the next open") {
+TEST_CASE(
+    "process kill: a LevelDB store's first open killed at any step is redone by the next open") {
   first_open_kills<leveldb_backend>("leveldb");
 }
 #endif

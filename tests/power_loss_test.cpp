@@ -155,7 +155,8 @@ TEST_CASE_TEMPLATE_DEFINE(
   options.create_if_missing = false;
   auto reopened = storage<B>::open(store_dir, options);
   REQUIRE_MESSAGE(reopened.ok(), "after the power loss (" << r.directories_removed
-                                 << " new directories removed): " << reopened.status().to_string());
+                                                          << " new directories removed): "
+                                                          << reopened.status().to_string());
   auto vote = (*reopened)->get(column_family::system_raft_state, "vote");
   REQUIRE_MESSAGE(vote.ok(), vote.status().to_string());
   CHECK(*vote == "7");
@@ -180,8 +181,9 @@ TEST_CASE_TEMPLATE_DEFINE(
   const power_loss_report r = fault.simulate_power_loss();
   REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
   auto valid = storage<B>::validate_snapshot(snap);
-  CHECK_MESSAGE(valid.ok(), "after the power loss (" << r.directories_removed
-                            << " new directories removed): " << valid.status().to_string());
+  CHECK_MESSAGE(valid.ok(), "after the power loss ("
+                                << r.directories_removed
+                                << " new directories removed): " << valid.status().to_string());
 }
 
 TEST_CASE_TEMPLATE_INVOKE(power_loss_after_creation, seshat::rocksdb_backend,

@@ -80,7 +80,10 @@ TEST_CASE_TEMPLATE_DEFINE("store directory", B, store_directory) {
   }
 
   SUBCASE("a finished store holding only its marker is corrupted data, never recreated empty") {
-    { auto s = open_store<B>(dir.store()); REQUIRE(s->put(column_family::data_kv, "k", "v").ok()); }
+    {
+      auto s = open_store<B>(dir.store());
+      REQUIRE(s->put(column_family::data_kv, "k", "v").ok());
+    }
     for (auto& e : std::filesystem::directory_iterator(dir.store()))
       if (e.path().filename() != "SESHAT_STORE") std::filesystem::remove_all(e.path());
     const auto before = listing(dir.store());
@@ -90,7 +93,8 @@ TEST_CASE_TEMPLATE_DEFINE("store directory", B, store_directory) {
     CHECK(listing(dir.store()) == before);
   }
 
-  SUBCASE("a store whose creation did not finish is created again, and only with create_if_missing") {
+  SUBCASE(
+      "a store whose creation did not finish is created again, and only with create_if_missing") {
     std::filesystem::create_directories(dir.store());
     write_file(dir.store() / "SESHAT_STORE",
                detail::encode_marker({k_schema_version, std::string(B::k_name), true}));

@@ -183,7 +183,8 @@ class engine_lock {
     if (lock_ != nullptr) leveldb::Env::Default()->UnlockFile(lock_);
   }
   status take(const std::filesystem::path& canonical, const std::string& context) {
-    leveldb::Status locked = leveldb::Env::Default()->LockFile(canonical.string() + "/LOCK", &lock_);
+    leveldb::Status locked =
+        leveldb::Env::Default()->LockFile(canonical.string() + "/LOCK", &lock_);
     if (locked.ok()) return {};
     lock_ = nullptr;
     return from_leveldb(locked, context + "the store is open (cannot take its LOCK)");
@@ -436,8 +437,8 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
 
     if (*prepared == detail::store_dir::interrupted_creation) {
       engine_lock lock;
-      SESHAT_RETURN_IF_ERROR(
-          lock.take(canonical, "open: redo the interrupted creation of " + store_context(path) + ": "));
+      SESHAT_RETURN_IF_ERROR(lock.take(
+          canonical, "open: redo the interrupted creation of " + store_context(path) + ": "));
       SESHAT_RETURN_IF_ERROR(detail::clear_interrupted_creation(canonical));
     }
     const bool create = *prepared != detail::store_dir::existing;
@@ -476,8 +477,9 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
       return from_leveldb(s, context);
     }
     if (create)
-      SESHAT_RETURN_IF_ERROR(detail::finish_store_creation(canonical, k_name).with_context(
-          "open: finish the creation of " + store_context(path) + ": "));
+      SESHAT_RETURN_IF_ERROR(
+          detail::finish_store_creation(canonical, k_name)
+              .with_context("open: finish the creation of " + store_context(path) + ": "));
     return std::unique_ptr<leveldb_backend>(new leveldb_backend(std::move(e), path));
   } catch (...) {
     std::string path;
@@ -724,8 +726,7 @@ status leveldb_backend::checkpoint(const std::filesystem::path& dir) {
                                       (ec ? ec.message() : std::string("it already exists")));
     created = true;
     auto fail = [&](const status& s) {
-      std::error_code ignored;
-      fs::remove_all(target, ignored);
+      detail::remove_all_durably(target).ignore();
       return s;
     };
 
@@ -784,10 +785,7 @@ status leveldb_backend::checkpoint(const std::filesystem::path& dir) {
     if (!copied.ok()) return fail(copied.with_context(context + ": "));
     return {};
   } catch (...) {
-    if (created) {
-      std::error_code ignored;
-      fs::remove_all(target, ignored);
-    }
+    if (created) detail::remove_all_durably(target).ignore();
     return exception_status("checkpoint", path_);
   }
 }
@@ -816,13 +814,14 @@ status leveldb_backend::install_checkpoint(const std::filesystem::path& checkpoi
       SESHAT_RETURN_IF_ERROR(lock.take(canonical, context));
     }
     // Table files are never modified in place: they may be shared.
-    status installed = detail::install_directory(checkpoint_dir, store_dir, [](const std::string& name) {
-      auto ends_with = [&](std::string_view suffix) {
-        return name.size() >= suffix.size() &&
-               name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-      };
-      return ends_with(".ldb") || ends_with(".sst");
-    });
+    status installed =
+        detail::install_directory(checkpoint_dir, store_dir, [](const std::string& name) {
+          auto ends_with = [&](std::string_view suffix) {
+            return name.size() >= suffix.size() &&
+                   name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+          };
+          return ends_with(".ldb") || ends_with(".sst");
+        });
     return installed;
   } catch (...) {
     return exception_status("install_checkpoint", store_dir.string());

@@ -182,8 +182,8 @@ class engine_lock {
         rocksdb::Env::Default()->LockFile((ec ? dir : canonical).string() + "/LOCK", &lock_);
     if (locked.ok()) return {};
     lock_ = nullptr;
-    return status::io_error(context + "the store is open (cannot take its LOCK): " +
-                            rocks_message(locked));
+    return status::io_error(context +
+                            "the store is open (cannot take its LOCK): " + rocks_message(locked));
   }
 
  private:
@@ -546,8 +546,8 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
     if (!prepared.ok()) return prepared.status();
     if (*prepared == detail::store_dir::interrupted_creation) {
       engine_lock lock;
-      SESHAT_RETURN_IF_ERROR(lock.take(dir, "open store at " + dir.string() +
-                                                ": redo its interrupted creation: "));
+      SESHAT_RETURN_IF_ERROR(
+          lock.take(dir, "open store at " + dir.string() + ": redo its interrupted creation: "));
       SESHAT_RETURN_IF_ERROR(detail::clear_interrupted_creation(dir));
     }
     const bool create = *prepared != detail::store_dir::existing;
@@ -610,8 +610,9 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
                                      st->handles[index_of(cf)]->GetName());
     }
     if (create)
-      SESHAT_RETURN_IF_ERROR(detail::finish_store_creation(dir, k_name).with_context(
-          "open store at " + dir.string() + ": finish its creation: "));
+      SESHAT_RETURN_IF_ERROR(
+          detail::finish_store_creation(dir, k_name)
+              .with_context("open store at " + dir.string() + ": finish its creation: "));
     return std::unique_ptr<rocksdb_backend>(new rocksdb_backend(std::move(st), dir));
   });
 }
@@ -823,7 +824,7 @@ status rocksdb_backend::checkpoint(const std::filesystem::path& dir) {
     };
     status s = finish();
     if (!s.ok()) {
-      std::filesystem::remove_all(target, ec);
+      detail::remove_all_durably(target).ignore();
       return s.with_context(context + ": ");
     }
     return {};
@@ -852,13 +853,14 @@ status rocksdb_backend::install_checkpoint(const std::filesystem::path& checkpoi
     engine_lock lock;
     if (exists) SESHAT_RETURN_IF_ERROR(lock.take(store_dir, context));
     // Table and blob files are never modified in place: they may be shared.
-    status installed = detail::install_directory(checkpoint_dir, store_dir, [](const std::string& name) {
-      auto ends_with = [&](std::string_view suffix) {
-        return name.size() >= suffix.size() &&
-               name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-      };
-      return ends_with(".sst") || ends_with(".blob");
-    });
+    status installed =
+        detail::install_directory(checkpoint_dir, store_dir, [](const std::string& name) {
+          auto ends_with = [&](std::string_view suffix) {
+            return name.size() >= suffix.size() &&
+                   name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+          };
+          return ends_with(".sst") || ends_with(".blob");
+        });
     return installed;
   });
 }

@@ -384,10 +384,11 @@ class storage {
           switched ? " (the store holds the snapshot's state, found after the install; the "
                      "switch may not survive a power loss"
                    : " (the store keeps its old state";
-      return installed.with_context(context, state + (reopened.ok() ? ")"
-                                                                    : "; reopening the store failed: " +
-                                                                          reopened.status().to_string() +
-                                                                          ")"));
+      return installed.with_context(
+          context,
+          state + (reopened.ok()
+                       ? ")"
+                       : "; reopening the store failed: " + reopened.status().to_string() + ")"));
     }
     if (!reopened.ok())
       return reopened.status().with_context(

@@ -252,7 +252,8 @@ class durability_model {
     for (const fs::path& root : roots_)
       for (const fs::path& d : directories_under(root)) {
         if (durable_dirs_.count(d) || !fs::exists(d)) continue;  // kept, or inside one deleted
-        for (auto it = fs::recursive_directory_iterator(d); it != fs::recursive_directory_iterator(); ++it)
+        for (auto it = fs::recursive_directory_iterator(d);
+             it != fs::recursive_directory_iterator(); ++it)
           if (it->is_regular_file()) {
             ++r.files_removed;
             r.bytes_removed += it->file_size();
@@ -376,8 +377,7 @@ class durability_model {
         for (auto& [k, v] : moved) (*m)[k] = std::move(v);
       }
       std::set<std::filesystem::path> dirs;
-      for (const auto& d : durable_dirs_)
-        dirs.insert(within(d, a) && d != a ? rebase(d) : d);
+      for (const auto& d : durable_dirs_) dirs.insert(within(d, a) && d != a ? rebase(d) : d);
       durable_dirs_ = std::move(dirs);
     };
     if (exchanged) {
@@ -492,7 +492,7 @@ class durability_model {
   std::map<std::filesystem::path, std::map<std::string, file_id>> live_, durable_;
   std::string error_;
   bool cut_ = false;
-  std::vector<std::filesystem::path> roots_;   // watched, canonical
+  std::vector<std::filesystem::path> roots_;      // watched, canonical
   std::set<std::filesystem::path> durable_dirs_;  // canonical
 };
 

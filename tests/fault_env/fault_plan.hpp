@@ -75,7 +75,8 @@ class fault_plan {
   // and kills the process at one). Not under the plan's lock.
   void before_each(std::function<void(fault_op, const std::string&)> hook) {
     std::lock_guard lock(mu_);
-    hook_ = std::make_shared<const std::function<void(fault_op, const std::string&)>>(std::move(hook));
+    hook_ =
+        std::make_shared<const std::function<void(fault_op, const std::string&)>>(std::move(hook));
   }
 
   // The error an operation of kind `op` (on `file`) must fail with, if any

@@ -279,7 +279,7 @@ status install_directory(const std::filesystem::path& checkpoint_dir,
   if (ec) return status::io_error(context + "cannot remove " + tmp.string() + ": " + ec.message());
 
   auto fail = [&](const status& s) {
-    remove_marked_tree(tmp);
+    if (!remove_marked_tree(tmp)) fsync_path(parent, true).ignore();
     return s.with_context(context, " (the store is unchanged)");
   };
 

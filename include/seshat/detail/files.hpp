@@ -109,9 +109,11 @@ inline status fsync_path(const std::filesystem::path& p, bool directory) {
 // lost once this returns. Levels that exist are left alone. Every directory
 // seshat creates goes through here (or, for a single directory, through
 // create_directory and a parent fsync). Fails with io-error naming the
-// path: a level that exists but is not a directory, or the OS's refusal.
+// path: a level that exists but is not a directory, or the OS's refusal;
+// invalid-argument for an empty path.
 inline status create_directories_durably(const std::filesystem::path& dir) {
   namespace fs = std::filesystem;
+  if (dir.empty()) return status::invalid_argument("cannot create a directory: the path is empty");
   std::error_code ec;
   std::vector<fs::path> missing;  // deepest first
   for (fs::path p = without_trailing_separator(dir); !p.empty(); p = p.parent_path()) {

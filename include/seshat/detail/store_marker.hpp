@@ -82,8 +82,8 @@ inline result<store_marker> decode_marker(std::string_view text, const std::file
 }
 
 // The marker of the store in `dir`, checked against backend `name`:
-// invalid-argument when there is none, corrupted-data when it does not parse, version-mismatch when another
-// backend or a newer schema made it. Changes nothing.
+// invalid-argument when there is none, corrupted-data when it does not parse, version-mismatch when
+// another backend or a newer schema made it. Changes nothing.
 inline result<store_marker> read_store_marker(const std::filesystem::path& dir,
                                               std::string_view name) {
   const auto marker_path = dir / k_marker_file;
@@ -99,17 +99,16 @@ inline result<store_marker> read_store_marker(const std::filesystem::path& dir,
     return status::version_mismatch("store at " + dir.string() + " was made by the " +
                                     marker->backend + " backend, not " + std::string(name));
   if (marker->schema > k_schema_version)
-    return status::version_mismatch("store at " + dir.string() + " has schema " +
-                                    std::to_string(marker->schema) +
-                                    ", newer than this seshat's schema " +
-                                    std::to_string(k_schema_version));
+    return status::version_mismatch(
+        "store at " + dir.string() + " has schema " + std::to_string(marker->schema) +
+        ", newer than this seshat's schema " + std::to_string(k_schema_version));
   return marker;
 }
 
 // What open() found in the store's directory (prepare_store_dir).
 enum class store_dir {
-  existing,  // a finished store: the engine opens its files
-  created,   // a new store: the marker says "creating", the engine creates its files
+  existing,              // a finished store: the engine opens its files
+  created,               // a new store: the marker says "creating", the engine creates its files
   interrupted_creation,  // a creation that did not finish: clear_interrupted_creation,
                          // then the engine creates its files
 };
@@ -158,8 +157,8 @@ inline result<store_dir> prepare_store_dir(const std::filesystem::path& dir, std
   // The directory and its missing parents, each durable in its parent: a
   // power loss must not take away a store that open() reported created.
   SESHAT_RETURN_IF_ERROR(create_directories_durably(dir));
-  SESHAT_RETURN_IF_ERROR(write_file_durably(
-      marker_path, encode_marker({k_schema_version, std::string(name), true})));
+  SESHAT_RETURN_IF_ERROR(
+      write_file_durably(marker_path, encode_marker({k_schema_version, std::string(name), true})));
   return store_dir::created;
 }
 
