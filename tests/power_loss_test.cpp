@@ -20,14 +20,17 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <string>
 
 #include "fault_env/backend_fault_env.hpp"
 #include "fault_env/log_history.hpp"
 #include "fault_env/log_workload.hpp"
+#include "kv_entries.hpp"
 #include "log_entries.hpp"
 #include "seshat/log_store.hpp"
+#include "seshat/raft_snapshot.hpp"
 #include "support.hpp"
 
 namespace {
@@ -186,6 +189,57 @@ TEST_CASE_TEMPLATE_DEFINE(
                                 << " new directories removed): " << valid.status().to_string());
 }
 
+TEST_CASE_TEMPLATE_DEFINE(
+    "a power loss right after snapshot_manager made its directory keeps the snapshot built there",
+    B, power_loss_after_snapshot_manager) {
+  using log_type = log_store<kv_entry, boost_serializer, B, data_shard>;
+  using sm_type = state_machine_store<kv_entry, B, data_shard>;
+  using manager_type = snapshot_manager<kv_entry, boost_serializer, B, data_shard>;
+  scratch_dir dir;
+  backend_fault_env<B> fault(dir.path() / "keep");
+  open_options options;
+  fault.attach(options);
+  const data_shard group{7};
+  auto store = open_store<B>(dir.store(), options);
+  fault.model().watch_directories(dir.path());  // <store>.snapshots/7 is made from here on
+  std::optional<snapshot_meta> built;
+  {
+    auto log = log_type::open(*store, group);
+    REQUIRE_MESSAGE(log.ok(), log.status().to_string());
+    auto sm = sm_type::open(*store, group);
+    REQUIRE_MESSAGE(sm.ok(), sm.status().to_string());
+    const auto entries = puts(1, 1, 3, "v");
+    REQUIRE((*log)->append(entries).ok());
+    REQUIRE(sm->apply(entries, kv_apply).ok());
+    auto manager = manager_type::open(*sm, **log);
+    REQUIRE_MESSAGE(manager.ok(), manager.status().to_string());
+    auto meta = (*manager)->build_snapshot();
+    REQUIRE_MESSAGE(meta.ok(), meta.status().to_string());
+    built = *meta;
+  }
+  fault.model().cut_power();
+  REQUIRE(store->close().ok());
+  store.reset();
+  const power_loss_report r = fault.simulate_power_loss();
+  REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
+
+  store = open_store<B>(dir.store(), options);
+  auto log = log_type::open(*store, group);
+  REQUIRE_MESSAGE(log.ok(), log.status().to_string());
+  auto sm = sm_type::open(*store, group);
+  REQUIRE_MESSAGE(sm.ok(), sm.status().to_string());
+  auto manager = manager_type::open(*sm, **log);
+  REQUIRE_MESSAGE(manager.ok(), manager.status().to_string());
+  auto current = (*manager)->get_current_snapshot();
+  REQUIRE_MESSAGE(current.ok(), current.status().to_string());
+  REQUIRE_MESSAGE(current->has_value(), "after the power loss ("
+                                            << r.directories_removed
+                                            << " new directories removed) there is no snapshot");
+  CHECK((*current)->meta.snapshot_id == built->snapshot_id);
+}
+
+TEST_CASE_TEMPLATE_INVOKE(power_loss_after_snapshot_manager, seshat::rocksdb_backend,
+                          seshat::leveldb_backend);
 TEST_CASE_TEMPLATE_INVOKE(power_loss_after_creation, seshat::rocksdb_backend,
                           seshat::leveldb_backend);
 TEST_CASE_TEMPLATE_INVOKE(power_loss_after_snapshot, seshat::rocksdb_backend,

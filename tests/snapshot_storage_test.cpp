@@ -5,6 +5,7 @@
 // problem with the store untouched, and a restore killed at any moment
 // leaves the old state or the new one.
 #include <doctest/doctest.h>
+
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/types.h>
