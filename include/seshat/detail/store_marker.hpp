@@ -139,21 +139,22 @@ inline result<store_dir> prepare_store_dir(const std::filesystem::path& dir, std
 
   // A marker write interrupted before its rename leaves only its temporary
   // file: that directory is as good as empty.
+  bool only_temp = false;
   if (exists && std::filesystem::exists(dir / k_marker_temp_file, ec)) {
-    bool only_temp = true;
+    only_temp = true;
     for (auto it = std::filesystem::directory_iterator(dir, ec);
          !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
       if (it->path().filename() != k_marker_temp_file) only_temp = false;
-    if (only_temp && !ec && options.create_if_missing)
-      SESHAT_RETURN_IF_ERROR(remove_all_durably(dir / k_marker_temp_file));
+    only_temp = only_temp && !ec;
   }
-  const bool empty = !exists || std::filesystem::is_empty(dir, ec);
+  const bool empty = !exists || only_temp || std::filesystem::is_empty(dir, ec);
   if (!empty)
     return status::invalid_argument(dir.string() + " is not a seshat store: it holds files but no " +
                                     std::string(k_marker_file));
   if (!options.create_if_missing)
     return status::not_found("no seshat store at " + dir.string() +
                              " and create_if_missing is off");
+  if (only_temp) SESHAT_RETURN_IF_ERROR(remove_all_durably(dir / k_marker_temp_file));
   // The directory and its missing parents, each durable in its parent: a
   // power loss must not take away a store that open() reported created.
   SESHAT_RETURN_IF_ERROR(create_directories_durably(dir));
