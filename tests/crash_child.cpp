@@ -5,6 +5,20 @@
 //
 //   crash_child <rocksdb|leveldb> <store dir> <seed> <report fd>
 //
+// Or it runs the very first open of a store that does not exist yet and
+// kills itself (SIGKILL) at one of its steps:
+//
+//   crash_child create <rocksdb|leveldb> <store dir> <keep dir> <step> <report fd>
+//
+// The steps are every file-system operation of the open, counted from 1 in
+// the order they start: seshat's own (detail/files.hpp's fs_observer seam:
+// directory creations, the marker's write and rename, directory fsyncs) and
+// the engine's (through a fault environment, tests/fault_env/, whose
+// scratch space is <keep dir>: file creations, appends, syncs, renames,
+// deletes). Before step <step> is taken it reports "KILL <step> <what>"
+// and dies; when the open finishes first it reports "OPENED <steps>" and
+// exits 0.
+//
 // This file also holds what the parent (crash_test.cpp, which includes it
 // with SESHAT_CRASH_CHILD_NO_MAIN defined) shares with the child: the two
 // log types, the entries' payloads, the store options and the line protocol.
@@ -43,6 +57,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <random>
@@ -51,8 +66,13 @@
 #include <vector>
 
 #include "log_entries.hpp"
+#include "seshat/detail/files.hpp"
 #include "seshat/log_store.hpp"
 #include "support.hpp"
+#if SESHAT_HAVE_ROCKSDB && SESHAT_HAVE_LEVELDB
+#include "fault_env/backend_fault_env.hpp"
+#define SESHAT_CRASH_FIRST_OPEN 1
+#endif
 
 namespace seshat::crash {
 
@@ -368,9 +388,71 @@ int run(const std::string& dir, std::uint64_t seed) {
   return w.run();
 }
 
+#if SESHAT_CRASH_FIRST_OPEN
+// Counts the steps of the first open (see the top of this file) and kills
+// the process before step `at`.
+class step_killer final : public detail::fs_observer {
+ public:
+  explicit step_killer(std::uint64_t at)
+      : at_(at), previous_(detail::g_fs_observer.exchange(this)) {}
+  ~step_killer() { detail::g_fs_observer.store(previous_); }
+
+  int before(detail::fs_step s, const std::filesystem::path& p) override {
+    static constexpr const char* names[] = {"create directory", "write file", "rename",
+                                            "sync directory"};
+    step(std::string("seshat ") + names[static_cast<int>(s)] + " " + p.string());
+    return 0;
+  }
+  void step(const std::string& what) {
+    if (++count_ != at_) return;
+    report("KILL " + std::to_string(at_) + " " + what);
+    ::kill(::getpid(), SIGKILL);
+    std::_Exit(4);  // not reached
+  }
+  std::uint64_t count() const { return count_.load(); }
+
+ private:
+  const std::uint64_t at_;
+  detail::fs_observer* const previous_;
+  std::atomic<std::uint64_t> count_{0};
+};
+
+template <class B>
+int first_open(const std::string& dir, const std::string& keep, std::uint64_t at) {
+  test::backend_fault_env<B> fault(keep);
+  step_killer killer(at);
+  fault.faults().before_each([&killer](test::fault_op op, const std::string& file) {
+    killer.step(std::string("engine ") + test::name_of(op) + " " + file);
+  });
+  open_options options = store_options();
+  fault.attach(options);
+  auto opened = storage<B>::open(dir, options);
+  if (!opened.ok()) fail(0, "open store: " + opened.status().to_string());
+  report("OPENED " + std::to_string(killer.count()));
+  return 0;
+}
+
+int first_open_main(const std::string& backend, const std::string& dir, const std::string& keep,
+                    std::uint64_t at) {
+  if (backend == "rocksdb") return first_open<seshat::rocksdb_backend>(dir, keep, at);
+  if (backend == "leveldb") return first_open<seshat::leveldb_backend>(dir, keep, at);
+  fail(0, "unknown backend " + backend);
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 7 && std::string_view(argv[1]) == "create") {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() == 1) return 65;
+    g_report_fd = std::atoi(argv[6]);
+#if SESHAT_CRASH_FIRST_OPEN
+    return first_open_main(argv[2], argv[3], argv[4], std::strtoull(argv[5], nullptr, 10));
+#else
+    fail(0, "the create mode needs both disk backends");
+#endif
+  }
   if (argc != 5) {
     std::fprintf(stderr, "usage: %s <rocksdb|leveldb> <store dir> <seed> <report fd>\n", argv[0]);
     return 64;

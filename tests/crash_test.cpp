@@ -21,7 +21,6 @@
 // SESHAT_CRASH_ROUNDS=N sets the rounds per backend (50 by default);
 // SESHAT_CRASH_SEED=S replays a workload (kill moments still vary).
 #include <doctest/doctest.h>
-
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -29,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <filesystem>
@@ -275,9 +275,16 @@ struct child_run {
   std::string failure;  // spawning or reading failed
 };
 
-child_run run_child(std::string_view backend, const std::filesystem::path& dir,
-                    std::uint64_t seed, std::chrono::microseconds delay) {
-  child_run out;
+// The child, started with `args` after its name and its report pipe as
+// fd 3 (the last argument is "3").
+struct spawned_child {
+  pid_t pid = -1;
+  int fd = -1;          // the read end of the report pipe
+  std::string failure;  // spawning failed
+};
+
+spawned_child spawn_child(std::vector<std::string> args) {
+  spawned_child out;
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
     out.failure = std::string("pipe2: ") + std::strerror(errno);
@@ -290,10 +297,13 @@ child_run run_child(std::string_view backend, const std::filesystem::path& dir,
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, write_end, 3);
   std::string program = child_program().string();
-  std::string backend_arg(backend), dir_arg = dir.string(), seed_arg = std::to_string(seed), fd_arg = "3";
-  char* argv[] = {program.data(), backend_arg.data(), dir_arg.data(), seed_arg.data(), fd_arg.data(), nullptr};
-  pid_t pid = -1;
-  const int spawned = ::posix_spawn(&pid, program.c_str(), &actions, nullptr, argv, environ);
+  args.insert(args.begin(), program);
+  args.push_back("3");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const int spawned =
+      ::posix_spawn(&out.pid, program.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   ::close(write_end);
   if (spawned != 0) {
@@ -301,6 +311,20 @@ child_run run_child(std::string_view backend, const std::filesystem::path& dir,
     out.failure = "posix_spawn " + program + ": " + std::strerror(spawned);
     return out;
   }
+  out.fd = fds[0];
+  return out;
+}
+
+child_run run_child(std::string_view backend, const std::filesystem::path& dir, std::uint64_t seed,
+                    std::chrono::microseconds delay) {
+  child_run out;
+  spawned_child child = spawn_child({std::string(backend), dir.string(), std::to_string(seed)});
+  if (!child.failure.empty()) {
+    out.failure = child.failure;
+    return out;
+  }
+  const pid_t pid = child.pid;
+  const int fd = child.fd;
   const auto deadline = std::chrono::steady_clock::now() + delay;
   std::string buffer;
   bool eof = false;
@@ -313,7 +337,7 @@ child_run run_child(std::string_view backend, const std::filesystem::path& dir,
   };
   auto read_some = [&] {
     char chunk[65536];
-    const ssize_t n = ::read(fds[0], chunk, sizeof chunk);
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
     if (n > 0) buffer.append(chunk, static_cast<std::size_t>(n));
     else if (n == 0 || errno != EINTR) eof = true;
     take_lines();
@@ -322,7 +346,7 @@ child_run run_child(std::string_view backend, const std::filesystem::path& dir,
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
-    pollfd p{fds[0], POLLIN, 0};
+    pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count()) + 1) > 0) read_some();
   }
   if (!eof) {
@@ -330,7 +354,7 @@ child_run run_child(std::string_view backend, const std::filesystem::path& dir,
     out.killed = true;
   }
   while (!eof) read_some();  // what it wrote before it died
-  ::close(fds[0]);
+  ::close(fd);
   while (::waitpid(pid, &out.wait_status, 0) < 0 && errno == EINTR) {
   }
   if (!out.killed) out.failure = "the child exited by itself (wait status " + std::to_string(out.wait_status) + ")";
@@ -544,7 +568,132 @@ void crash_rounds(std::string_view backend) {
                   << "; data shard " << base[1].summary());
 }
 
+#if SESHAT_CRASH_FIRST_OPEN
+// What one "crash_child create" run reported (the KILL, OPENED or E line)
+// and how it ended.
+struct first_open_run {
+  std::string last_line;
+  bool opened = false;
+  int wait_status = 0;
+  std::string failure;
+};
+
+first_open_run run_first_open(std::string_view backend, const std::filesystem::path& store,
+                              const std::filesystem::path& keep, std::uint64_t step) {
+  first_open_run out;
+  spawned_child child = spawn_child(
+      {"create", std::string(backend), store.string(), keep.string(), std::to_string(step)});
+  if (!child.failure.empty()) {
+    out.failure = child.failure;
+    return out;
+  }
+  std::string text;
+  char chunk[4096];
+  for (;;) {
+    const ssize_t n = ::read(child.fd, chunk, sizeof chunk);
+    if (n > 0)
+      text.append(chunk, static_cast<std::size_t>(n));
+    else if (n == 0 || errno != EINTR)
+      break;
+  }
+  ::close(child.fd);
+  while (::waitpid(child.pid, &out.wait_status, 0) < 0 && errno == EINTR) {
+  }
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) out.last_line = line;
+  out.opened = out.last_line.rfind("OPENED ", 0) == 0;
+  return out;
+}
+
+// The names under `dir` ("(missing)" when it does not exist).
+std::string listing(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return "(missing)";
+  std::vector<std::string> names;
+  for (auto it = std::filesystem::directory_iterator(dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    names.push_back(it->path().filename().string());
+  std::sort(names.begin(), names.end());
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : " ") + n;
+  return out.empty() ? "(empty)" : out;
+}
+
+// Kills the first open of a new store (in a nested directory whose parents
+// do not exist) before each of its steps in turn, one child per step, until
+// an open finishes; after each kill the next open (create_if_missing) must
+// make a working store, and a later one without create_if_missing must
+// find it finished.
+template <class B>
+void first_open_kills(std::string_view backend) {
+  std::uint64_t kills = 0, engine_left = 0, at_current = 0;
+  for (std::uint64_t step = 1;; ++step) {
+    REQUIRE_MESSAGE(step <= 2000, "the first open took more than 2000 steps");
+    scratch_dir dir;
+    const auto store = dir.path() / "a" / "b" / "store";
+    const first_open_run run = run_first_open(backend, store, dir.path() / "keep", step);
+    REQUIRE_MESSAGE(run.failure.empty(), run.failure);
+    if (run.opened) {
+      CHECK_MESSAGE((WIFEXITED(run.wait_status) && WEXITSTATUS(run.wait_status) == 0),
+                    "the child that finished its open exited with wait status " << run.wait_status);
+      break;
+    }
+    const std::string killed_at = run.last_line;
+    REQUIRE_MESSAGE((WIFSIGNALED(run.wait_status) && WTERMSIG(run.wait_status) == SIGKILL &&
+                     killed_at.rfind("KILL ", 0) == 0),
+                    "the child neither died at step "
+                        << step << " nor finished its open: wait status " << run.wait_status
+                        << ", last line " << killed_at);
+    ++kills;
+    const std::string left = listing(store);
+    if (left.find("SESHAT_STORE") != std::string::npos &&
+        left.find("MANIFEST") != std::string::npos && left.find("CURRENT") == std::string::npos)
+      ++engine_left;
+    // The engine's rename of its temporary CURRENT file (NNNNNN.dbtmp).
+    if (killed_at.find("engine rename or delete") != std::string::npos &&
+        killed_at.find(".dbtmp") != std::string::npos)
+      ++at_current;
+    {
+      auto opened = storage<B>::open(store, store_options());
+      REQUIRE_MESSAGE(opened.ok(), "after a kill at " << killed_at << " (the store directory held: "
+                                                      << left << "), the next open failed: "
+                                                      << opened.status().to_string());
+      REQUIRE((*opened)->put(column_family::system_raft_state, "vote", "1").ok());
+      REQUIRE((*opened)->close().ok());
+    }
+    open_options existing = store_options();
+    existing.create_if_missing = false;
+    auto reopened = storage<B>::open(store, existing);
+    REQUIRE_MESSAGE(reopened.ok(), "after a kill at "
+                                       << killed_at << " and a successful open, "
+                                       << "an open without create_if_missing failed: "
+                                       << reopened.status().to_string());
+    auto vote = (*reopened)->get(column_family::system_raft_state, "vote");
+    REQUIRE_MESSAGE(vote.ok(), vote.status().to_string());
+    CHECK(*vote == "1");
+  }
+  MESSAGE(backend << ": the first open was killed before each of its " << kills << " steps; "
+                  << engine_left << " kills left engine files but no CURRENT, " << at_current
+                  << " were at the rename of CURRENT's temporary; every next open made a "
+                     "working store");
+  CHECK(kills >= 10);
+  CHECK(engine_left > 0);
+  CHECK(at_current > 0);
+}
+#endif
+
 }  // namespace
+
+#if SESHAT_CRASH_FIRST_OPEN
+TEST_CASE(
+    "process kill: a RocksDB store's first open killed at any step is redone by the next open") {
+  first_open_kills<rocksdb_backend>("rocksdb");
+}
+TEST_CASE(
+    "process kill: a LevelDB store's first open killed at any step is redone by the next open") {
+  first_open_kills<leveldb_backend>("leveldb");
+}
+#endif
 
 #if SESHAT_HAVE_ROCKSDB
 TEST_CASE("process kill: RocksDB keeps every acknowledged operation and recovers a prefix") {

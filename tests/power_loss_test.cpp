@@ -20,14 +20,17 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <string>
 
 #include "fault_env/backend_fault_env.hpp"
 #include "fault_env/log_history.hpp"
 #include "fault_env/log_workload.hpp"
+#include "kv_entries.hpp"
 #include "log_entries.hpp"
 #include "seshat/log_store.hpp"
+#include "seshat/raft_snapshot.hpp"
 #include "support.hpp"
 
 namespace {
@@ -127,5 +130,119 @@ TEST_CASE_TEMPLATE_DEFINE(
 }
 
 TEST_CASE_TEMPLATE_INVOKE(power_loss, seshat::rocksdb_backend, seshat::leveldb_backend);
+
+// The directories seshat creates. The model tracks the directories under the
+// scratch directory (watch_directories): a new one survives a power loss
+// only if its parent was fsynced after it was made. The engines' directory
+// fsyncs reach the model through their Env, seshat's own (it creates the
+// store's directory and its parents, and a snapshot's, itself) through the
+// fs_observer seam that the fault environment installs (seshat_seam.hpp).
+TEST_CASE_TEMPLATE_DEFINE(
+    "a power loss right after a store was created in new directories keeps the store and "
+    "what was synced",
+    B, power_loss_after_creation) {
+  scratch_dir dir;
+  backend_fault_env<B> fault(dir.path() / "keep");
+  fault.model().watch_directories(dir.path());
+  open_options options;
+  fault.attach(options);
+  const auto store_dir = dir.path() / "a" / "b" / "store";  // a and b do not exist yet
+  {
+    auto store = open_store<B>(store_dir, options);
+    REQUIRE(store->put(column_family::system_raft_state, "vote", "7").ok());  // a synced family
+    REQUIRE(store->close().ok());
+  }
+  fault.model().cut_power();
+  const power_loss_report r = fault.simulate_power_loss();
+  REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
+  options.create_if_missing = false;
+  auto reopened = storage<B>::open(store_dir, options);
+  REQUIRE_MESSAGE(reopened.ok(), "after the power loss (" << r.directories_removed
+                                                          << " new directories removed): "
+                                                          << reopened.status().to_string());
+  auto vote = (*reopened)->get(column_family::system_raft_state, "vote");
+  REQUIRE_MESSAGE(vote.ok(), vote.status().to_string());
+  CHECK(*vote == "7");
+}
+
+TEST_CASE_TEMPLATE_DEFINE(
+    "a power loss right after create_snapshot into new directories keeps the snapshot", B,
+    power_loss_after_snapshot) {
+  scratch_dir dir;
+  backend_fault_env<B> fault(dir.path() / "keep");
+  open_options options;
+  fault.attach(options);
+  auto store = open_store<B>(dir.store(), options);
+  REQUIRE(store->put(column_family::data_kv, "k", "v").ok());
+  fault.model().watch_directories(dir.path());  // from here on, new directories are tracked
+  const auto snap = dir.path() / "snaps" / "nested" / "s1";  // snaps and nested do not exist yet
+  auto made = store->create_snapshot(snap, log_id{1, 1});
+  REQUIRE_MESSAGE(made.ok(), made.status().to_string());
+  fault.model().cut_power();
+  REQUIRE(store->close().ok());
+  store.reset();
+  const power_loss_report r = fault.simulate_power_loss();
+  REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
+  auto valid = storage<B>::validate_snapshot(snap);
+  CHECK_MESSAGE(valid.ok(), "after the power loss ("
+                                << r.directories_removed
+                                << " new directories removed): " << valid.status().to_string());
+}
+
+TEST_CASE_TEMPLATE_DEFINE(
+    "a power loss right after snapshot_manager made its directory keeps the snapshot built there",
+    B, power_loss_after_snapshot_manager) {
+  using log_type = log_store<kv_entry, boost_serializer, B, data_shard>;
+  using sm_type = state_machine_store<kv_entry, B, data_shard>;
+  using manager_type = snapshot_manager<kv_entry, boost_serializer, B, data_shard>;
+  scratch_dir dir;
+  backend_fault_env<B> fault(dir.path() / "keep");
+  open_options options;
+  fault.attach(options);
+  const data_shard group{7};
+  auto store = open_store<B>(dir.store(), options);
+  fault.model().watch_directories(dir.path());  // <store>.snapshots/7 is made from here on
+  std::optional<snapshot_meta> built;
+  {
+    auto log = log_type::open(*store, group);
+    REQUIRE_MESSAGE(log.ok(), log.status().to_string());
+    auto sm = sm_type::open(*store, group);
+    REQUIRE_MESSAGE(sm.ok(), sm.status().to_string());
+    const auto entries = puts(1, 1, 3, "v");
+    REQUIRE((*log)->append(entries).ok());
+    REQUIRE(sm->apply(entries, kv_apply).ok());
+    auto manager = manager_type::open(*sm, **log);
+    REQUIRE_MESSAGE(manager.ok(), manager.status().to_string());
+    auto meta = (*manager)->build_snapshot();
+    REQUIRE_MESSAGE(meta.ok(), meta.status().to_string());
+    built = *meta;
+  }
+  fault.model().cut_power();
+  REQUIRE(store->close().ok());
+  store.reset();
+  const power_loss_report r = fault.simulate_power_loss();
+  REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
+
+  store = open_store<B>(dir.store(), options);
+  auto log = log_type::open(*store, group);
+  REQUIRE_MESSAGE(log.ok(), log.status().to_string());
+  auto sm = sm_type::open(*store, group);
+  REQUIRE_MESSAGE(sm.ok(), sm.status().to_string());
+  auto manager = manager_type::open(*sm, **log);
+  REQUIRE_MESSAGE(manager.ok(), manager.status().to_string());
+  auto current = (*manager)->get_current_snapshot();
+  REQUIRE_MESSAGE(current.ok(), current.status().to_string());
+  REQUIRE_MESSAGE(current->has_value(), "after the power loss ("
+                                            << r.directories_removed
+                                            << " new directories removed) there is no snapshot");
+  CHECK((*current)->meta.snapshot_id == built->snapshot_id);
+}
+
+TEST_CASE_TEMPLATE_INVOKE(power_loss_after_snapshot_manager, seshat::rocksdb_backend,
+                          seshat::leveldb_backend);
+TEST_CASE_TEMPLATE_INVOKE(power_loss_after_creation, seshat::rocksdb_backend,
+                          seshat::leveldb_backend);
+TEST_CASE_TEMPLATE_INVOKE(power_loss_after_snapshot, seshat::rocksdb_backend,
+                          seshat::leveldb_backend);
 
 }  // namespace

@@ -79,6 +79,43 @@ TEST_CASE_TEMPLATE_DEFINE("store directory", B, store_directory) {
     CHECK_FALSE(storage<B>::open(dir.store()).ok());
   }
 
+  SUBCASE("a finished store holding only its marker is corrupted data, never recreated empty") {
+    {
+      auto s = open_store<B>(dir.store());
+      REQUIRE(s->put(column_family::data_kv, "k", "v").ok());
+    }
+    for (auto& e : std::filesystem::directory_iterator(dir.store()))
+      if (e.path().filename() != "SESHAT_STORE") std::filesystem::remove_all(e.path());
+    const auto before = listing(dir.store());
+    auto opened = storage<B>::open(dir.store());
+    CHECK_MESSAGE(opened.status().is(errc::corrupted_data), opened.status().to_string());
+    CHECK(opened.status().message().find("CURRENT") != std::string::npos);
+    CHECK(listing(dir.store()) == before);
+  }
+
+  SUBCASE(
+      "a store whose creation did not finish is created again, and only with create_if_missing") {
+    std::filesystem::create_directories(dir.store());
+    write_file(dir.store() / "SESHAT_STORE",
+               detail::encode_marker({k_schema_version, std::string(B::k_name), true}));
+    write_file(dir.store() / "MANIFEST-000001", "what an engine left half-way");
+    open_options existing;
+    existing.create_if_missing = false;
+    auto refused = storage<B>::open(dir.store(), existing);
+    CHECK_MESSAGE(refused.status().is(errc::not_found), refused.status().to_string());
+    CHECK(refused.status().message().find("interrupted") != std::string::npos);
+    {
+      auto s = open_store<B>(dir.store());
+      REQUIRE(s->put(column_family::data_kv, "k", "v").ok());
+    }
+    auto marker = detail::read_store_marker(dir.store(), B::k_name);
+    REQUIRE_MESSAGE(marker.ok(), marker.status().to_string());
+    CHECK_FALSE(marker->creating);
+    auto reopened = storage<B>::open(dir.store(), existing);
+    REQUIRE_MESSAGE(reopened.ok(), reopened.status().to_string());
+    CHECK((*reopened)->get(column_family::data_kv, "k").value() == "v");
+  }
+
   SUBCASE("a missing directory without create_if_missing fails and creates nothing") {
     open_options options;
     options.create_if_missing = false;

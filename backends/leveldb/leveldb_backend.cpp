@@ -184,28 +184,29 @@ status unknown_family(std::string_view op, column_family cf, const std::string& 
                                          store_context(path));
 }
 
-// How the store directory looks when the marker is there already.
-enum class existing_layout {
-  database,     // LevelDB's CURRENT is there: open what exists
-  interrupted,  // only the marker and LevelDB's pre-creation files: create
-  missing,      // anything else: LevelDB's files are gone
-};
-
-result<existing_layout> inspect_existing(const std::filesystem::path& dir, const std::string& path) {
-  std::error_code ec;
-  bool only_leftovers = true;
-  bool has_current = false;
-  std::filesystem::directory_iterator it(dir, ec), end;
-  for (; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name == "CURRENT") has_current = true;
-    if (name != detail::k_marker_file && name != "LOCK" && name != "LOG" && name != "LOG.old")
-      only_leftovers = false;
+// LevelDB's own lock on the store in `canonical` (the name open() gives
+// LevelDB: its process-wide table and fcntl): held while seshat changes the
+// directory without LevelDB, so that no open of the store, here or in
+// another process, runs meanwhile.
+class engine_lock {
+ public:
+  engine_lock() = default;
+  engine_lock(const engine_lock&) = delete;
+  engine_lock& operator=(const engine_lock&) = delete;
+  ~engine_lock() {
+    if (lock_ != nullptr) leveldb::Env::Default()->UnlockFile(lock_);
   }
-  if (ec) return status::io_error("open: cannot list " + store_context(path) + ": " + ec.message());
-  if (has_current) return existing_layout::database;
-  return only_leftovers ? existing_layout::interrupted : existing_layout::missing;
-}
+  status take(const std::filesystem::path& canonical, const std::string& context) {
+    leveldb::Status locked =
+        leveldb::Env::Default()->LockFile(canonical.string() + "/LOCK", &lock_);
+    if (locked.ok()) return {};
+    lock_ = nullptr;
+    return from_leveldb(locked, context + "the store is open (cannot take its LOCK)");
+  }
+
+ private:
+  leveldb::FileLock* lock_ = nullptr;
+};
 
 // LevelDB closes the log it leaves at a memtable switch without syncing it,
 // and does not sync the directory entry of the new log until it writes its
@@ -539,17 +540,18 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
     std::filesystem::path canonical = std::filesystem::canonical(dir, ec);
     if (ec) return status::io_error("open: cannot resolve " + store_context(path) + ": " + ec.message());
 
-    bool create = *prepared;
-    if (!create) {
-      auto layout = inspect_existing(canonical, path);
-      if (!layout.ok()) return layout.status();
-      if (*layout == existing_layout::missing)
-        return status::corrupted_data(
-            "open: " + store_context(path) +
-            " has a SESHAT_STORE marker of the leveldb backend but no LevelDB database "
-            "(no CURRENT file): its LevelDB files are missing");
-      create = *layout == existing_layout::interrupted;
+    if (*prepared == detail::store_dir::interrupted_creation) {
+      engine_lock lock;
+      SESHAT_RETURN_IF_ERROR(lock.take(
+          canonical, "open: redo the interrupted creation of " + store_context(path) + ": "));
+      SESHAT_RETURN_IF_ERROR(detail::clear_interrupted_creation(canonical));
     }
+    const bool create = *prepared != detail::store_dir::existing;
+    if (!create && !std::filesystem::exists(canonical / "CURRENT", ec))
+      return status::corrupted_data(
+          "open: " + store_context(path) +
+          " has a SESHAT_STORE marker of the leveldb backend but no LevelDB database "
+          "(no CURRENT file): its LevelDB files are missing");
 
     // Before LevelDB replays its logs: a torn unsynced tail is cut, damage
     // inside what was synced refuses the open (detail/wal_check.hpp).
@@ -591,6 +593,10 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
         return detail::already_open(path, holder);
       return from_leveldb(s, "open " + store_context(path));
     }
+    if (create)
+      SESHAT_RETURN_IF_ERROR(
+          detail::finish_store_creation(canonical, k_name)
+              .with_context("open: finish the creation of " + store_context(path) + ": "));
     return std::unique_ptr<leveldb_backend>(new leveldb_backend(std::move(e), path));
   } catch (...) {
     std::string path;
@@ -828,8 +834,7 @@ status leveldb_backend::checkpoint(const std::filesystem::path& dir) {
                                       (ec ? ec.message() : std::string("it already exists")));
     created = true;
     auto fail = [&](const status& s) {
-      std::error_code ignored;
-      fs::remove_all(target, ignored);
+      detail::remove_all_durably(target).ignore();
       return s;
     };
 
@@ -888,10 +893,7 @@ status leveldb_backend::checkpoint(const std::filesystem::path& dir) {
     if (!copied.ok()) return fail(copied.with_context(context + ": "));
     return {};
   } catch (...) {
-    if (created) {
-      std::error_code ignored;
-      fs::remove_all(target, ignored);
-    }
+    if (created) detail::remove_all_durably(target).ignore();
     return exception_status("checkpoint", path_);
   }
 }
@@ -903,38 +905,31 @@ status leveldb_backend::install_checkpoint(const std::filesystem::path& checkpoi
     const std::string context = "install checkpoint " + checkpoint_dir.string() + " into " +
                                 store_context(store_dir.string()) + ": ";
     std::error_code ec;
-    open_options existing;
-    existing.create_if_missing = false;
-    auto checkpoint = detail::prepare_store_dir(checkpoint_dir, k_name, existing);
-    if (!checkpoint.ok())
-      return checkpoint.status().with_context(context + "the checkpoint is not a leveldb store: ");
+    if (status s = detail::check_checkpoint_marker(checkpoint_dir, k_name); !s.ok())
+      return s.with_context(context + "the checkpoint is not a leveldb store: ");
     if (!fs::exists(checkpoint_dir / "CURRENT", ec))
       return status::corrupted_data(context + "the checkpoint has no CURRENT file");
     const bool exists = fs::exists(store_dir, ec);
     if (exists && !fs::is_empty(store_dir, ec)) {
-      auto store = detail::prepare_store_dir(store_dir, k_name, existing);
+      auto store = detail::read_store_marker(store_dir, k_name);
       if (!store.ok()) return store.status().with_context(context);
     }
-    // LevelDB's own lock, under the name open() gives it (the canonical
-    // path): refuses a store open here or in another process.
-    leveldb::Env* env = leveldb::Env::Default();
-    leveldb::FileLock* lock = nullptr;
+    // Refuses a store open here or in another process.
+    engine_lock lock;
     if (exists) {
       const fs::path canonical = fs::canonical(store_dir, ec);
       if (ec) return status::io_error(context + "cannot resolve the path: " + ec.message());
-      leveldb::Status locked = env->LockFile(canonical.string() + "/LOCK", &lock);
-      if (!locked.ok())
-        return from_leveldb(locked, context + "the store is open (cannot take its LOCK)");
+      SESHAT_RETURN_IF_ERROR(lock.take(canonical, context));
     }
     // Table files are never modified in place: they may be shared.
-    status installed = detail::install_directory(checkpoint_dir, store_dir, [](const std::string& name) {
-      auto ends_with = [&](std::string_view suffix) {
-        return name.size() >= suffix.size() &&
-               name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-      };
-      return ends_with(".ldb") || ends_with(".sst");
-    });
-    if (lock != nullptr) env->UnlockFile(lock);
+    status installed =
+        detail::install_directory(checkpoint_dir, store_dir, [](const std::string& name) {
+          auto ends_with = [&](std::string_view suffix) {
+            return name.size() >= suffix.size() &&
+                   name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+          };
+          return ends_with(".ldb") || ends_with(".sst");
+        });
     return installed;
   } catch (...) {
     return exception_status("install_checkpoint", store_dir.string());

@@ -169,16 +169,33 @@ rocksdb::CompressionType best_compression() {
   return lz4 ? rocksdb::kLZ4Compression : rocksdb::kNoCompression;
 }
 
-// True when `dir` holds nothing but the store marker: the marker was written
-// but RocksDB never created its files (a creation that was interrupted).
-bool holds_only_marker(const std::filesystem::path& dir) {
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator(dir, ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-    if (it->path().filename() != detail::k_marker_file) return false;
+// RocksDB's own lock on the store in `dir` (the name DB::Open locks, in
+// the process-wide table of the default Env and with fcntl): held while
+// seshat changes the directory without RocksDB, so that no open of the
+// store, here or in another process, runs meanwhile.
+class engine_lock {
+ public:
+  engine_lock() = default;
+  engine_lock(const engine_lock&) = delete;
+  engine_lock& operator=(const engine_lock&) = delete;
+  ~engine_lock() {
+    if (lock_ != nullptr) rocksdb::Env::Default()->UnlockFile(lock_).PermitUncheckedError();
   }
-  return !ec;
-}
+  // io-error naming the store when it is open (or being opened) elsewhere.
+  status take(const std::filesystem::path& dir, const std::string& context) {
+    std::error_code ec;
+    const std::filesystem::path canonical = std::filesystem::canonical(dir, ec);
+    rocksdb::Status locked =
+        rocksdb::Env::Default()->LockFile((ec ? dir : canonical).string() + "/LOCK", &lock_);
+    if (locked.ok()) return {};
+    lock_ = nullptr;
+    return status::io_error(context +
+                            "the store is open (cannot take its LOCK): " + rocks_message(locked));
+  }
+
+ private:
+  rocksdb::FileLock* lock_ = nullptr;
+};
 
 rocksdb::ReadOptions iterator_read_options() {
   rocksdb::ReadOptions ro;
@@ -616,7 +633,13 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
     // Refuses a wrong directory before RocksDB touches it.
     auto prepared = detail::prepare_store_dir(dir, k_name, options);
     if (!prepared.ok()) return prepared.status();
-    const bool create = *prepared || holds_only_marker(dir);
+    if (*prepared == detail::store_dir::interrupted_creation) {
+      engine_lock lock;
+      SESHAT_RETURN_IF_ERROR(
+          lock.take(dir, "open store at " + dir.string() + ": redo its interrupted creation: "));
+      SESHAT_RETURN_IF_ERROR(detail::clear_interrupted_creation(dir));
+    }
+    const bool create = *prepared != detail::store_dir::existing;
     std::error_code ec;
     if (!create && !std::filesystem::exists(dir / "CURRENT", ec)) {
       return status::corrupted_data(
@@ -689,6 +712,10 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
                                      std::string(name_of(cf)) + " was opened as " +
                                      st->handles[index_of(cf)]->GetName());
     }
+    if (create)
+      SESHAT_RETURN_IF_ERROR(
+          detail::finish_store_creation(dir, k_name)
+              .with_context("open store at " + dir.string() + ": finish its creation: "));
     return std::unique_ptr<rocksdb_backend>(new rocksdb_backend(std::move(st), dir));
   });
 }
@@ -904,7 +931,7 @@ status rocksdb_backend::checkpoint(const std::filesystem::path& dir) {
     };
     status s = finish();
     if (!s.ok()) {
-      std::filesystem::remove_all(target, ec);
+      detail::remove_all_durably(target).ignore();
       return s.with_context(context + ": ");
     }
     return {};
@@ -917,41 +944,30 @@ status rocksdb_backend::install_checkpoint(const std::filesystem::path& checkpoi
     const std::string context = "install checkpoint " + checkpoint_dir.string() + " into store at " +
                                 store_dir.string() + ": ";
     std::error_code ec;
-    open_options existing;
-    existing.create_if_missing = false;
-    // The checkpoint: a rocksdb store, with its RocksDB files.
-    auto checkpoint = detail::prepare_store_dir(checkpoint_dir, k_name, existing);
-    if (!checkpoint.ok())
-      return checkpoint.status().with_context(context + "the checkpoint is not a rocksdb store: ");
+    // The checkpoint: a finished rocksdb store, with its RocksDB files.
+    if (status s = detail::check_checkpoint_marker(checkpoint_dir, k_name); !s.ok())
+      return s.with_context(context + "the checkpoint is not a rocksdb store: ");
     if (!std::filesystem::exists(checkpoint_dir / "CURRENT", ec))
       return status::corrupted_data(context + "the checkpoint has no CURRENT file");
     // The target: missing, empty, or a rocksdb store.
     const bool exists = std::filesystem::exists(store_dir, ec);
     if (exists && !std::filesystem::is_empty(store_dir, ec)) {
-      auto store = detail::prepare_store_dir(store_dir, k_name, existing);
+      auto store = detail::read_store_marker(store_dir, k_name);
       if (!store.ok()) return store.status().with_context(context);
     }
-    // RocksDB's own lock on the store (the name DB::Open locks): refuses a
-    // store that is open, here or in another process, and keeps it from
-    // being opened meanwhile.
-    rocksdb::Env* env = rocksdb::Env::Default();
-    rocksdb::FileLock* lock = nullptr;
-    if (exists) {
-      const std::filesystem::path canonical = std::filesystem::canonical(store_dir, ec);
-      rocksdb::Status locked = env->LockFile((ec ? store_dir : canonical).string() + "/LOCK", &lock);
-      if (!locked.ok())
-        return status::io_error(context + "the store is open (cannot take its LOCK): " +
-                                rocks_message(locked));
-    }
+    // Refuses a store that is open, here or in another process, and keeps
+    // it from being opened meanwhile.
+    engine_lock lock;
+    if (exists) SESHAT_RETURN_IF_ERROR(lock.take(store_dir, context));
     // Table and blob files are never modified in place: they may be shared.
-    status installed = detail::install_directory(checkpoint_dir, store_dir, [](const std::string& name) {
-      auto ends_with = [&](std::string_view suffix) {
-        return name.size() >= suffix.size() &&
-               name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-      };
-      return ends_with(".sst") || ends_with(".blob");
-    });
-    if (lock != nullptr) env->UnlockFile(lock).PermitUncheckedError();
+    status installed =
+        detail::install_directory(checkpoint_dir, store_dir, [](const std::string& name) {
+          auto ends_with = [&](std::string_view suffix) {
+            return name.size() >= suffix.size() &&
+                   name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+          };
+          return ends_with(".sst") || ends_with(".blob");
+        });
     return installed;
   });
 }

@@ -62,7 +62,10 @@
 //     checkpoint made by checkpoint() of the same backend (a missing store
 //     is created). Crash-atomic: after a crash at any moment and a reopen,
 //     the store holds either its old state or the checkpoint's, whole. On
-//     failure the store is unchanged. The checkpoint is not changed (its
+//     failure the store holds its old state, except (on-disk backends)
+//     when the failure came after the switch, a failed fsync of the parent
+//     directory: it then holds the checkpoint's, which a power loss may
+//     undo (storage::restore_snapshot finds and says which). The checkpoint is not changed (its
 //     immutable files may end up shared with the store by hard links).
 //
 // with nested types

@@ -370,9 +370,9 @@ class snapshot_manager {
   status load() {
     namespace fs = std::filesystem;
     std::error_code ec;
-    fs::create_directories(dir_, ec);
-    if (ec)
-      return status::io_error(where() + "cannot create " + dir_.string() + ": " + ec.message());
+    // Each new level durable in its parent: a kept snapshot must not vanish
+    // with its directory at a power loss.
+    SESHAT_RETURN_IF_ERROR(detail::create_directories_durably(dir_).with_context(where()));
     std::map<std::uint64_t, fs::path> found;
     std::uint64_t highest = 0;  // of every snapshot name, set-aside ones too: seqs are not reused
     for (auto it = fs::directory_iterator(dir_, ec); !ec && it != fs::directory_iterator();

@@ -321,11 +321,11 @@ class storage {
       return status::snapshot_failed(context + "it lies inside the store's directory " +
                                      dir_.string());
     const fs::path work = detail::sibling_path(target, ".partial");
-    fs::remove_all(work, ec);
-    if (ec) return status::snapshot_failed(context + "cannot remove " + work.string() + ": " + ec.message());
+    if (status s = detail::remove_all_durably(work); !s.ok())
+      return status::snapshot_failed(context + s.to_string());
     auto built = [&]() -> result<snapshot_metadata> {
-      fs::create_directories(work, ec);
-      if (ec) return status::io_error("cannot create " + work.string() + ": " + ec.message());
+      // `work` and its missing parents, each durable in its parent.
+      SESHAT_RETURN_IF_ERROR(detail::create_directories_durably(work));
       SESHAT_RETURN_IF_ERROR(backend_->checkpoint(work / k_snapshot_data_dir));
       snapshot_metadata meta;
       meta.last_included = last_included;
@@ -342,7 +342,7 @@ class storage {
       return written;
     }();
     if (!built.ok()) {
-      fs::remove_all(work, ec);
+      detail::remove_all_durably(work).ignore();
       const status& s = built.status();
       return s.is(errc::snapshot_failed) ? s.with_context(context)
                                          : status::snapshot_failed(context + s.to_string());
@@ -369,9 +369,13 @@ class storage {
   // checkpoint (B::install_checkpoint: crash-atomic, a crash at any moment
   // leaves the old state or the new one after reopen) and reopens the store
   // with the same options; the cached log bounds are dropped. The storage is
-  // usable afterwards. If the install fails, the old state is reopened and
-  // the install's error returned. If reopening fails, that error is returned
-  // and the storage stays closed (every call fails until it is destroyed).
+  // usable afterwards. If the install fails, the store is reopened and the
+  // install's error returned, saying which state the store holds, as found
+  // after the install: its old state, or the snapshot's when the failure
+  // came after the switch (an on-disk store's directory is then another
+  // one: detail::identity_of), which a power loss may then undo. If
+  // reopening fails, that error is returned too and the storage stays
+  // closed (every call fails until it is destroyed).
   // REQUIRES: no other call on this storage in flight, no live iterator (see
   // the class comment). The snapshot directory is not changed; on RocksDB
   // and LevelDB the store may share (hard-link) its immutable table files.
@@ -380,16 +384,27 @@ class storage {
     if (!meta.ok()) return meta.status();
     const std::string context = "restore snapshot " + dir.string() + " into " + dir_.string() + ": ";
     group_sync_.stop();
+    const auto before = detail::identity_of(dir_);
     status closed = backend_->close();
     status installed = closed.ok() ? B::install_checkpoint(dir / k_snapshot_data_dir, dir_) : closed;
+    // Which state is in place is found, not inferred from the failing step:
+    // the switch puts another directory in the store's place.
+    const auto after = detail::identity_of(dir_);
+    const bool switched = before && after && *before != *after;
     auto reopened = B::open(dir_, options_);
     for (column_family cf : k_all_column_families) forget_bounds(cf);
     group_sync_.restart();
     if (reopened.ok()) backend_ = std::move(*reopened);
     if (!installed.ok()) {
-      return installed.with_context(context, reopened.ok() ? " (the store keeps its old state)"
-                                                           : " (and reopening the store failed: " +
-                                                                 reopened.status().to_string() + ")");
+      const std::string state =
+          switched ? " (the store holds the snapshot's state, found after the install; the "
+                     "switch may not survive a power loss"
+                   : " (the store keeps its old state";
+      return installed.with_context(
+          context,
+          state + (reopened.ok()
+                       ? ")"
+                       : "; reopening the store failed: " + reopened.status().to_string() + ")"));
     }
     if (!reopened.ok())
       return reopened.status().with_context(

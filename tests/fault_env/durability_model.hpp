@@ -36,8 +36,20 @@
 // files whose deletion or rename was not durable (a deleted file's bytes are
 // kept meanwhile by a hard link in `keep_dir`, which must be on the same
 // file system). REQUIRES: nobody has the files open (the store is closed, or
-// was abandoned after its writes were cut off). Directories themselves are
-// not tracked: a created directory stays.
+// was abandoned after its writes were cut off).
+//
+// Directories are tracked under the roots a test names (watch_directories):
+// the directories there at that moment count as durable; one that appears
+// later is durable once its parent directory is synced while it exists
+// (directory_synced lists the real parent, so the model needs no report of
+// the mkdir itself, only of the syncs: the engines' through their Env, and
+// seshat's own through the fs_observer seam, see seshat_seam.hpp). A power
+// loss deletes every tracked directory that is not durable, with everything
+// in it. A renamed directory takes its contents along (directory_renamed);
+// its new name needs a sync of its parent, and a power loss deletes it
+// rather than putting it back under its old name. Deletions of directories
+// are not modelled (a deleted one stays deleted), nor are directories
+// outside the watched roots: they stay as they are.
 //
 // Thread-safety: every member may be called from any thread (one mutex).
 // The notification members never throw (a failure to keep a deleted file is
@@ -68,6 +80,7 @@ struct power_loss_report {
   std::uint64_t files_removed = 0;    // files whose creation was not durable
   std::uint64_t bytes_removed = 0;    // their sizes
   std::uint64_t files_restored = 0;   // deletions and renames undone
+  std::uint64_t directories_removed = 0;  // watched directories whose creation was not durable
   std::uint64_t bytes_dropped() const { return bytes_truncated + bytes_zeroed + bytes_removed; }
 };
 
@@ -167,13 +180,38 @@ class durability_model {
     if (auto id = live_id(n)) durable_[n.dir][n.file] = *id;
   }
 
-  // Every entry of `dir` is durable as it is now.
+  // Every entry of `dir` is durable as it is now: its files, and its
+  // subdirectories when it lies in a watched root.
   void directory_synced(const std::filesystem::path& dir) {
     std::lock_guard lock(mu_);
     if (cut_) return;
     const std::filesystem::path d = normal(dir);
     durable_[d] = live_[d];
     drop_unneeded_keeps();
+    if (!watched(canonical(dir))) return;
+    std::error_code ec;
+    for (auto it = std::filesystem::directory_iterator(dir, ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+      if (it->symlink_status(ec).type() == std::filesystem::file_type::directory)
+        durable_dirs_.insert(canonical(it->path()));
+  }
+
+  // The directory `from` was renamed to `to` (`exchanged`: the two swapped):
+  // what is under it, and how durable, moves with it. The new name itself
+  // is durable once its parent is synced; an exchange keeps both names as
+  // durable as they were (a simplification: a power loss does not undo it).
+  void directory_renamed(const std::filesystem::path& from, const std::filesystem::path& to,
+                         bool exchanged) {
+    std::lock_guard lock(mu_);
+    rename_directory(from, to, exchanged);
+  }
+
+  // Tracks the directories under `root` from now on (see the header
+  // comment); those there now count as durable.
+  void watch_directories(const std::filesystem::path& root) {
+    std::lock_guard lock(mu_);
+    roots_.push_back(canonical(root));
+    for (const auto& d : directories_under(roots_.back())) durable_dirs_.insert(d);
   }
 
   // Call BEFORE deleting `p` or renaming onto it: keeps the file's bytes
@@ -192,8 +230,11 @@ class durability_model {
   }
 
   // REQUIRES: before_unlink(to) was called before the rename.
+  // A directory's rename is directory_renamed's.
   void renamed(const std::filesystem::path& from, const std::filesystem::path& to) {
     std::lock_guard lock(mu_);
+    std::error_code ec;
+    if (std::filesystem::is_directory(to, ec)) return rename_directory(from, to, false);
     const name f = split(from), t = split(to);
     know(f);
     auto id = live_id(f);
@@ -225,6 +266,25 @@ class durability_model {
     namespace fs = std::filesystem;
     std::lock_guard lock(mu_);
     power_loss_report r;
+    // 0. Delete every tracked directory whose entry is not durable, whole,
+    // and forget the files in it.
+    for (const fs::path& root : roots_)
+      for (const fs::path& d : directories_under(root)) {
+        if (durable_dirs_.count(d) || !fs::exists(d)) continue;  // kept, or inside one deleted
+        for (auto it = fs::recursive_directory_iterator(d);
+             it != fs::recursive_directory_iterator(); ++it)
+          if (it->is_regular_file()) {
+            ++r.files_removed;
+            r.bytes_removed += it->file_size();
+          }
+        fs::remove_all(d);
+        ++r.directories_removed;
+        for (auto* m : {&live_, &durable_})
+          for (auto it = m->begin(); it != m->end();)
+            it = within(canonical(it->first), d) ? m->erase(it) : std::next(it);
+      }
+    for (const fs::path& root : roots_)
+      for (const auto& d : directories_under(root)) durable_dirs_.insert(d);
     std::set<fs::path> dirs;
     for (const auto& [d, m] : live_) dirs.insert(d);
     for (const auto& [d, m] : durable_) dirs.insert(d);
@@ -349,6 +409,83 @@ class durability_model {
     return {n.parent_path(), n.filename().string()};
   }
 
+  // Directories are compared by their canonical paths (an engine names them
+  // canonically, seshat as the user spelled them).
+  static std::filesystem::path canonical(const std::filesystem::path& p) {
+    std::error_code ec;
+    std::filesystem::path c = std::filesystem::weakly_canonical(std::filesystem::absolute(p), ec);
+    return ec ? normal(p) : c;
+  }
+  // See directory_renamed. REQUIRES: mu_ held.
+  void rename_directory(const std::filesystem::path& from, const std::filesystem::path& to,
+                        bool exchanged) {
+    const std::filesystem::path f = canonical_parent(from), t = canonical(to);
+    const std::filesystem::path parked = t.string() + ".model-exchange";
+    auto move = [&](const std::filesystem::path& a, const std::filesystem::path& b) {
+      auto rebase = [&](const std::filesystem::path& p) {
+        return p == a ? b : b / p.lexically_relative(a);
+      };
+      for (auto* m : {&live_, &durable_}) {
+        std::map<std::filesystem::path, std::map<std::string, file_id>> moved;
+        for (auto it = m->begin(); it != m->end();) {
+          const std::filesystem::path c = canonical(it->first);
+          if (within(c, a)) {
+            moved[rebase(c)] = std::move(it->second);
+            it = m->erase(it);
+          } else {
+            ++it;
+          }
+        }
+        for (auto& [k, v] : moved) (*m)[k] = std::move(v);
+      }
+      std::set<std::filesystem::path> dirs;
+      for (const auto& d : durable_dirs_) dirs.insert(within(d, a) && d != a ? rebase(d) : d);
+      durable_dirs_ = std::move(dirs);
+    };
+    if (exchanged) {
+      move(f, parked);
+      move(t, f);
+      move(parked, t);
+    } else {
+      move(f, t);
+      durable_dirs_.erase(f);
+    }
+  }
+
+  // `p`, a name that may no longer exist, with its parent canonical.
+  static std::filesystem::path canonical_parent(const std::filesystem::path& p) {
+    const std::filesystem::path n = normal(p);
+    return canonical(n.parent_path()) / n.filename();
+  }
+  static bool within(const std::filesystem::path& inner, const std::filesystem::path& outer) {
+    auto i = inner.begin();
+    for (auto o = outer.begin(); o != outer.end(); ++o, ++i)
+      if (i == inner.end() || *i != *o) return false;
+    return true;
+  }
+  bool watched(const std::filesystem::path& dir) const {
+    for (const auto& root : roots_)
+      if (within(dir, root)) return true;
+    return false;
+  }
+  // Every directory under `root` (not `root`, not the keep directory), canonical.
+  std::vector<std::filesystem::path> directories_under(const std::filesystem::path& root) const {
+    std::vector<std::filesystem::path> out;
+    std::error_code ec;
+    const std::filesystem::path keep = canonical(keep_);
+    for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->symlink_status(ec).type() != std::filesystem::file_type::directory) continue;
+      const std::filesystem::path d = canonical(it->path());
+      if (within(d, keep)) {
+        it.disable_recursion_pending();
+        continue;
+      }
+      out.push_back(d);
+    }
+    return out;
+  }
+
   std::optional<file_id> live_id(const name& n) {
     auto d = live_.find(n.dir);
     if (d == live_.end()) return std::nullopt;
@@ -417,6 +554,8 @@ class durability_model {
   std::map<std::filesystem::path, std::map<std::string, file_id>> live_, durable_;
   std::string error_;
   bool cut_ = false;
+  std::vector<std::filesystem::path> roots_;      // watched, canonical
+  std::set<std::filesystem::path> durable_dirs_;  // canonical
 };
 
 }  // namespace seshat::test

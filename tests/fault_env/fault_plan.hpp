@@ -14,6 +14,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -68,8 +70,24 @@ class fault_plan {
     all_.reset();
   }
 
-  // The error an operation of kind `op` must fail with, if any (counted).
-  std::optional<fault_error> check(fault_op op) {
+  // `hook(op, file)` runs before every operation the environment checks,
+  // from now on (the process-kill test counts the steps of an open with it,
+  // and kills the process at one). Not under the plan's lock.
+  void before_each(std::function<void(fault_op, const std::string&)> hook) {
+    std::lock_guard lock(mu_);
+    hook_ =
+        std::make_shared<const std::function<void(fault_op, const std::string&)>>(std::move(hook));
+  }
+
+  // The error an operation of kind `op` (on `file`) must fail with, if any
+  // (counted).
+  std::optional<fault_error> check(fault_op op, const std::string& file = {}) {
+    std::shared_ptr<const std::function<void(fault_op, const std::string&)>> hook;
+    {
+      std::lock_guard lock(mu_);
+      hook = hook_;
+    }
+    if (hook) (*hook)(op, file);
     std::lock_guard lock(mu_);
     if (all_) {
       ++injected_;
@@ -105,6 +123,7 @@ class fault_plan {
   std::optional<armed> nth_;
   std::optional<fault_error> all_;
   std::uint64_t injected_ = 0;
+  std::shared_ptr<const std::function<void(fault_op, const std::string&)>> hook_;
 };
 
 }  // namespace seshat::test

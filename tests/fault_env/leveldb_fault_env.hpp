@@ -8,7 +8,9 @@
 // has no directory sync: LevelDB 1.23 fsyncs the directory inside its own
 // PosixWritableFile::Sync when the file is a MANIFEST (SyncDirIfManifest),
 // and seshat's leveldb_backend fsyncs it directly after syncing older logs.
-// A wrapper sees neither, so the model here is:
+// The second reaches the model through seshat's fs_observer seam
+// (seshat_seam.hpp), as every directory fsync of seshat's own does; a
+// wrapper cannot see the first, so the model here adds:
 //   - a synced MANIFEST-* file makes every entry of its directory durable
 //     (what LevelDB's own sync does);
 //   - any synced file makes its own directory entry durable (the backend's
@@ -41,6 +43,7 @@
 
 #include "fault_env/durability_model.hpp"
 #include "fault_env/fault_plan.hpp"
+#include "fault_env/seshat_seam.hpp"
 
 namespace seshat::test {
 
@@ -52,7 +55,7 @@ struct shared {
 
   // The injected error for an operation of kind `op` on `file`, or OK.
   leveldb::Status check(fault_op op, const std::string& file) {
-    if (auto e = plan.check(op))
+    if (auto e = plan.check(op, file))
       return leveldb::Status::IOError(std::string(name_of(op)) + " of " + file, message_of(*e));
     return leveldb::Status::OK();
   }
@@ -201,6 +204,7 @@ class leveldb_fault_env {
 
  private:
   durability_model model_;
+  seshat_sync_feed seshat_syncs_{model_};  // seshat's own directory fsyncs
   fault_plan plan_;
   leveldb_fault::shared shared_;
   leveldb_fault::env env_;

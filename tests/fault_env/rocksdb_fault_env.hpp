@@ -10,6 +10,8 @@
 //     (RangeSync and Close do not);
 //   - FSDirectory::Fsync (and FsyncWithDirOptions) makes the directory's
 //     entries durable; deletes, renames and hard links change entries;
+//   - seshat's own directory fsyncs (outside the Env: the store's parents,
+//     its marker) through seshat's fs_observer seam (seshat_seam.hpp);
 //   - files written through NewRandomRWFile (RocksDB does not use them in
 //     seshat's configuration) and the info LOG are not tracked.
 // Faults: each of those calls asks the fault plan first and, when told,
@@ -32,6 +34,7 @@
 
 #include "fault_env/durability_model.hpp"
 #include "fault_env/fault_plan.hpp"
+#include "fault_env/seshat_seam.hpp"
 
 namespace seshat::test {
 
@@ -49,7 +52,7 @@ struct shared {
 
   // The injected error for an operation of kind `op` on `file`, or OK.
   rocksdb::IOStatus check(fault_op op, const std::string& file) {
-    if (auto e = plan.check(op)) return injected(*e, op, file);
+    if (auto e = plan.check(op, file)) return injected(*e, op, file);
     return rocksdb::IOStatus::OK();
   }
 };
@@ -274,6 +277,7 @@ class rocksdb_fault_env {
 
  private:
   durability_model model_;
+  seshat_sync_feed seshat_syncs_{model_};  // seshat's own directory fsyncs
   fault_plan plan_;
   rocksdb_fault::shared shared_;
   std::shared_ptr<rocksdb_fault::file_system> fs_;

@@ -53,19 +53,6 @@ namespace seshat::detail {
 
 inline constexpr std::string_view k_restore_suffix = ".restore";
 
-// `dir` without a trailing separator ("a/b/" and "a/b/." are "a/b").
-inline std::filesystem::path without_trailing_separator(const std::filesystem::path& dir) {
-  std::filesystem::path d = dir.lexically_normal();
-  while (!d.empty() && !d.has_filename() && d.has_relative_path()) d = d.parent_path();
-  return d;
-}
-
-// The directory that holds `p` ("." for a bare name).
-inline std::filesystem::path parent_of(const std::filesystem::path& p) {
-  std::filesystem::path parent = without_trailing_separator(p).parent_path();
-  return parent.empty() ? std::filesystem::path(".") : parent;
-}
-
 // `dir` + `suffix` as a sibling of `dir`: ("a/store/", ".restore") -> "a/store.restore".
 inline std::filesystem::path sibling_path(const std::filesystem::path& dir, std::string_view suffix) {
   std::filesystem::path d = without_trailing_separator(dir);
@@ -118,7 +105,12 @@ inline bool rename_flags_unsupported(int err) {
 
 // Swaps the directory entries `a` and `b` atomically (both must exist).
 inline status exchange_directories(const std::filesystem::path& a, const std::filesystem::path& b) {
-  if (renameat2_paths(a, b, k_rename_exchange) == 0) return {};
+  if (int err = before_step(fs_step::rename, a))
+    return errno_status("renameat2(RENAME_EXCHANGE) " + a.string() + " with", b, err);
+  if (renameat2_paths(a, b, k_rename_exchange) == 0) {
+    after_rename(a, b, true);
+    return {};
+  }
   const int err = errno;
   if (rename_flags_unsupported(err))
     return status::io_error("cannot swap " + a.string() + " and " + b.string() +
@@ -129,7 +121,12 @@ inline status exchange_directories(const std::filesystem::path& a, const std::fi
 
 // Renames `from` to `to`, failing if `to` exists.
 inline status rename_no_replace(const std::filesystem::path& from, const std::filesystem::path& to) {
-  if (renameat2_paths(from, to, k_rename_noreplace) == 0) return {};
+  if (int err = before_step(fs_step::rename, from))
+    return errno_status("rename " + from.string() + " to", to, err);
+  if (renameat2_paths(from, to, k_rename_noreplace) == 0) {
+    after_rename(from, to);
+    return {};
+  }
   const int err = errno;
   if (rename_flags_unsupported(err)) {
     // No RENAME_NOREPLACE here: rename(2) refuses a non-empty target, and an
@@ -138,7 +135,10 @@ inline status rename_no_replace(const std::filesystem::path& from, const std::fi
     if (std::filesystem::exists(to, ec))
       return status::io_error("cannot rename " + from.string() + " to " + to.string() +
                               ": the target exists");
-    if (::rename(from.c_str(), to.c_str()) == 0) return {};
+    if (::rename(from.c_str(), to.c_str()) == 0) {
+      after_rename(from, to);
+      return {};
+    }
     return errno_status("rename " + from.string() + " to", to, errno);
   }
   return errno_status("rename " + from.string() + " to", to, err);
@@ -248,9 +248,10 @@ inline status remove_restore_leftover(const std::filesystem::path& store_dir) {
 // be on one file system for links; otherwise every file is copied.
 // REQUIRES: `checkpoint_dir` holds a SESHAT_STORE marker; nothing uses
 // `store_dir` meanwhile. On failure before the swap, `store_dir` is
-// unchanged and the partial copy is removed; once the swap is done the
-// install has succeeded (a failure to delete the old contents is ignored:
-// the next open() removes them).
+// unchanged and the partial copy is removed. After the swap only the
+// parent's fsync can fail: its error is returned with the new contents in
+// place (not yet durable). A failure to delete the old contents is ignored:
+// the next open() removes them.
 template <class MayLink>
 status install_directory(const std::filesystem::path& checkpoint_dir,
                          const std::filesystem::path& store_dir, MayLink&& may_link) {
@@ -278,7 +279,7 @@ status install_directory(const std::filesystem::path& checkpoint_dir,
   if (ec) return status::io_error(context + "cannot remove " + tmp.string() + ": " + ec.message());
 
   auto fail = [&](const status& s) {
-    remove_marked_tree(tmp);
+    if (!remove_marked_tree(tmp)) fsync_path(parent, true).ignore();
     return s.with_context(context, " (the store is unchanged)");
   };
 

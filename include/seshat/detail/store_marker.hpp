@@ -4,9 +4,25 @@
 //
 // The file `SESHAT_STORE` in the store's directory:
 //
-//   marker  := "seshat-store\n" "schema " schema "\n" "backend " name "\n"
+//   marker  := "seshat-store\n" "schema " schema "\n" "backend " name "\n" [ state ]
 //   schema  := decimal   the on-disk schema version (seshat/version.hpp)
 //   name    := k_name of the backend that made the store ("rocksdb", ...)
+//   state   := "state creating\n"   the engine's first open has not finished
+//
+// Anything after that is ignored. Creation, in open() (prepare_store_dir,
+// then the engine's first open, then finish_store_creation):
+//   1. the directory and its missing parents, each durable in its parent;
+//   2. the marker with "state creating", durably (SESHAT_STORE.tmp, fsync,
+//      rename, fsync of the directory);
+//   3. the engine creates its files;
+//   4. the directory is fsynced, and the marker rewritten durably without
+//      the state line: from here on the store exists.
+// A crash before 4 leaves a marker that says "creating" (or, inside 2, a
+// directory holding only SESHAT_STORE.tmp): the next open with
+// create_if_missing deletes what the engine left (everything but the
+// marker and the engine's LOCK, which the backend holds meanwhile) and
+// creates again. A finished store whose engine files are missing is never
+// recreated: that is corrupted data.
 #pragma once
 
 #include <charconv>
@@ -15,6 +31,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include "seshat/detail/files.hpp"
 #include "seshat/options.hpp"
@@ -25,13 +42,18 @@ namespace seshat::detail {
 
 inline constexpr std::string_view k_marker_file = "SESHAT_STORE";
 
+inline constexpr std::string_view k_marker_temp_file = "SESHAT_STORE.tmp";
+inline constexpr std::string_view k_creating_line = "state creating\n";
+
 struct store_marker {
   std::uint32_t schema = 0;
   std::string backend;
+  bool creating = false;  // the engine's first open has not finished
 };
 
 inline std::string encode_marker(const store_marker& m) {
-  return "seshat-store\nschema " + std::to_string(m.schema) + "\nbackend " + m.backend + "\n";
+  return "seshat-store\nschema " + std::to_string(m.schema) + "\nbackend " + m.backend + "\n" +
+         (m.creating ? std::string(k_creating_line) : std::string());
 }
 
 inline result<store_marker> decode_marker(std::string_view text, const std::filesystem::path& file) {
@@ -55,6 +77,7 @@ inline result<store_marker> decode_marker(std::string_view text, const std::file
   if (ec != std::errc() || ptr != schema.data() + schema.size())
     return bad("schema is not a number: '" + std::string(schema) + "'");
   m.backend = backend;
+  m.creating = text.substr(0, k_creating_line.size()) == k_creating_line;
   return m;
 }
 
@@ -65,11 +88,51 @@ inline status check_store_path(const std::filesystem::path& dir) {
                                   "store (created when missing)");
 }
 
-// Makes sure `dir` is (or becomes) a seshat store of backend `name`.
-// Returns true when the store is new, false when it already existed.
-// Changes nothing on failure.
-inline result<bool> prepare_store_dir(const std::filesystem::path& dir, std::string_view name,
-                                      const open_options& options) {
+// The marker of the store in `dir`, checked against backend `name`:
+// invalid-argument when there is none, corrupted-data when it does not
+// parse, version-mismatch when another backend or a newer schema made it.
+// Changes nothing.
+inline result<store_marker> read_store_marker(const std::filesystem::path& dir,
+                                              std::string_view name) {
+  const auto marker_path = dir / k_marker_file;
+  std::error_code ec;
+  const bool found = std::filesystem::exists(marker_path, ec);
+  if (ec)
+    return status::io_error("cannot look up " + marker_path.string() + ": " + ec.message());
+  if (!found)
+    return status::invalid_argument(dir.string() + " is not a seshat store: it has no " +
+                                    std::string(k_marker_file));
+  auto text = read_small_file(marker_path);
+  if (!text.ok()) return text.status();
+  auto marker = decode_marker(*text, marker_path);
+  if (!marker.ok()) return marker.status();
+  if (marker->backend != name)
+    return status::version_mismatch("store at " + dir.string() + " was made by the " +
+                                    marker->backend + " backend, not " + std::string(name));
+  if (marker->schema > k_schema_version)
+    return status::version_mismatch(
+        "store at " + dir.string() + " has schema " + std::to_string(marker->schema) +
+        ", newer than this seshat's schema " + std::to_string(k_schema_version));
+  return marker;
+}
+
+// What open() found in the store's directory (prepare_store_dir).
+enum class store_dir {
+  existing,              // a finished store: the engine opens its files
+  created,               // a new store: the marker says "creating", the engine creates its files
+  interrupted_creation,  // a creation that did not finish: clear_interrupted_creation,
+                         // then the engine creates its files
+};
+
+// Makes sure `dir` is (or becomes) a seshat store of backend `name`, and
+// says what the engine must do (see store_dir and the top of this file).
+// Refuses a wrong directory unchanged: an empty path, not a directory, files
+// but no marker, another backend's or a newer marker; a directory the OS
+// cannot look up or list is an io-error naming it. When the store is
+// missing (or its creation was interrupted), creates it only with
+// create_if_missing.
+inline result<store_dir> prepare_store_dir(const std::filesystem::path& dir, std::string_view name,
+                                           const open_options& options) {
   SESHAT_RETURN_IF_ERROR(check_store_path(dir));
   std::error_code ec;
   // Every question asked of the file system may fail (a directory without
@@ -87,22 +150,27 @@ inline result<bool> prepare_store_dir(const std::filesystem::path& dir, std::str
   const bool has_marker = exists && std::filesystem::exists(marker_path, ec);
   if (ec) return os_error("look up", marker_path);
   if (has_marker) {
-    auto text = read_small_file(marker_path);
-    if (!text.ok()) return text.status();
-    auto marker = decode_marker(*text, marker_path);
+    auto marker = read_store_marker(dir, name);
     if (!marker.ok()) return marker.status();
-    if (marker->backend != name)
-      return status::version_mismatch("store at " + dir.string() + " was made by the " +
-                                      marker->backend + " backend, not " + std::string(name));
-    if (marker->schema > k_schema_version)
-      return status::version_mismatch("store at " + dir.string() + " has schema " +
-                                      std::to_string(marker->schema) +
-                                      ", newer than this seshat's schema " +
-                                      std::to_string(k_schema_version));
-    return false;
+    if (!marker->creating) return store_dir::existing;
+    if (!options.create_if_missing)
+      return status::not_found("the store at " + dir.string() +
+                               " was never finished (its creation was interrupted) and "
+                               "create_if_missing is off");
+    return store_dir::interrupted_creation;
   }
 
-  const bool empty = !exists || std::filesystem::is_empty(dir, ec);
+  // A marker write interrupted before its rename leaves only its temporary
+  // file: that directory is as good as empty.
+  bool only_temp = false;
+  if (exists && std::filesystem::exists(dir / k_marker_temp_file, ec)) {
+    only_temp = true;
+    for (auto it = std::filesystem::directory_iterator(dir, ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+      if (it->path().filename() != k_marker_temp_file) only_temp = false;
+  }
+  if (ec) return os_error("list", dir);
+  const bool empty = !exists || only_temp || std::filesystem::is_empty(dir, ec);
   if (ec) return os_error("list", dir);
   if (!empty)
     return status::invalid_argument(dir.string() + " is not a seshat store: it holds files but no " +
@@ -110,11 +178,56 @@ inline result<bool> prepare_store_dir(const std::filesystem::path& dir, std::str
   if (!options.create_if_missing)
     return status::not_found("no seshat store at " + dir.string() +
                              " and create_if_missing is off");
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return status::io_error("cannot create " + dir.string() + ": " + ec.message());
+  if (only_temp) SESHAT_RETURN_IF_ERROR(remove_all_durably(dir / k_marker_temp_file));
+  // The directory and its missing parents, each durable in its parent: a
+  // power loss must not take away a store that open() reported created.
+  SESHAT_RETURN_IF_ERROR(create_directories_durably(dir));
   SESHAT_RETURN_IF_ERROR(
-      write_file_durably(marker_path, encode_marker({k_schema_version, std::string(name)})));
-  return true;
+      write_file_durably(marker_path, encode_marker({k_schema_version, std::string(name), true})));
+  return store_dir::created;
+}
+
+// Deletes what an interrupted creation left in `dir`: everything but the
+// marker and the engine's LOCK file, then fsyncs the directory.
+// REQUIRES: the caller holds the engine's lock on `dir` (so that no other
+// open is creating it meanwhile), and prepare_store_dir said
+// interrupted_creation.
+inline status clear_interrupted_creation(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::vector<std::filesystem::path> left;
+  for (auto it = std::filesystem::directory_iterator(dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const auto file = it->path().filename();
+    if (file != k_marker_file && file != "LOCK") left.push_back(it->path());
+  }
+  for (const auto& p : left) {
+    if (ec) break;
+    std::filesystem::remove_all(p, ec);
+  }
+  if (ec)
+    return status::io_error("cannot clear the interrupted creation of the store at " +
+                            dir.string() + ": " + ec.message());
+  return fsync_path(dir, true);
+}
+
+// Marks the store in `dir` finished, after the engine's first open
+// succeeded: fsyncs the directory (the engine's new entries), then rewrites
+// the marker durably without its "creating" state.
+inline status finish_store_creation(const std::filesystem::path& dir, std::string_view name) {
+  SESHAT_RETURN_IF_ERROR(fsync_path(dir, true));
+  return write_file_durably(dir / k_marker_file,
+                            encode_marker({k_schema_version, std::string(name), false}));
+}
+
+// The checkpoint in `dir` is a finished store of backend `name` (what an
+// install requires of it). Changes nothing.
+inline status check_checkpoint_marker(const std::filesystem::path& dir, std::string_view name) {
+  auto marker = read_store_marker(dir, name);
+  if (!marker.ok()) return marker.status();
+  if (marker->creating)
+    return status::corrupted_data(dir.string() + ": its " + std::string(k_marker_file) +
+                                  " says its creation never finished");
+  return {};
 }
 
 }  // namespace seshat::detail

@@ -160,9 +160,9 @@ class leveldb_backend {
   // after removing a `<dir>.restore` left by an interrupted
   // install_checkpoint.
   // LevelDB creates its database only when the store is new, or when an
-  // earlier creation stopped before LevelDB wrote its CURRENT file (the
-  // directory holds only the marker, and maybe LOCK, LOG, LOG.old); a store
-  // whose LevelDB files are gone is refused with corrupted_data. A store
+  // earlier creation did not finish (its marker says so:
+  // detail/store_marker.hpp; redone holding LevelDB's lock); a finished
+  // store whose LevelDB files are gone is refused with corrupted_data. A store
   // already open, in this process or another, is refused with io_error
   // (LevelDB's LOCK). Tuning: write_buffer_size = write_buffer_mb MB,
   // max_file_size = target_file_mb MB, a 10 bits/key bloom filter, a 32 MB

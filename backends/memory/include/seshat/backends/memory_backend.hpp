@@ -329,7 +329,7 @@ class memory_backend {
         s = detail::fsync_path(parent.empty() ? "." : parent, true);
       }
       if (!s.ok()) {
-        std::filesystem::remove_all(dir, ec);
+        detail::remove_all_durably(dir).ignore();
         return s.with_context("checkpoint of " + path_ + ": ");
       }
       return {};

@@ -157,9 +157,10 @@ class rocksdb_backend {
   // RocksDB touches anything: invalid options (invalid-config), a directory
   // that is not a seshat store (invalid-argument), a store of another backend
   // or a newer schema (version-mismatch), no store with create_if_missing off
-  // (not-found). A store whose marker exists but whose RocksDB files are
-  // missing is refused (corrupted-data) rather than recreated empty, unless
-  // the directory holds nothing but the marker (an interrupted creation).
+  // (not-found). A finished store whose RocksDB files are missing is refused
+  // (corrupted-data) rather than recreated empty; one whose creation was
+  // interrupted (its marker says so: detail/store_marker.hpp) is created
+  // again, holding RocksDB's lock meanwhile.
   static result<std::unique_ptr<rocksdb_backend>> open(const std::filesystem::path& dir,
                                                        const open_options& options);
 
