@@ -196,11 +196,17 @@ class engine_lock {
   ~engine_lock() {
     if (lock_ != nullptr) leveldb::Env::Default()->UnlockFile(lock_);
   }
-  status take(const std::filesystem::path& canonical, const std::string& context) {
+  // io-error when the store is open, here or in another process (said as
+  // open() says it: detail/already_open.hpp); `path` names the store.
+  status take(const std::filesystem::path& canonical, const std::string& path,
+              const std::string& context) {
     leveldb::Status locked =
         leveldb::Env::Default()->LockFile(canonical.string() + "/LOCK", &lock_);
     if (locked.ok()) return {};
     lock_ = nullptr;
+    if (const auto holder = detail::lock_holder_of(locked.ToString());
+        holder != detail::lock_holder::none)
+      return detail::already_open(path, holder).with_context(context);
     return from_leveldb(locked, context + "the store is open (cannot take its LOCK)");
   }
 
@@ -369,19 +375,8 @@ detail::log_files leveldb_log_files(leveldb::Env* env, const std::filesystem::pa
     leveldb::SequentialFile* raw = nullptr;
     leveldb::Status s = env->NewSequentialFile(file_path, &raw);
     if (!s.ok()) return from_leveldb(s, "open: read write-ahead log " + file_path);
-    std::shared_ptr<leveldb::SequentialFile> file(raw);
-    auto scratch = std::make_shared<std::string>();
-    return detail::read_more([file, scratch, file_path](std::size_t n, std::string& out) -> status {
-      scratch->resize(n);
-      while (out.size() < n) {
-        leveldb::Slice got;
-        leveldb::Status s = file->Read(n - out.size(), &got, scratch->data());
-        if (!s.ok()) return from_leveldb(s, "read " + file_path);
-        if (got.empty()) break;
-        out.append(got.data(), got.size());
-      }
-      return {};
-    });
+    return detail::sequential_reader<leveldb::Slice>(std::shared_ptr<leveldb::SequentialFile>(raw),
+                                                     file_path, from_leveldb);
   };
   f.cut = [=](const std::string& name, std::uint64_t size) -> status {
     const std::filesystem::path file_path = dir / name;
@@ -543,7 +538,7 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
     if (*prepared == detail::store_dir::interrupted_creation) {
       engine_lock lock;
       SESHAT_RETURN_IF_ERROR(lock.take(
-          canonical, "open: redo the interrupted creation of " + store_context(path) + ": "));
+          canonical, path, "open: redo the interrupted creation of " + store_context(path) + ": "));
       SESHAT_RETURN_IF_ERROR(detail::clear_interrupted_creation(canonical));
     }
     const bool create = *prepared != detail::store_dir::existing;
@@ -556,8 +551,11 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
     // Before LevelDB replays its logs: a torn unsynced tail is cut, damage
     // inside what was synced refuses the open (detail/wal_check.hpp).
     // LevelDB alone would skip a damaged piece and replay what follows it (a
-    // hole), or, with paranoid checks, refuse any torn tail.
+    // hole), or, with paranoid checks, refuse any torn tail. Under the
+    // store's LOCK: the logs of a store open elsewhere are live, never cut.
     if (!create) {
+      engine_lock lock;
+      SESHAT_RETURN_IF_ERROR(lock.take(canonical, path, "open: "));
       leveldb::Env* env = options.environment.leveldb != nullptr ? options.environment.leveldb
                                                                  : leveldb::Env::Default();
       SESHAT_RETURN_IF_ERROR(detail::check_logs(path, options.recovery,
@@ -590,7 +588,7 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
     if (!s.ok()) {
       if (const auto holder = detail::lock_holder_of(s.ToString());
           s.IsIOError() && holder != detail::lock_holder::none)
-        return detail::already_open(path, holder);
+        return detail::already_open(path, holder).with_context("open: ");
       return from_leveldb(s, "open " + store_context(path));
     }
     if (create)
@@ -919,7 +917,7 @@ status leveldb_backend::install_checkpoint(const std::filesystem::path& checkpoi
     if (exists) {
       const fs::path canonical = fs::canonical(store_dir, ec);
       if (ec) return status::io_error(context + "cannot resolve the path: " + ec.message());
-      SESHAT_RETURN_IF_ERROR(lock.take(canonical, context));
+      SESHAT_RETURN_IF_ERROR(lock.take(canonical, store_dir.string(), context));
     }
     // Table files are never modified in place: they may be shared.
     status installed =

@@ -181,7 +181,9 @@ class engine_lock {
   ~engine_lock() {
     if (lock_ != nullptr) rocksdb::Env::Default()->UnlockFile(lock_).PermitUncheckedError();
   }
-  // io-error naming the store when it is open (or being opened) elsewhere.
+  // io-error naming the store when it is open (or being opened) elsewhere,
+  // in this process or another (said as open() says it:
+  // detail/already_open.hpp).
   status take(const std::filesystem::path& dir, const std::string& context) {
     std::error_code ec;
     const std::filesystem::path canonical = std::filesystem::canonical(dir, ec);
@@ -189,6 +191,9 @@ class engine_lock {
         rocksdb::Env::Default()->LockFile((ec ? dir : canonical).string() + "/LOCK", &lock_);
     if (locked.ok()) return {};
     lock_ = nullptr;
+    if (const auto holder = detail::lock_holder_of(locked.ToString());
+        holder != detail::lock_holder::none)
+      return detail::already_open(dir.string(), holder).with_context(context);
     return status::io_error(context +
                             "the store is open (cannot take its LOCK): " + rocks_message(locked));
   }
@@ -239,19 +244,8 @@ detail::log_files rocks_log_files(rocksdb::Env* env, const std::filesystem::path
     std::unique_ptr<rocksdb::SequentialFile> raw;
     rocksdb::Status s = env->NewSequentialFile(path, &raw, rocksdb::EnvOptions());
     if (!s.ok()) return from_rocks(s, "open: read write-ahead log " + path);
-    std::shared_ptr<rocksdb::SequentialFile> file(std::move(raw));
-    auto scratch = std::make_shared<std::string>();
-    return detail::read_more([file, scratch, path](std::size_t n, std::string& out) -> status {
-      scratch->resize(n);
-      while (out.size() < n) {
-        rocksdb::Slice got;
-        rocksdb::Status s = file->Read(n - out.size(), &got, scratch->data());
-        if (!s.ok()) return from_rocks(s, "read " + path);
-        if (got.empty()) break;
-        out.append(got.data(), got.size());
-      }
-      return {};
-    });
+    return detail::sequential_reader<rocksdb::Slice>(
+        std::shared_ptr<rocksdb::SequentialFile>(std::move(raw)), path, from_rocks);
   };
   f.cut = [=](const std::string& name, std::uint64_t size) -> status {
     const std::filesystem::path path = dir / name;
@@ -666,8 +660,11 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
     // inside what was synced refuses the open (detail/wal_check.hpp). RocksDB
     // alone would refuse a torn tail with a piece of a later write after it
     // ("missing start of fragmented record"), and skip zeros to the next
-    // block and replay what starts there: a hole.
+    // block and replay what starts there: a hole. Under the store's LOCK:
+    // the WAL of a store open elsewhere is live, never cut.
     if (!create) {
+      engine_lock lock;
+      SESHAT_RETURN_IF_ERROR(lock.take(dir, "open: "));
       SESHAT_RETURN_IF_ERROR(detail::check_logs(
           dir.string(), options.recovery,
           rocks_log_files(db_options.env, canonical, dir.string()), rocks_marker));
@@ -690,7 +687,7 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
       st->closed = true;
       if (const auto holder = detail::lock_holder_of(s.ToString());
           s.IsIOError() && holder != detail::lock_holder::none)
-        return detail::already_open(dir.string(), holder);
+        return detail::already_open(dir.string(), holder).with_context("open: ");
       return from_rocks(s, "open store at " + dir.string());
     }
     // From here `st` owns the database: its destructor closes it on failure.

@@ -32,14 +32,14 @@ inline lock_holder lock_holder_of(std::string_view message) {
   return lock_holder::none;
 }
 
-// io-error: "open: the store at P is already open in this process ...".
+// io-error: "the store at P is already open in this process ...".
 // REQUIRES: holder != lock_holder::none.
 inline status already_open(const std::string& path, lock_holder holder) {
   if (holder == lock_holder::this_process)
-    return status::io_error("open: the store at " + path +
+    return status::io_error("the store at " + path +
                             " is already open in this process: use the open storage (one per "
                             "directory), or close it first");
-  return status::io_error("open: the store at " + path +
+  return status::io_error("the store at " + path +
                           " is already open in another process (it holds the store's LOCK "
                           "file): stop that process, or open another directory");
 }

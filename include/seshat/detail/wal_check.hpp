@@ -49,6 +49,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -257,6 +258,25 @@ inline result<log_scan> scan_log(const read_more& read, const marker_of& marker)
 }
 
 // The file access check_logs needs, through the engine's environment.
+// A read_more over an engine's sequential file: RocksDB's and LevelDB's
+// have the same Read(n, Slice*, scratch). `error(s, what)` maps the
+// engine's status; `path` names the file in errors.
+template <class Slice, class File, class MapError>
+read_more sequential_reader(std::shared_ptr<File> file, std::string path, MapError error) {
+  auto scratch = std::make_shared<std::string>();
+  return [file, scratch, path = std::move(path), error](std::size_t n, std::string& out) -> status {
+    scratch->resize(n);
+    while (out.size() < n) {
+      Slice got;
+      auto s = file->Read(n - out.size(), &got, scratch->data());
+      if (!s.ok()) return error(s, "read " + path);
+      if (got.empty()) break;
+      out.append(got.data(), got.size());
+    }
+    return {};
+  };
+}
+
 struct log_files {
   std::function<result<std::vector<std::string>>()> list;              // names in the store directory
   std::function<result<read_more>(const std::string& name)> open;     // reads a file from its start

@@ -149,7 +149,8 @@ class memory_backend {
       found = disks.emplace(registry_key(dir), std::make_shared<disk>()).first;
     }
     if (found->second->open)
-      return detail::already_open(registry_key(dir), detail::lock_holder::this_process);
+      return detail::already_open(registry_key(dir), detail::lock_holder::this_process)
+          .with_context("open: ");
     found->second->open = true;
     return std::unique_ptr<memory_backend>(new memory_backend(found->second, registry_key(dir)));
   }
