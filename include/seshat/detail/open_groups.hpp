@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -36,18 +37,24 @@ inline std::string group_text(bool system, shard_id shard) {
 
 class open_groups {
   using key = std::tuple<group_role, bool, shard_id>;
+  // What the registry and its claims share: a claim keeps it alive, so that
+  // a handle destroyed after its storage (against its contract) releases
+  // its group harmlessly instead of touching freed memory.
+  struct held_groups {
+    std::mutex mutex;
+    std::set<key> keys;
+  };
 
  public:
   // A role held on a group; released when destroyed (or moved from).
-  // REQUIRES: the registry outlives the claim.
   class claim {
    public:
     claim() = default;
-    claim(claim&& o) noexcept : owner_(std::exchange(o.owner_, nullptr)), key_(o.key_) {}
+    claim(claim&& o) noexcept : held_(std::move(o.held_)), key_(o.key_) {}
     claim& operator=(claim&& o) noexcept {
       if (this != &o) {
         release();
-        owner_ = std::exchange(o.owner_, nullptr);
+        held_ = std::move(o.held_);
         key_ = o.key_;
       }
       return *this;
@@ -58,11 +65,16 @@ class open_groups {
 
    private:
     friend class open_groups;
-    claim(open_groups* owner, key k) : owner_(owner), key_(k) {}
+    claim(std::shared_ptr<held_groups> held, key k) : held_(std::move(held)), key_(k) {}
     void release() noexcept {
-      if (owner_ != nullptr) std::exchange(owner_, nullptr)->release(key_);
+      if (!held_) return;
+      {
+        std::lock_guard lock(held_->mutex);
+        held_->keys.erase(key_);
+      }
+      held_.reset();
     }
-    open_groups* owner_ = nullptr;
+    std::shared_ptr<held_groups> held_;  // null once released or moved from
     key key_{};
   };
 
@@ -75,14 +87,14 @@ class open_groups {
   // at /d"). `store` names the storage in that message.
   result<claim> acquire(group_role role, bool system, shard_id shard, const std::string& store) {
     try {
-      std::lock_guard lock(mutex_);
-      if (!held_.emplace(role, system, shard).second)
+      std::lock_guard lock(held_->mutex);
+      if (!held_->keys.emplace(role, system, shard).second)
         return status::invalid_argument(std::string(role_text(role)) + " of " +
                                         group_text(system, shard) +
                                         " is already open in the store at " + store +
                                         ": use the open handle, or destroy it before opening "
                                         "another");
-      return claim(this, key{role, system, shard});
+      return claim(held_, key{role, system, shard});
     } catch (...) {
       return status::backend_error("cannot record the open " + std::string(role_text(role)) +
                                    ": out of memory");
@@ -90,13 +102,7 @@ class open_groups {
   }
 
  private:
-  void release(const key& k) noexcept {
-    std::lock_guard lock(mutex_);
-    held_.erase(k);
-  }
-
-  std::mutex mutex_;
-  std::set<key> held_;
+  std::shared_ptr<held_groups> held_ = std::make_shared<held_groups>();
 };
 
 }  // namespace seshat::detail
