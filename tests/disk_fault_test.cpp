@@ -504,3 +504,114 @@ TEST_CASE_TEMPLATE_DEFINE(
 
 TEST_CASE_TEMPLATE_INVOKE(failed_sync_stops_the_store, seshat::rocksdb_backend,
                           seshat::leveldb_backend);
+
+namespace {
+
+// Fails seshat's own next fsync of the directory `dir` (detail::fs_observer:
+// a directory sync outside the engine's Env) with `err`, once; passes every
+// step on to the observer it replaced (the fault environment's feed of the
+// durability model).
+class fail_directory_sync final : public detail::fs_observer {
+ public:
+  fail_directory_sync(std::filesystem::path dir, int err)
+      : dir_(std::move(dir)), err_(err), previous_(detail::g_fs_observer.exchange(this)) {}
+  ~fail_directory_sync() {
+    fs_observer* self = this;
+    detail::g_fs_observer.compare_exchange_strong(self, previous_);
+  }
+  fail_directory_sync(const fail_directory_sync&) = delete;
+  fail_directory_sync& operator=(const fail_directory_sync&) = delete;
+
+  int before(detail::fs_step step, const std::filesystem::path& p) override {
+    std::error_code ec;
+    if (step == detail::fs_step::sync_directory && !fired_ && std::filesystem::equivalent(p, dir_, ec)) {
+      fired_ = true;
+      return err_;
+    }
+    return previous_ != nullptr ? previous_->before(step, p) : 0;
+  }
+  void after(detail::fs_step step, const std::filesystem::path& p) override {
+    if (previous_ != nullptr) previous_->after(step, p);
+  }
+  void renamed(const std::filesystem::path& from, const std::filesystem::path& to,
+               bool exchanged) override {
+    if (previous_ != nullptr) previous_->renamed(from, to, exchanged);
+  }
+  bool fired() const { return fired_; }
+
+ private:
+  std::filesystem::path dir_;
+  int err_;
+  fs_observer* previous_;
+  bool fired_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("after a disk fault in the directory sync of LevelDB's older logs, every later write "
+          "and sync fails with that error until the store is reopened, and nothing "
+          "acknowledged is lost") {
+  using B = leveldb_backend;
+  scratch_dir dir;
+  backend_fault_env<B> fault(dir.path() / "keep");
+  open_options options;
+  options.write_buffer_mb = 1;  // a memtable switch (a new log) within the test
+  fault.attach(options);
+  std::vector<std::pair<std::string, std::string>> writes;
+  std::size_t acknowledged = 0;
+  auto store = open_store<B>(dir.store(), options);
+  auto put = [&](const std::string& key, const std::string& value, bool sync) {
+    status s = store->backend().put(column_family::data_kv, key, value, write_options{sync});
+    if (s.ok()) writes.emplace_back(key, value);
+    if (s.ok() && sync) acknowledged = writes.size();
+    return s;
+  };
+  auto count_logs = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir.store()))
+      n += e.path().extension() == ".log";
+    return n;
+  };
+  REQUIRE(put("first", "synced", true).ok());
+  // Two logs, so that the next synced write runs the older-log pass, which
+  // ends with a directory fsync.
+  fault.hold_background();
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 64 && count_logs() < 2; ++i) {
+    std::string value(64 * 1024, ' ');
+    for (char& c : value) c = static_cast<char>('a' + rng() % 26);
+    REQUIRE(put("unsynced-" + std::to_string(i), value, false).ok());
+  }
+  REQUIRE(count_logs() == 2);
+
+  status failed, again, later;
+  {
+    fail_directory_sync failing(dir.store(), EIO);
+    failed = put("second", "synced", true);
+    REQUIRE(failing.fired());
+  }
+  CHECK(failed.is(errc::io_error));
+  CHECK_MESSAGE(contains(failed.to_string(), "fsync"), failed.to_string());
+  // The directory can be synced again now: the store still refuses.
+  again = store->backend().sync_wal();
+  CHECK_MESSAGE(contains(again.to_string(), "refused, an earlier write failed"), again.to_string());
+  CHECK_MESSAGE(contains(again.to_string(), failed.message()), again.to_string());
+  later = put("third", "synced", true);
+  CHECK_MESSAGE(contains(later.to_string(), "refused, an earlier write failed"), later.to_string());
+  CHECK(store->get(column_family::data_kv, "first").value() == "synced");  // reads go on
+
+  fault.release_background();
+  store->close().ignore();
+  store.reset();
+  fault.simulate_power_loss();
+  REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
+  store = open_store<B>(dir.store(), options);
+  for (std::size_t i = 0; i < acknowledged; ++i) {
+    auto v = store->get(column_family::data_kv, writes[i].first);
+    CHECK_MESSAGE(v.ok(), "acknowledged write " << i + 1 << " of " << acknowledged << " ('"
+                                                << writes[i].first
+                                                << "') is lost: " << v.status().to_string());
+    if (v.ok()) CHECK(*v == writes[i].second);
+  }
+  REQUIRE(store->close().ok());
+}
