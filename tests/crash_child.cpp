@@ -71,6 +71,7 @@
 #include "support.hpp"
 #if SESHAT_HAVE_ROCKSDB && SESHAT_HAVE_LEVELDB
 #include "fault_env/backend_fault_env.hpp"
+#include "fault_env/scoped_fs_observer.hpp"
 #define SESHAT_CRASH_FIRST_OPEN 1
 #endif
 
@@ -391,17 +392,15 @@ int run(const std::string& dir, std::uint64_t seed) {
 #if SESHAT_CRASH_FIRST_OPEN
 // Counts the steps of the first open (see the top of this file) and kills
 // the process before step `at`.
-class step_killer final : public detail::fs_observer {
+class step_killer final : public seshat::test::scoped_fs_observer {
  public:
-  explicit step_killer(std::uint64_t at)
-      : at_(at), previous_(detail::g_fs_observer.exchange(this)) {}
-  ~step_killer() { detail::g_fs_observer.store(previous_); }
+  explicit step_killer(std::uint64_t at) : at_(at) {}
 
   int before(detail::fs_step s, const std::filesystem::path& p) override {
     static constexpr const char* names[] = {"create directory", "write file", "rename",
                                             "sync directory"};
     step(std::string("seshat ") + names[static_cast<int>(s)] + " " + p.string());
-    return 0;
+    return scoped_fs_observer::before(s, p);
   }
   void step(const std::string& what) {
     if (++count_ != at_) return;
@@ -413,7 +412,6 @@ class step_killer final : public detail::fs_observer {
 
  private:
   const std::uint64_t at_;
-  detail::fs_observer* const previous_;
   std::atomic<std::uint64_t> count_{0};
 };
 

@@ -43,6 +43,7 @@
 #include "fault_env/backend_fault_env.hpp"
 #include "fault_env/log_history.hpp"
 #include "fault_env/log_workload.hpp"
+#include "fault_env/scoped_fs_observer.hpp"
 #include "log_entries.hpp"
 #include "seshat/log_store.hpp"
 #include "support.hpp"
@@ -404,62 +405,132 @@ TEST_CASE_TEMPLATE_DEFINE(
 
 TEST_CASE_TEMPLATE_INVOKE(failed_sync_model, seshat::rocksdb_backend, seshat::leveldb_backend);
 
-TEST_CASE_TEMPLATE_DEFINE(
-    "after a disk fault in a sync, every later write and sync fails with that error until the "
-    "store is reopened, and nothing acknowledged is lost",
-    B, failed_sync_stops_the_store) {
-  INFO("backend " << B::k_name);
-  scratch_dir dir;
-  backend_fault_env<B> fault(dir.path() / "keep");
-  open_options options;
-  options.write_buffer_mb = 1;  // LevelDB: a memtable switch (a new log) within the test
-  fault.attach(options);
+namespace {
 
-  // Every write in order, and how many of them a synced write or sync has
-  // acknowledged as durable.
+// A store on a fault environment (1 MB memtables, so that LevelDB switches
+// logs within a test) and the writes made to it in order, with how many of
+// them a synced write or sync acknowledged as durable.
+template <class B>
+struct acknowledged_writes {
+  scratch_dir dir;
+  backend_fault_env<B> fault{dir.path() / "keep"};
+  open_options options = [] {
+    open_options o;
+    o.write_buffer_mb = 1;
+    return o;
+  }();
+  std::unique_ptr<storage<B>> store;
   std::vector<std::pair<std::string, std::string>> writes;
   std::size_t acknowledged = 0;
-  auto store = open_store<B>(dir.store(), options);
-  B& backend = store->backend();
-  auto put = [&](const std::string& key, const std::string& value, bool sync) {
-    status s = backend.put(column_family::data_kv, key, value, write_options{sync});
+
+  acknowledged_writes() {
+    fault.attach(options);
+    store = open_store<B>(dir.store(), options);
+  }
+
+  status put(const std::string& key, const std::string& value, bool sync) {
+    status s = store->backend().put(column_family::data_kv, key, value, write_options{sync});
     if (s.ok()) writes.emplace_back(key, value);
     if (s.ok() && sync) acknowledged = writes.size();
     return s;
-  };
-  auto sync_wal = [&] {
-    status s = backend.sync_wal();
+  }
+  status sync_wal() {
+    status s = store->backend().sync_wal();
     if (s.ok()) acknowledged = writes.size();
     return s;
-  };
-  auto count_logs = [&] {
-    int n = 0;
-    for (const auto& e : std::filesystem::directory_iterator(dir.store()))
-      n += e.path().extension() == ".log";
-    return n;
-  };
+  }
 
-  REQUIRE(put("first", "synced", true).ok());
-  std::uint64_t nth_sync = 1;  // RocksDB: the WAL's sync
-  if constexpr (std::is_same_v<B, leveldb_backend>) {
-    // An older log that the synced write below must sync: LevelDB switches
-    // memtables (a new log) and, with its compaction held, keeps the old one.
+  // LevelDB: unsynced puts until it has switched memtables (a new log) and,
+  // with its compaction held, keeps the older log, which the next synced
+  // write must sync (and then the directory).
+  void make_older_log(std::uint64_t seed) {
+    auto count_logs = [&] {
+      int n = 0;
+      for (const auto& e : std::filesystem::directory_iterator(dir.store()))
+        n += e.path().extension() == ".log";
+      return n;
+    };
     fault.hold_background();
-    std::mt19937_64 rng(7);
+    std::mt19937_64 rng(seed);
     for (int i = 0; i < 64 && count_logs() < 2; ++i) {
       std::string value(64 * 1024, ' ');
       for (char& c : value) c = static_cast<char>('a' + rng() % 26);
       REQUIRE(put("unsynced-" + std::to_string(i), value, false).ok());
     }
     REQUIRE(count_logs() == 2);
+  }
+
+  // `s` is the refusal of an operation after `first` failed.
+  static void check_refused(const status& s, const status& first) {
+    CHECK_MESSAGE(s.is(errc::io_error), s.to_string());
+    CHECK_MESSAGE(contains(s.to_string(), "refused, an earlier write failed"), s.to_string());
+    CHECK_MESSAGE(contains(s.to_string(), first.message()), s.to_string());
+    CHECK_MESSAGE(contains(s.to_string(), "reopen the store"), s.to_string());
+  }
+
+  // Closes the store, simulates a power loss and reopens it: every
+  // acknowledged write is there, and the store takes writes again.
+  void check_after_power_loss() {
+    store->close().ignore();
+    store.reset();
+    fault.simulate_power_loss();
+    REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
+    store = open_store<B>(dir.store(), options);
+    for (std::size_t i = 0; i < acknowledged; ++i) {
+      auto v = store->get(column_family::data_kv, writes[i].first);
+      CHECK_MESSAGE(v.ok(), "acknowledged write " << i + 1 << " of " << acknowledged << " ('"
+                                                  << writes[i].first
+                                                  << "') is lost: " << v.status().to_string());
+      if (v.ok()) CHECK(*v == writes[i].second);
+    }
+    CHECK(store->backend().put(column_family::data_kv, "after", "reopen", write_options{true}).ok());
+    REQUIRE(store->close().ok());
+  }
+};
+
+// Fails seshat's own next fsync of the directory `dir` (a directory sync
+// outside the engine's Env) with `err`, once; every other step goes on to
+// the fault environment's feed of the durability model.
+class fail_directory_sync final : public scoped_fs_observer {
+ public:
+  fail_directory_sync(std::filesystem::path dir, int err) : dir_(std::move(dir)), err_(err) {}
+
+  int before(detail::fs_step step, const std::filesystem::path& p) override {
+    std::error_code ec;
+    if (step == detail::fs_step::sync_directory && !fired_ && std::filesystem::equivalent(p, dir_, ec)) {
+      fired_ = true;
+      return err_;
+    }
+    return scoped_fs_observer::before(step, p);
+  }
+  bool fired() const { return fired_; }
+
+ private:
+  std::filesystem::path dir_;
+  int err_;
+  bool fired_ = false;
+};
+
+}  // namespace
+
+TEST_CASE_TEMPLATE_DEFINE(
+    "after a disk fault in a sync, every later write and sync fails with that error until the "
+    "store is reopened, and nothing acknowledged is lost",
+    B, failed_sync_stops_the_store) {
+  INFO("backend " << B::k_name);
+  acknowledged_writes<B> w;
+  REQUIRE(w.put("first", "synced", true).ok());
+  std::uint64_t nth_sync = 1;  // RocksDB: the WAL's sync
+  if constexpr (std::is_same_v<B, leveldb_backend>) {
+    w.make_older_log(7);
     nth_sync = 2;  // the newest log's sync, then the older log's
   }
-  REQUIRE(put("in-the-newest-log", "unsynced", false).ok());
-  const std::uint64_t injected = fault.faults().injected();
-  fault.faults().fail_nth(fault_op::sync, nth_sync, fault_error::eio);
+  REQUIRE(w.put("in-the-newest-log", "unsynced", false).ok());
+  const std::uint64_t injected = w.fault.faults().injected();
+  w.fault.faults().fail_nth(fault_op::sync, nth_sync, fault_error::eio);
 
-  const status failed = put("second", "synced", true);
-  REQUIRE(fault.faults().injected() == injected + 1);
+  const status failed = w.put("second", "synced", true);
+  REQUIRE(w.fault.faults().injected() == injected + 1);
   REQUIRE_FALSE(failed.ok());
   CHECK(failed.is(errc::io_error));
   CHECK_MESSAGE(contains(failed.to_string(), message_of(fault_error::eio)), failed.to_string());
@@ -468,150 +539,38 @@ TEST_CASE_TEMPLATE_DEFINE(
 
   // The disk is fine again, and a sync of the same files would succeed now:
   // the store still refuses, naming the first error.
-  const status again = sync_wal();
-  CHECK_MESSAGE(again.is(errc::io_error), again.to_string());
-  CHECK_MESSAGE(contains(again.to_string(), "refused, an earlier write failed"), again.to_string());
-  CHECK_MESSAGE(contains(again.to_string(), failed.message()), again.to_string());
-  CHECK_MESSAGE(contains(again.to_string(), "reopen the store"), again.to_string());
+  const status again = w.sync_wal();
+  w.check_refused(again, failed);
   MESSAGE(B::k_name << ": the sync after a failed one: " << again.to_string());
-  const status synced_put = put("third", "synced", true);
-  CHECK_MESSAGE(contains(synced_put.to_string(), "refused, an earlier write failed"),
-                synced_put.to_string());
-  const status unsynced_put = put("fourth", "unsynced", false);
-  CHECK_MESSAGE(contains(unsynced_put.to_string(), "refused, an earlier write failed"),
-                unsynced_put.to_string());
-  CHECK(store->get(column_family::data_kv, "first").value() == "synced");  // reads go on
+  w.check_refused(w.put("third", "synced", true), failed);
+  w.check_refused(w.put("fourth", "unsynced", false), failed);
+  CHECK(w.store->get(column_family::data_kv, "first").value() == "synced");  // reads go on
 
-  if constexpr (std::is_same_v<B, leveldb_backend>) fault.release_background();
-  store->close().ignore();
-  store.reset();
-  fault.simulate_power_loss();
-  REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
-
-  // Reopened after the power loss: every acknowledged write is there, and
-  // the store takes writes again.
-  store = open_store<B>(dir.store(), options);
-  for (std::size_t i = 0; i < acknowledged; ++i) {
-    auto v = store->get(column_family::data_kv, writes[i].first);
-    CHECK_MESSAGE(v.ok(), "acknowledged write " << i + 1 << " of " << acknowledged << " ('"
-                                                << writes[i].first
-                                                << "') is lost: " << v.status().to_string());
-    if (v.ok()) CHECK(*v == writes[i].second);
-  }
-  CHECK(store->backend().put(column_family::data_kv, "after", "reopen", write_options{true}).ok());
-  REQUIRE(store->close().ok());
+  if constexpr (std::is_same_v<B, leveldb_backend>) w.fault.release_background();
+  w.check_after_power_loss();
 }
 
 TEST_CASE_TEMPLATE_INVOKE(failed_sync_stops_the_store, seshat::rocksdb_backend,
                           seshat::leveldb_backend);
 
-namespace {
-
-// Fails seshat's own next fsync of the directory `dir` (detail::fs_observer:
-// a directory sync outside the engine's Env) with `err`, once; passes every
-// step on to the observer it replaced (the fault environment's feed of the
-// durability model).
-class fail_directory_sync final : public detail::fs_observer {
- public:
-  fail_directory_sync(std::filesystem::path dir, int err)
-      : dir_(std::move(dir)), err_(err), previous_(detail::g_fs_observer.exchange(this)) {}
-  ~fail_directory_sync() {
-    fs_observer* self = this;
-    detail::g_fs_observer.compare_exchange_strong(self, previous_);
-  }
-  fail_directory_sync(const fail_directory_sync&) = delete;
-  fail_directory_sync& operator=(const fail_directory_sync&) = delete;
-
-  int before(detail::fs_step step, const std::filesystem::path& p) override {
-    std::error_code ec;
-    if (step == detail::fs_step::sync_directory && !fired_ && std::filesystem::equivalent(p, dir_, ec)) {
-      fired_ = true;
-      return err_;
-    }
-    return previous_ != nullptr ? previous_->before(step, p) : 0;
-  }
-  void after(detail::fs_step step, const std::filesystem::path& p) override {
-    if (previous_ != nullptr) previous_->after(step, p);
-  }
-  void renamed(const std::filesystem::path& from, const std::filesystem::path& to,
-               bool exchanged) override {
-    if (previous_ != nullptr) previous_->renamed(from, to, exchanged);
-  }
-  bool fired() const { return fired_; }
-
- private:
-  std::filesystem::path dir_;
-  int err_;
-  fs_observer* previous_;
-  bool fired_ = false;
-};
-
-}  // namespace
-
 TEST_CASE("after a disk fault in the directory sync of LevelDB's older logs, every later write "
           "and sync fails with that error until the store is reopened, and nothing "
           "acknowledged is lost") {
-  using B = leveldb_backend;
-  scratch_dir dir;
-  backend_fault_env<B> fault(dir.path() / "keep");
-  open_options options;
-  options.write_buffer_mb = 1;  // a memtable switch (a new log) within the test
-  fault.attach(options);
-  std::vector<std::pair<std::string, std::string>> writes;
-  std::size_t acknowledged = 0;
-  auto store = open_store<B>(dir.store(), options);
-  auto put = [&](const std::string& key, const std::string& value, bool sync) {
-    status s = store->backend().put(column_family::data_kv, key, value, write_options{sync});
-    if (s.ok()) writes.emplace_back(key, value);
-    if (s.ok() && sync) acknowledged = writes.size();
-    return s;
-  };
-  auto count_logs = [&] {
-    int n = 0;
-    for (const auto& e : std::filesystem::directory_iterator(dir.store()))
-      n += e.path().extension() == ".log";
-    return n;
-  };
-  REQUIRE(put("first", "synced", true).ok());
-  // Two logs, so that the next synced write runs the older-log pass, which
-  // ends with a directory fsync.
-  fault.hold_background();
-  std::mt19937_64 rng(11);
-  for (int i = 0; i < 64 && count_logs() < 2; ++i) {
-    std::string value(64 * 1024, ' ');
-    for (char& c : value) c = static_cast<char>('a' + rng() % 26);
-    REQUIRE(put("unsynced-" + std::to_string(i), value, false).ok());
-  }
-  REQUIRE(count_logs() == 2);
-
-  status failed, again, later;
+  acknowledged_writes<leveldb_backend> w;
+  REQUIRE(w.put("first", "synced", true).ok());
+  w.make_older_log(11);
+  status failed;
   {
-    fail_directory_sync failing(dir.store(), EIO);
-    failed = put("second", "synced", true);
+    fail_directory_sync failing(w.dir.store(), EIO);
+    failed = w.put("second", "synced", true);
     REQUIRE(failing.fired());
   }
   CHECK(failed.is(errc::io_error));
   CHECK_MESSAGE(contains(failed.to_string(), "fsync"), failed.to_string());
   // The directory can be synced again now: the store still refuses.
-  again = store->backend().sync_wal();
-  CHECK_MESSAGE(contains(again.to_string(), "refused, an earlier write failed"), again.to_string());
-  CHECK_MESSAGE(contains(again.to_string(), failed.message()), again.to_string());
-  later = put("third", "synced", true);
-  CHECK_MESSAGE(contains(later.to_string(), "refused, an earlier write failed"), later.to_string());
-  CHECK(store->get(column_family::data_kv, "first").value() == "synced");  // reads go on
-
-  fault.release_background();
-  store->close().ignore();
-  store.reset();
-  fault.simulate_power_loss();
-  REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
-  store = open_store<B>(dir.store(), options);
-  for (std::size_t i = 0; i < acknowledged; ++i) {
-    auto v = store->get(column_family::data_kv, writes[i].first);
-    CHECK_MESSAGE(v.ok(), "acknowledged write " << i + 1 << " of " << acknowledged << " ('"
-                                                << writes[i].first
-                                                << "') is lost: " << v.status().to_string());
-    if (v.ok()) CHECK(*v == writes[i].second);
-  }
-  REQUIRE(store->close().ok());
+  w.check_refused(w.sync_wal(), failed);
+  w.check_refused(w.put("third", "synced", true), failed);
+  CHECK(w.store->get(column_family::data_kv, "first").value() == "synced");  // reads go on
+  w.fault.release_background();
+  w.check_after_power_loss();
 }

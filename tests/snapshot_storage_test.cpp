@@ -29,6 +29,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "fault_env/scoped_fs_observer.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/snapshot.hpp"
 #include "support.hpp"
@@ -544,81 +545,80 @@ TEST_CASE_TEMPLATE_DEFINE("on-disk snapshots", B, disk_snapshots) {
 // Fails (EIO) the fsync of the store's parent directory that the install
 // does before the switch (`after_switch` false: the first one) or the one
 // right after it (true), through seshat's fs_observer seam.
-class failing_parent_sync final : public detail::fs_observer {
+class failing_parent_sync final : public seshat::test::scoped_fs_observer {
  public:
   failing_parent_sync(const fs::path& store, bool after_switch)
       : store_(store.lexically_normal()),
         parent_(detail::parent_of(store).lexically_normal()),
-        after_switch_(after_switch),
-        previous_(detail::g_fs_observer.exchange(this)) {}
-  ~failing_parent_sync() { detail::g_fs_observer.store(previous_); }
+        after_switch_(after_switch) {}
 
   int before(detail::fs_step step, const fs::path& p) override {
     if (step != detail::fs_step::sync_directory || fired_ || p.lexically_normal() != parent_ ||
         switched_ != after_switch_)
-      return 0;
+      return scoped_fs_observer::before(step, p);
     fired_ = true;
     return EIO;
   }
   void after(detail::fs_step step, const fs::path& p) override {
     if (step == detail::fs_step::rename && p.lexically_normal() == store_) switched_ = true;
+    scoped_fs_observer::after(step, p);
   }
   bool fired() const { return fired_; }
 
  private:
   const fs::path store_, parent_;
   const bool after_switch_;
-  detail::fs_observer* const previous_;
   bool switched_ = false, fired_ = false;
 };
 
-TEST_CASE_TEMPLATE_DEFINE(
-    "restore_snapshot whose parent fsync fails after the switch says the store holds the "
-    "snapshot's state, and it does",
-    B, restore_sync_fails_after_switch) {
+// A store at state "a" with a snapshot of it, then at state "b"; a
+// restore of the snapshot whose parent fsync fails before the switch, or
+// after it. What the restore returned, and the three states.
+struct failed_restore {
+  status failed;
+  dump_t snapshot_state, old_state, now;
+};
+template <class B>
+failed_restore restore_with_failing_parent_sync(bool after_switch) {
   scratch_dir dir;
   auto s = open_store<B>(dir.store());
   write_state(*s, "a", 5, 1);
   const fs::path snap = dir.path() / "snap";
   REQUIRE(s->create_snapshot(snap, log_id{1, 5}).ok());
-  const dump_t snapshot_state = dump(*s);
+  failed_restore r;
+  r.snapshot_state = dump(*s);
   write_state(*s, "b", 5, 6);
-  status failed;
+  r.old_state = dump(*s);
   bool fired = false;
   {
-    failing_parent_sync fault(dir.store(), true);
-    failed = s->restore_snapshot(snap).status();
+    failing_parent_sync fault(dir.store(), after_switch);
+    r.failed = s->restore_snapshot(snap).status();
     fired = fault.fired();
   }
   REQUIRE(fired);
-  CHECK(failed.is(errc::io_error));
-  CHECK_MESSAGE(contains(failed.message(), "holds the snapshot's state"), failed.to_string());
-  CHECK_MESSAGE(!contains(failed.message(), "old state"), failed.to_string());
-  CHECK(dump(*s) == snapshot_state);  // reopened, on the snapshot's state
+  r.now = dump(*s);  // reopened by the restore
+  return r;
+}
+
+TEST_CASE_TEMPLATE_DEFINE(
+    "restore_snapshot whose parent fsync fails after the switch says the store holds the "
+    "snapshot's state, and it does",
+    B, restore_sync_fails_after_switch) {
+  const failed_restore r = restore_with_failing_parent_sync<B>(true);
+  CHECK(r.failed.is(errc::io_error));
+  CHECK_MESSAGE(contains(r.failed.message(), "holds the snapshot's state"), r.failed.to_string());
+  CHECK_MESSAGE(!contains(r.failed.message(), "old state"), r.failed.to_string());
+  CHECK(r.now == r.snapshot_state);
 }
 
 TEST_CASE_TEMPLATE_DEFINE(
     "restore_snapshot whose parent fsync fails before the switch says the store keeps its old "
     "state, and it does",
     B, restore_sync_fails_before_switch) {
-  scratch_dir dir;
-  auto s = open_store<B>(dir.store());
-  write_state(*s, "a", 5, 1);
-  const fs::path snap = dir.path() / "snap";
-  REQUIRE(s->create_snapshot(snap, log_id{1, 5}).ok());
-  write_state(*s, "b", 5, 6);
-  const dump_t old_state = dump(*s);
-  status failed;
-  bool fired = false;
-  {
-    failing_parent_sync fault(dir.store(), false);
-    failed = s->restore_snapshot(snap).status();
-    fired = fault.fired();
-  }
-  REQUIRE(fired);
-  CHECK(failed.is(errc::io_error));
-  CHECK_MESSAGE(contains(failed.message(), "keeps its old state"), failed.to_string());
-  CHECK(dump(*s) == old_state);
+  const failed_restore r = restore_with_failing_parent_sync<B>(false);
+  CHECK(r.failed.is(errc::io_error));
+  CHECK_MESSAGE(contains(r.failed.message(), "keeps its old state"), r.failed.to_string());
+  CHECK(r.now == r.old_state);
 }
 
 #if SESHAT_HAVE_ROCKSDB && SESHAT_HAVE_LEVELDB

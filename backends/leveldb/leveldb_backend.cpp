@@ -920,15 +920,9 @@ status leveldb_backend::install_checkpoint(const std::filesystem::path& checkpoi
       SESHAT_RETURN_IF_ERROR(lock.take(canonical, store_dir.string(), context));
     }
     // Table files are never modified in place: they may be shared.
-    status installed =
-        detail::install_directory(checkpoint_dir, store_dir, [](const std::string& name) {
-          auto ends_with = [&](std::string_view suffix) {
-            return name.size() >= suffix.size() &&
-                   name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-          };
-          return ends_with(".ldb") || ends_with(".sst");
-        });
-    return installed;
+    return detail::install_directory(checkpoint_dir, store_dir, [](const std::string& name) {
+      return name.ends_with(".ldb") || name.ends_with(".sst");
+    });
   } catch (...) {
     return exception_status("install_checkpoint", store_dir.string());
   }

@@ -957,15 +957,9 @@ status rocksdb_backend::install_checkpoint(const std::filesystem::path& checkpoi
     engine_lock lock;
     if (exists) SESHAT_RETURN_IF_ERROR(lock.take(store_dir, context));
     // Table and blob files are never modified in place: they may be shared.
-    status installed =
-        detail::install_directory(checkpoint_dir, store_dir, [](const std::string& name) {
-          auto ends_with = [&](std::string_view suffix) {
-            return name.size() >= suffix.size() &&
-                   name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-          };
-          return ends_with(".sst") || ends_with(".blob");
-        });
-    return installed;
+    return detail::install_directory(checkpoint_dir, store_dir, [](const std::string& name) {
+      return name.ends_with(".sst") || name.ends_with(".blob");
+    });
   });
 }
 

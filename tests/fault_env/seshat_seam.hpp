@@ -8,42 +8,37 @@
 // Without it the model would not know that seshat made a directory entry
 // durable, and a power loss would undo it.
 //
-// Installs itself as the process's observer while it lives (and puts back
-// the one it replaced). Ownership: owned by a fault environment, which
+// Installs itself as the process's observer while it lives
+// (scoped_fs_observer). Ownership: owned by a fault environment, which
 // outlives every store it serves. Thread-safety: the model locks.
 #pragma once
 
 #include <filesystem>
 
 #include "fault_env/durability_model.hpp"
+#include "fault_env/scoped_fs_observer.hpp"
 #include "seshat/detail/files.hpp"
 
 namespace seshat::test {
 
-class seshat_sync_feed final : public detail::fs_observer {
+class seshat_sync_feed final : public scoped_fs_observer {
  public:
-  explicit seshat_sync_feed(durability_model& model)
-      : model_(model), previous_(detail::g_fs_observer.exchange(this)) {}
-  ~seshat_sync_feed() {
-    fs_observer* self = this;
-    detail::g_fs_observer.compare_exchange_strong(self, previous_);
-  }
-  seshat_sync_feed(const seshat_sync_feed&) = delete;
-  seshat_sync_feed& operator=(const seshat_sync_feed&) = delete;
+  explicit seshat_sync_feed(durability_model& model) : model_(model) {}
 
   void after(detail::fs_step step, const std::filesystem::path& p) override {
     if (step == detail::fs_step::sync_directory) model_.directory_synced(p);
+    scoped_fs_observer::after(step, p);
   }
   // Directories only: the files seshat writes itself are not tracked.
   void renamed(const std::filesystem::path& from, const std::filesystem::path& to,
                bool exchanged) override {
     std::error_code ec;
     if (std::filesystem::is_directory(to, ec)) model_.directory_renamed(from, to, exchanged);
+    scoped_fs_observer::renamed(from, to, exchanged);
   }
 
  private:
   durability_model& model_;
-  fs_observer* previous_;
 };
 
 }  // namespace seshat::test
