@@ -16,6 +16,7 @@
 
 #include "seshat/backend.hpp"
 #include "seshat/column_family.hpp"
+#include "seshat/detail/counters.hpp"
 
 namespace seshat {
 
@@ -55,13 +56,13 @@ class storage_batch {
   void note(column_family cf, std::size_t bytes) {
     sync_ = sync_ || requires_sync(cf);
     if (holds_log(cf)) log_families_ |= 1u << index_of(cf);
-    bytes_ += bytes;
+    tally_.note(cf, bytes);
   }
 
   typename B::batch batch_;
   bool sync_ = false;
   unsigned log_families_ = 0;  // bit index_of(cf) set for each log family touched
-  std::uint64_t bytes_ = 0;
+  detail::family_tally tally_;  // for storage's counters
 };
 
 }  // namespace seshat
