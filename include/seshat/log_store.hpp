@@ -598,11 +598,10 @@ class log_store {
       ++expected;
     }
     if (sync) batch.set_sync();
-    const auto start = sync ? detail::metrics_clock::now() : detail::metrics_clock::time_point{};
     SESHAT_RETURN_IF_ERROR(store_.write(batch));
     log_counters& counters = tracking_.counters();
     counters.appended(entries.size(), bytes);
-    if (sync) counters.synced(entries.size(), start);
+    if (sync) counters.synced(entries.size(), batch.synced_in());
     std::unique_lock lock(state_mutex_);
     last_in_log_ = prev;
     return {};

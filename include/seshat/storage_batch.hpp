@@ -10,6 +10,7 @@
 
 #include "seshat/detail/require_cxx20.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <string_view>
 #include <utility>
@@ -48,6 +49,9 @@ class storage_batch {
   bool empty() const { return batch_.empty(); }
   // True when write() will sync this batch.
   bool sync() const { return sync_; }
+  // After a successful synced write(): how long its write and sync took
+  // (for metrics); 0 otherwise.
+  std::chrono::nanoseconds synced_in() const { return tally_.synced_in; }
 
  private:
   friend class storage<B>;

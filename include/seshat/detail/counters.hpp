@@ -47,8 +47,11 @@ class latency_histogram {
     counts_[i].fetch_add(1, std::memory_order_relaxed);
     sum_ns_.fetch_add(ns, std::memory_order_relaxed);
   }
-  void record_since(metrics_clock::time_point start) noexcept {
-    record(metrics_clock::now() - start);
+  // Records the time since `start` and returns it.
+  std::chrono::nanoseconds record_since(metrics_clock::time_point start) noexcept {
+    const std::chrono::nanoseconds d = metrics_clock::now() - start;
+    record(d);
+    return d;
   }
 
   latency_metrics read() const noexcept {
@@ -71,10 +74,12 @@ class latency_histogram {
 };
 
 // What one batch writes to each family, tallied as it is built (a batch
-// belongs to one thread: plain integers).
+// belongs to one thread: plain integers), and how long its synced write
+// took (so that log_store reads the clock no second time).
 struct family_tally {
   std::array<std::uint32_t, k_column_family_count> ops{};
   std::array<std::uint64_t, k_column_family_count> bytes{};
+  std::chrono::nanoseconds synced_in{0};
   void note(column_family cf, std::size_t n) noexcept {
     ++ops[index_of(cf)];
     bytes[index_of(cf)] += n;
@@ -97,6 +102,11 @@ struct log_counters {
   // `entries` appended at `start` are durable now.
   void synced(std::uint64_t entries, metrics_clock::time_point start) noexcept {
     sync_seconds.record_since(start);
+    entries_synced.fetch_add(entries, std::memory_order_relaxed);
+  }
+  // `entries` were made durable by a synced write that took `took`.
+  void synced(std::uint64_t entries, std::chrono::nanoseconds took) noexcept {
+    sync_seconds.record(took);
     entries_synced.fetch_add(entries, std::memory_order_relaxed);
   }
   void read(std::uint64_t entries) noexcept {
