@@ -26,6 +26,12 @@
 //                         this process started; installed: a restore that
 //                         replaced the state machine; first index: last purged + 1)
 //   quit               -> closes the connection
+// Metrics: an HTTP GET on the control port (the request line is told from a
+// command by its "GET <path> HTTP/1.x"), e.g.
+//   curl http://127.0.0.1:<base_port + 100 + id>/metrics
+// answers /metrics with the store's metrics in the Prometheus text format
+// (seshat/prometheus.hpp, labelled node="<id>"; keys per family not
+// counted), anything else with 404; then the connection is closed.
 // Environment: KV_NODE_TRACE=1 logs every FSM apply and restore to stderr.
 // SIGTERM/SIGINT: raft_close, then the store is closed and the node exits.
 #include <uv.h>
@@ -44,6 +50,7 @@
 
 #include "seshat/backends/memory_backend.hpp"
 #include "seshat/canonical_raft/raft_io.hpp"
+#include "seshat/prometheus.hpp"
 #include "seshat/state_machine_store.hpp"
 #include "seshat/storage.hpp"
 #ifdef SESHAT_HAVE_ROCKSDB
@@ -89,6 +96,8 @@ class node_base {
  public:
   virtual ~node_base() = default;
   virtual std::string handle(std::string_view line, struct conn* c) = 0;
+  // The whole HTTP response to a GET of `path`.
+  virtual std::string http_get(std::string_view path) = 0;
 };
 
 struct conn {
@@ -97,6 +106,8 @@ struct conn {
   bool closed = false;
   int refs = 1;  // the handle, plus one per pending apply
   node_base* node = nullptr;
+  bool http = false;  // an HTTP request line came: its headers follow
+  std::string http_path;
 };
 
 void conn_unref(conn* c) {
@@ -122,6 +133,31 @@ void conn_close(conn* c) {
   c->closed = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&c->handle),
            [](uv_handle_t* h) { conn_unref(static_cast<conn*>(h->data)); });
+}
+
+// Closes the connection once what was written is sent (an HTTP response).
+void conn_finish(conn* c) {
+  if (c->closed) return;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->handle));
+  auto* req = new uv_shutdown_t;
+  req->data = c;
+  if (uv_shutdown(req, reinterpret_cast<uv_stream_t*>(&c->handle), [](uv_shutdown_t* r, int) {
+        conn_close(static_cast<conn*>(r->data));
+        delete r;
+      }) != 0) {
+    delete req;
+    conn_close(c);
+  }
+}
+
+std::string http_response(std::string_view status, std::string_view type, std::string_view body) {
+  std::string out = "HTTP/1.1 ";
+  out += status;
+  out += "\r\nContent-Type: ";
+  out += type;
+  out += "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+  out += body;
+  return out;
 }
 
 template <class Backend, class Shard>
@@ -261,6 +297,14 @@ class node final : public node_base {
       return {};
     }
     return "ERR - unknown command\n";
+  }
+
+  std::string http_get(std::string_view path) override {
+    if (path != "/metrics") return http_response("404 Not Found", "text/plain", "try /metrics\n");
+    auto text = seshat::prometheus_text(*store_, {{{"node", std::to_string(opt_.id)}}});
+    if (!text.ok())
+      return http_response("500 Internal Server Error", "text/plain", text.status().to_string() + "\n");
+    return http_response("200 OK", seshat::k_prometheus_content_type, *text);
   }
 
  private:
@@ -428,6 +472,17 @@ void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     std::string line = c->in.substr(0, pos);
     c->in.erase(0, pos + 1);
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (c->http) {  // headers, up to the empty line that ends the request
+      if (!line.empty()) continue;
+      conn_write(c, c->node->http_get(c->http_path));
+      conn_finish(c);
+      break;
+    }
+    if (line.starts_with("GET ") && line.find(" HTTP/1.") != std::string::npos) {
+      c->http = true;
+      c->http_path = line.substr(4, line.find(' ', 4) - 4);
+      continue;
+    }
     if (line.empty()) continue;
     std::string reply = c->node->handle(line, c);
     if (!reply.empty()) conn_write(c, std::move(reply));

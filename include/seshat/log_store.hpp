@@ -35,6 +35,10 @@
 // Crash safety: purge records the last purged log id durably before it
 // deletes entries; open() finishes a purge a crash interrupted.
 //
+// Metrics: appends, syncs, reads, truncations and purges are counted in
+// the storage's registry for this group (storage::metrics(),
+// detail/counters.hpp), which reads the log's extent while it is open.
+//
 // Thread-safety: all members may be called from many threads; mutations of
 // one group are serialized. Many log_stores (one per group) may share one
 // storage. Ownership: a log_store refers to its storage, which must outlive
@@ -143,6 +147,11 @@ class log_store {
     std::unique_ptr<log_store> log(new log_store(store, shard, options));
     log->claim_ = std::move(*claim);
     SESHAT_RETURN_IF_ERROR(log->load());
+    auto tracked = store.track_log(Shard::is_system, shard.id(), [raw = log.get()] {
+      return raw->extent();
+    });
+    if (!tracked.ok()) return tracked.status();
+    log->tracking_ = std::move(*tracked);
     return log;
   }
 
@@ -222,12 +231,19 @@ class log_store {
   // refused or fails, `done` is called at once with that error, which is
   // also returned.
   status append_async(std::span<const Entry> entries, callback done) {
+    const auto start = detail::metrics_clock::now();
     status s = append_entries(entries, false);
     if (!s.ok()) {
       done(s);
       return s;
     }
-    store_.sync_async(std::move(done));
+    // The counters live in the storage's registry, which outlives every
+    // sync_async callback (storage stops its sync thread first).
+    store_.sync_async([counters = &tracking_.counters(), n = entries.size(), start,
+                       done = std::move(done)](status synced) {
+      if (synced.ok()) counters->synced(n, start);
+      done(std::move(synced));
+    });
     return {};
   }
 
@@ -252,6 +268,7 @@ class log_store {
     batch.del_range(k_log_family, keys_.log(since), keys_.log_end());
     if (options_.sync == sync_policy::durable) batch.set_sync();
     SESHAT_RETURN_IF_ERROR(store_.write(batch));
+    log_counters::add(tracking_.counters().truncations);
     std::unique_lock lock(state_mutex_);
     last_in_log_ = new_last;
     return {};
@@ -280,7 +297,9 @@ class log_store {
       last_purged_ = purged;
       if (last_in_log_ && last_in_log_->index <= upto) last_in_log_.reset();
     }
-    return delete_purged(purged.index);
+    SESHAT_RETURN_IF_ERROR(delete_purged(purged.index));
+    log_counters::add(tracking_.counters().purges);
+    return {};
   }
 
   // Deletes every entry and records `last_purged` as the last purged log id,
@@ -334,6 +353,7 @@ class log_store {
       SESHAT_RETURN_IF_ERROR(decode_entry(it->key(), it->value(), i, e));
       out.push_back(std::move(e));
     }
+    if (!out.empty()) tracking_.counters().read(out.size());
     return out;
   }
 
@@ -367,6 +387,16 @@ class log_store {
 
   log_store(storage_type& store, Shard shard, log_store_options options)
       : store_(store), shard_(shard), keys_(Shard::is_system, shard.id()), options_(options) {}
+
+  using log_counters = detail::log_counters;
+
+  // What metrics() reports of the log's bounds.
+  detail::log_extent extent() const {
+    std::shared_lock lock(state_mutex_);
+    const std::uint64_t first = first_in_log();
+    if (!last_in_log_) return {first, first == 0 ? 0 : first - 1, 0};
+    return {first, last_in_log_->index, last_in_log_->index - first + 1};
+  }
 
   std::string where() const {
     return Shard::is_system ? std::string("system group: ")
@@ -540,6 +570,7 @@ class log_store {
     std::optional<log_id> prev = get_log_state().last;
     std::uint64_t expected = next_index();
     auto batch = store_.new_batch();
+    std::uint64_t bytes = 0;
     for (const Entry& e : entries) {
       const log_id id = id_of(e);
       if (id.index > k_max_log_index)
@@ -562,11 +593,15 @@ class log_store {
       Serializer::encode(e, value_);
       envelope::seal(value_, at);
       batch.put(k_log_family, key_, value_);
+      bytes += key_.size() + value_.size();
       prev = id;
       ++expected;
     }
     if (sync) batch.set_sync();
     SESHAT_RETURN_IF_ERROR(store_.write(batch));
+    log_counters& counters = tracking_.counters();
+    counters.appended(entries.size(), bytes);
+    if (sync) counters.synced(entries.size(), batch.synced_in());
     std::unique_lock lock(state_mutex_);
     last_in_log_ = prev;
     return {};
@@ -589,6 +624,10 @@ class log_store {
   std::optional<log_id> committed_;
   std::optional<log_id> last_purged_;
   std::optional<log_id> last_in_log_;  // the last entry held, if any
+
+  // Last, destroyed first: metrics() stops reading extent() before the
+  // rest of this log_store goes.
+  detail::group_registry::tracking tracking_;
 };
 
 }  // namespace seshat

@@ -6,7 +6,8 @@
 //     or data_raft_state is durable before it returns;
 //   - log helpers on bytes (log_key.hpp): append with a gap check, read of a
 //     half-open range, truncation of a prefix or a suffix, first/last index;
-//   - metrics on demand (metrics.hpp);
+//   - metrics on demand (metrics.hpp), counted as operations happen
+//     (detail/counters.hpp);
 //   - snapshots of the whole store (snapshot.hpp): create_snapshot,
 //     validate_snapshot, restore_snapshot.
 //
@@ -54,6 +55,7 @@
 
 #include "seshat/backend.hpp"
 #include "seshat/column_family.hpp"
+#include "seshat/detail/counters.hpp"
 #include "seshat/detail/directory_swap.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/group_sync.hpp"
@@ -105,7 +107,7 @@ class storage {
   result<std::string> get(column_family cf, std::string_view key) {
     std::string value;
     SESHAT_RETURN_IF_ERROR(backend_->get(cf, key, &value));
-    count_read(value.size());
+    counters_.read(cf, 1, value.size());
     return value;
   }
 
@@ -114,7 +116,7 @@ class storage {
     status s = backend_->get(cf, key, &value);
     if (s.is(errc::not_found)) return false;
     if (!s.ok()) return s;
-    count_read(0);
+    counters_.read(cf, 1, 0);
     return true;
   }
 
@@ -135,11 +137,13 @@ class storage {
   // Writes `b` atomically; synced when b.sync(). An empty batch is refused.
   status write(batch& b) {
     if (b.empty()) return status::invalid_argument("write of an empty batch");
+    const auto start = b.sync() ? detail::metrics_clock::now() : detail::metrics_clock::time_point{};
     status s = backend_->write(b.batch_, write_options{b.sync()});
     for (column_family cf : k_all_column_families)
       if (b.log_families_ & (1u << index_of(cf))) forget_bounds(cf);
     if (!s.ok()) return s;
-    count_write(b.size(), b.bytes_);
+    if (b.sync()) b.tally_.synced_in = counters_.syncs().record_since(start);
+    counters_.written(b.tally_);
     return {};
   }
 
@@ -189,10 +193,10 @@ class storage {
       bytes += key.size() + value.size();
     }
     if (index == first_index) return {};
-    SESHAT_RETURN_IF_ERROR(backend_->write(wb, options));
+    SESHAT_RETURN_IF_ERROR(synced_write(wb, options));
     if (!bounds.first) bounds.first = first_index;
     bounds.last = index - 1;
-    count_write(index - first_index, bytes);
+    counters_.written(cf, index - first_index, bytes);
     return {};
   }
 
@@ -224,8 +228,7 @@ class storage {
       out.emplace_back(it->value());
       bytes += it->value().size();
     }
-    reads_.fetch_add(out.size(), std::memory_order_relaxed);
-    bytes_read_.fetch_add(bytes, std::memory_order_relaxed);
+    counters_.read(cf, out.size(), bytes);
     return out;
   } catch (const std::exception& e) {
     return status::backend_error(std::string(name_of(cf)) + ": read of [" + std::to_string(start) +
@@ -252,7 +255,7 @@ class storage {
       bounds.first.reset();
       bounds.last.reset();
     }
-    count_write(2, 0);
+    counters_.written(cf, 2, 0);
     return {};
   }
 
@@ -282,7 +285,7 @@ class storage {
     } else {
       bounds.last = index - 1;
     }
-    count_write(1, 0);
+    counters_.written(cf, 1, 0);
     return {};
   }
 
@@ -427,14 +430,17 @@ class storage {
   // ---- maintenance ---------------------------------------------------------
 
   // Makes every earlier write durable.
-  status sync_wal() { return backend_->sync_wal(); }
+  status sync_wal() { return timed_sync(); }
 
   // Calls `done` once, from a background thread, when every write that
   // returned before this call is durable, with the status of the sync. Many
   // calls share one sync (group commit): under load, one fsync serves
   // every write that arrived while the previous one ran. `done` must not
   // block for long. After close() it fires at once with an error.
-  void sync_async(std::function<void(status)> done) { group_sync_.request(std::move(done)); }
+  void sync_async(std::function<void(status)> done) {
+    counters_.group_commit_requested();
+    group_sync_.request(std::move(done));
+  }
 
   // How many syncs sync_async has run so far.
   std::uint64_t group_syncs() const { return group_sync_.syncs(); }
@@ -442,22 +448,38 @@ class storage {
   // Compacts the whole family.
   status compact(column_family cf) { return backend_->compact_range(cf, {}, {}); }
 
-  // Counts and sizes; counting keys reads every family.
-  result<storage_metrics> metrics() {
+  // Sizes measured now (disk bytes; keys per family when options.count_keys,
+  // which reads every family) and the counters since open: per family, WAL
+  // syncs, group commits, and every group whose log was opened here (its
+  // extent read from its log_store while open). Never throws: out of memory
+  // is a backend-error.
+  result<storage_metrics> metrics(metrics_options options = {}) try {
     storage_metrics m;
     auto disk = backend_->disk_usage();
     if (!disk.ok()) return disk.status();
     m.disk_bytes = *disk;
-    for (column_family cf : k_all_column_families) {
-      auto it = backend_->new_iterator(cf);
-      for (it->seek_to_first(); it->valid(); it->next()) ++m.keys[index_of(cf)];
-      SESHAT_RETURN_IF_ERROR(it->status());
+    if (options.count_keys) {
+      for (column_family cf : k_all_column_families) {
+        auto it = backend_->new_iterator(cf);
+        for (it->seek_to_first(); it->valid(); it->next()) ++m.keys[index_of(cf)];
+        SESHAT_RETURN_IF_ERROR(it->status());
+      }
+      m.keys_counted = true;
     }
-    m.reads = reads_.load(std::memory_order_relaxed);
-    m.writes = writes_.load(std::memory_order_relaxed);
-    m.bytes_read = bytes_read_.load(std::memory_order_relaxed);
-    m.bytes_written = bytes_written_.load(std::memory_order_relaxed);
+    counters_.read(m);
+    m.group_commits = group_sync_.syncs();
+    groups_.read(m.groups);
     return m;
+  } catch (const std::exception& e) {
+    return status::backend_error("metrics of the store at " + dir_.string() + ": " + e.what());
+  }
+
+  // For log_store::open: the counters of the group's log, kept for this
+  // storage's life (a reopened log counts on), and `extent`, which metrics()
+  // calls for the log's bounds until the returned tracking is destroyed.
+  result<detail::group_registry::tracking> track_log(bool system, shard_id shard,
+                                                      std::function<detail::log_extent()> extent) {
+    return groups_.track(system, shard, std::move(extent));
   }
 
  private:
@@ -474,7 +496,7 @@ class storage {
       : backend_(std::move(backend)),
         dir_(std::move(dir)),
         options_(options),
-        group_sync_([this] { return backend_->sync_wal(); }) {}
+        group_sync_([this] { return timed_sync(); }) {}
 
   static status check_log_family(column_family cf) {
     if (holds_log(cf)) return {};
@@ -540,20 +562,28 @@ class storage {
     b.loaded = false;
   }
 
-  void count_read(std::uint64_t bytes) {
-    reads_.fetch_add(1, std::memory_order_relaxed);
-    bytes_read_.fetch_add(bytes, std::memory_order_relaxed);
+  // Every sync of the WAL goes through write(batch) or one of these two,
+  // which time it.
+  status timed_sync() {
+    const auto start = detail::metrics_clock::now();
+    status s = backend_->sync_wal();
+    if (s.ok()) counters_.syncs().record_since(start);
+    return s;
   }
-  void count_write(std::uint64_t ops, std::uint64_t bytes) {
-    writes_.fetch_add(ops, std::memory_order_relaxed);
-    bytes_written_.fetch_add(bytes, std::memory_order_relaxed);
+  status synced_write(typename B::batch& wb, write_options options) {
+    if (!options.sync) return backend_->write(wb, options);
+    const auto start = detail::metrics_clock::now();
+    status s = backend_->write(wb, options);
+    if (s.ok()) counters_.syncs().record_since(start);
+    return s;
   }
 
   std::unique_ptr<B> backend_;
   const std::filesystem::path dir_;
   const open_options options_;
   std::array<log_bounds, k_column_family_count> bounds_;
-  std::atomic<std::uint64_t> reads_{0}, writes_{0}, bytes_read_{0}, bytes_written_{0};
+  detail::store_counters counters_;
+  detail::group_registry groups_;
   detail::open_groups open_groups_;
   detail::group_sync group_sync_;  // last: stopped before the rest goes
 };

@@ -10,12 +10,14 @@
 
 #include "seshat/detail/require_cxx20.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <string_view>
 #include <utility>
 
 #include "seshat/backend.hpp"
 #include "seshat/column_family.hpp"
+#include "seshat/detail/counters.hpp"
 
 namespace seshat {
 
@@ -47,6 +49,9 @@ class storage_batch {
   bool empty() const { return batch_.empty(); }
   // True when write() will sync this batch.
   bool sync() const { return sync_; }
+  // After a successful synced write(): how long its write and sync took
+  // (for metrics); 0 otherwise.
+  std::chrono::nanoseconds synced_in() const { return tally_.synced_in; }
 
  private:
   friend class storage<B>;
@@ -55,13 +60,13 @@ class storage_batch {
   void note(column_family cf, std::size_t bytes) {
     sync_ = sync_ || requires_sync(cf);
     if (holds_log(cf)) log_families_ |= 1u << index_of(cf);
-    bytes_ += bytes;
+    tally_.note(cf, bytes);
   }
 
   typename B::batch batch_;
   bool sync_ = false;
   unsigned log_families_ = 0;  // bit index_of(cf) set for each log family touched
-  std::uint64_t bytes_ = 0;
+  detail::family_tally tally_;  // for storage's counters
 };
 
 }  // namespace seshat

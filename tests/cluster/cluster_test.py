@@ -8,15 +8,19 @@ killed node had, restarts it from its store and checks that it caught up
 through a snapshot install (kv_node's `stats`). Then SIGKILLs a follower
 with many writes in flight, keeps writing, restarts it and checks that it
 catches up (by log or by snapshot, reported). Finally all three state
-machines must be identical and hold every acknowledged command; the counts
-(commands acknowledged, kills, catch-ups by log and by snapshot) are printed.
+machines must be identical and hold every acknowledged command, and each
+node's GET /metrics (Prometheus text) must report its log's last index as
+`stats` does; the counts (commands acknowledged, kills, catch-ups by log and
+by snapshot) are printed.
 
 usage: cluster_test.py <path to kv_node> [--backend rocksdb|leveldb]
        [--shard N] [--commands N] [--keep]
 python3 standard library only; bounded by a 50 s deadline.
 """
 import argparse
+import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -201,6 +205,42 @@ def stats(cluster, i):
     if len(r) != 6 or r[0] != "STATS":
         raise Failure(f"node {i}: bad stats reply {r}")
     return dict(zip(("installs", "restores", "first", "last", "applied"), map(int, r[1:])))
+
+
+def metrics(cluster, i):
+    """kv_node's GET /metrics: {(metric name, labels text): value}."""
+    conn = http.client.HTTPConnection("127.0.0.1", cluster.base + 100 + i, timeout=5)
+    try:
+        conn.request("GET", "/metrics")
+        r = conn.getresponse()
+        body = r.read().decode()
+        if r.status != 200 or not r.getheader("Content-Type", "").startswith("text/plain; version=0.0.4"):
+            raise Failure(f"node {i}: GET /metrics: {r.status} {r.getheader('Content-Type')}: {body[:200]}")
+    finally:
+        conn.close()
+    out = {}
+    for line in body.splitlines():
+        m = re.fullmatch(r'([a-z_]+)(\{.*\})? (\S+)', line)
+        if m:
+            out[(m.group(1), m.group(2) or "")] = float(m.group(3))
+    return out
+
+
+def check_metrics(cluster, i, group):
+    """Node i's metrics agree with its `stats` on the log's last index."""
+    st = stats(cluster, i)
+    m = metrics(cluster, i)
+    def value(name):
+        found = [v for (n, labels), v in m.items() if n == name and f'group="{group}"' in labels]
+        if len(found) != 1:
+            raise Failure(f"node {i}: GET /metrics has {len(found)} samples of {name} for group {group}")
+        return found[0]
+    if value("seshat_log_last_index") != st["last"]:
+        raise Failure(f"node {i}: metrics say last index {value('seshat_log_last_index')}, "
+                      f"stats {st['last']}")
+    if value("seshat_log_appended_entries_total") <= 0:
+        raise Failure(f"node {i}: metrics count no appended entries")
+    return int(value("seshat_log_appended_entries_total"))
 
 
 def start_lines(cluster, i):
@@ -400,6 +440,19 @@ def main():
         print(f"[{time.time() - t0:5.1f}s] converged: 3 identical state machines, "
               f"{len(dumps[1][0])} keys, every one of {len(acked)} acknowledged writes present "
               f"(applied indices {', '.join(str(d[1]) for d in dumps.values())})")
+        group = "system" if a.shard == 0 else str(a.shard)
+        appended = {}
+        for i in cluster.alive():
+            for attempt in range(3):  # a new term's entry may land between the two reads
+                try:
+                    appended[i] = check_metrics(cluster, i, group)
+                    break
+                except Failure:
+                    if attempt == 2:
+                        raise
+                    time.sleep(0.2)
+        print(f"[{time.time() - t0:5.1f}s] GET /metrics agrees with stats on every node "
+              f"(entries appended since each start: {appended})")
         print(f"COUNTS: commands acknowledged {COUNTS['acked']}, kills {kills}, "
               f"catch-ups by log {catchups['log']}, by snapshot {catchups['snapshot']}")
         ok = True
