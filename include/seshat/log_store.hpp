@@ -369,8 +369,7 @@ class log_store {
       : store_(store), shard_(shard), keys_(Shard::is_system, shard.id()), options_(options) {}
 
   std::string where() const {
-    return Shard::is_system ? std::string("system group: ")
-                            : "data shard " + std::to_string(shard_.id()) + ": ";
+    return describe(shard_) + ": ";
   }
 
   static std::string seal_id(const log_id& id) {

@@ -25,7 +25,6 @@
 // recreated: that is corrupted data.
 #pragma once
 
-#include <charconv>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -33,6 +32,7 @@
 #include <system_error>
 #include <vector>
 
+#include "seshat/detail/digits.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/options.hpp"
 #include "seshat/status.hpp"
@@ -73,9 +73,9 @@ inline result<store_marker> decode_marker(std::string_view text, const std::file
   if (!take_line("schema ", schema)) return bad("missing schema line");
   if (!take_line("backend ", backend) || backend.empty()) return bad("missing backend line");
   store_marker m;
-  auto [ptr, ec] = std::from_chars(schema.data(), schema.data() + schema.size(), m.schema);
-  if (ec != std::errc() || ptr != schema.data() + schema.size())
-    return bad("schema is not a number: '" + std::string(schema) + "'");
+  const auto number = parse_digits<std::uint32_t>(schema);
+  if (!number) return bad("schema is not a number: '" + std::string(schema) + "'");
+  m.schema = *number;
   m.backend = backend;
   m.creating = text.substr(0, k_creating_line.size()) == k_creating_line;
   return m;
