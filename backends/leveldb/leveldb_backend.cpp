@@ -561,10 +561,8 @@ status leveldb_backend::write(batch& b, write_options wo) {
   try {
     SESHAT_RETURN_IF_ERROR(b.check().with_context("write to " + store_context(path_) + ": "));
     bool has_range = false;
-    for (const batch::op& op : b) {
-      if (!known_family(op.cf)) return unknown_family("write", op.cf, path_);
+    for (const batch::op& op : b)  // (b.check() refused unknown families)
       has_range = has_range || op.kind == batch::op_kind::del_range;
-    }
     std::shared_lock life(life_mutex_);
     if (!engine_) return closed_error("write");
     leveldb::DB& db = *engine_->db;
@@ -715,11 +713,7 @@ status leveldb_backend::checkpoint(const std::filesystem::path& dir) {
     if (!engine_) return closed_error("checkpoint");
     return detail::make_checkpoint_dir(
         store_context(path_), dir, [&](const std::filesystem::path& target, bool& owned) -> status {
-          std::error_code ec;
-          if (!std::filesystem::create_directory(target, ec) || ec)
-            return status::invalid_argument(
-                "cannot create it: " + (ec ? ec.message() : std::string("it already exists")));
-          owned = true;
+          SESHAT_RETURN_IF_ERROR(detail::claim_checkpoint_dir(target, owned));
           SESHAT_RETURN_IF_ERROR(copy_database(target));
           return detail::seal_checkpoint(engine_->dir, target);
         });

@@ -217,9 +217,8 @@ class snapshot_manager {
                                                    std::uint64_t log_bytes_since_last) {
     if (!trigger_.due(entries_since_last, log_bytes_since_last))
       return std::optional<raft_snapshot_meta>();
-    auto built = build_snapshot();
-    if (!built.ok()) return built.status();
-    return std::optional<raft_snapshot_meta>(std::move(*built));
+    SESHAT_ASSIGN_OR_RETURN(raft_snapshot_meta built, build_snapshot());
+    return std::optional<raft_snapshot_meta>(std::move(built));
   }
 
   // The latest snapshot (built or installed), or nothing when there is none.
@@ -231,9 +230,8 @@ class snapshot_manager {
       if (files_.empty()) return std::optional<raft_snapshot>();
       latest = files_.rbegin()->second;
     }
-    auto reader = snapshot_reader::open(latest);
-    if (!reader.ok()) return reader.status();
-    return std::optional<raft_snapshot>(raft_snapshot{latest->meta, std::move(*reader)});
+    SESHAT_ASSIGN_OR_RETURN(snapshot_reader reader, snapshot_reader::open(latest));
+    return std::optional<raft_snapshot>(raft_snapshot{latest->meta, std::move(reader)});
   }
 
   // ---- receiving and installing ---------------------------------------------
@@ -349,9 +347,8 @@ class snapshot_manager {
   }
 
   status check_not_older(const raft_snapshot_meta& meta, const std::string& context) const {
-    auto applied = sm_.applied_state();
-    if (!applied.ok()) return applied.status();
-    const std::optional<log_id>& last = applied->last_applied;
+    SESHAT_ASSIGN_OR_RETURN(const applied_state applied, sm_.applied_state());
+    const std::optional<log_id>& last = applied.last_applied;
     if (last && (!meta.last_log_id || meta.last_log_id->index < last->index))
       return status::snapshot_failed(context + "it ends at " + detail::id_text(meta.last_log_id) +
                                      ", before the applied " + to_string(*last));

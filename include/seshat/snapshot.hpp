@@ -194,26 +194,21 @@ inline result<manifest> decode_manifest(std::string_view text, const std::string
   };
 
   manifest m;
-  auto backend = field("backend");
-  if (!backend.ok()) return backend.status();
-  if (backend->empty()) return garbled(line_no(at - 1) + ": empty backend name");
-  m.meta.backend = std::string(*backend);
-  auto last = field("last-included");
-  if (!last.ok()) return last.status();
-  const std::size_t space = last->find(' ');
+  SESHAT_ASSIGN_OR_RETURN(const std::string_view backend, field("backend"));
+  if (backend.empty()) return garbled(line_no(at - 1) + ": empty backend name");
+  m.meta.backend = std::string(backend);
+  SESHAT_ASSIGN_OR_RETURN(const std::string_view last, field("last-included"));
+  const std::size_t space = last.find(' ');
   if (space == std::string_view::npos) return garbled(line_no(at - 1) + ": want 'last-included <term> <index>'");
-  SESHAT_RETURN_IF_ERROR(number("term", last->substr(0, space), &m.meta.last_included.term));
-  SESHAT_RETURN_IF_ERROR(number("index", last->substr(space + 1), &m.meta.last_included.index));
-  auto created = field("created-at-ms");
-  if (!created.ok()) return created.status();
-  SESHAT_RETURN_IF_ERROR(number("created-at-ms", *created, &m.meta.created_at_ms));
-  auto size = field("size-bytes");
-  if (!size.ok()) return size.status();
-  SESHAT_RETURN_IF_ERROR(number("size-bytes", *size, &m.meta.size_bytes));
-  auto count_text = field("files");
-  if (!count_text.ok()) return count_text.status();
+  SESHAT_RETURN_IF_ERROR(number("term", last.substr(0, space), &m.meta.last_included.term));
+  SESHAT_RETURN_IF_ERROR(number("index", last.substr(space + 1), &m.meta.last_included.index));
+  SESHAT_ASSIGN_OR_RETURN(const std::string_view created, field("created-at-ms"));
+  SESHAT_RETURN_IF_ERROR(number("created-at-ms", created, &m.meta.created_at_ms));
+  SESHAT_ASSIGN_OR_RETURN(const std::string_view size, field("size-bytes"));
+  SESHAT_RETURN_IF_ERROR(number("size-bytes", size, &m.meta.size_bytes));
+  SESHAT_ASSIGN_OR_RETURN(const std::string_view count_text, field("files"));
   std::uint64_t count = 0;
-  SESHAT_RETURN_IF_ERROR(number("files", *count_text, &count));
+  SESHAT_RETURN_IF_ERROR(number("files", count_text, &count));
   if (count != lines.size() - at)
     return garbled("it announces " + std::to_string(count) + " files but lists " +
                    std::to_string(lines.size() - at));

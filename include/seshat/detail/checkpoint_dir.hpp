@@ -35,6 +35,18 @@ inline status seal_checkpoint(const std::filesystem::path& store_dir,
   return fsync_path(parent_of(target), true);
 }
 
+// For a make_checkpoint_dir `write` that makes the directory itself:
+// creates `target` and sets `owned`; invalid-argument when it cannot (it
+// was made meanwhile by someone else, whose it then is).
+inline status claim_checkpoint_dir(const std::filesystem::path& target, bool& owned) {
+  std::error_code ec;
+  if (!std::filesystem::create_directory(target, ec) || ec)
+    return status::invalid_argument("cannot create it: " +
+                                    (ec ? ec.message() : std::string("it already exists")));
+  owned = true;
+  return {};
+}
+
 // checkpoint(dir) of every backend: refuses (invalid-argument) a `dir`
 // that is empty or exists, then runs `write(target, owned)`, which writes
 // the checkpoint into the new directory `target` (`dir` without a trailing

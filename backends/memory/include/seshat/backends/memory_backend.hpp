@@ -299,11 +299,7 @@ class memory_backend {
     return detail::make_checkpoint_dir(
         "store at " + path_, dir, [&](const std::filesystem::path& target, bool& owned) -> status {
           const std::string out = encode_checkpoint(frozen);
-          std::error_code ec;
-          if (!std::filesystem::create_directory(target, ec) || ec)
-            return status::invalid_argument(
-                "cannot create it: " + (ec ? ec.message() : std::string("it already exists")));
-          owned = true;
+          SESHAT_RETURN_IF_ERROR(detail::claim_checkpoint_dir(target, owned));
           SESHAT_RETURN_IF_ERROR(detail::write_file_durably(target / k_checkpoint_file, out));
           return detail::fsync_path(detail::parent_of(target), true);
         });
