@@ -202,7 +202,7 @@ TEST_CASE_TEMPLATE_DEFINE(
   const data_shard group{7};
   auto store = open_store<B>(dir.store(), options);
   fault.model().watch_directories(dir.path());  // <store>.snapshots/7 is made from here on
-  std::optional<snapshot_meta> built;
+  std::optional<raft_snapshot_meta> built;
   {
     auto log = log_type::open(*store, group);
     REQUIRE_MESSAGE(log.ok(), log.status().to_string());

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -146,7 +147,7 @@ std::string read_all(const snapshot_reader& reader, std::size_t chunk = 1 << 20)
 
 // Receives `bytes` as the snapshot `meta` in chunks of `chunk` bytes.
 template <class M>
-result<received_snapshot> receive(M& to, const snapshot_meta& meta, std::string_view bytes,
+result<received_snapshot> receive(M& to, const raft_snapshot_meta& meta, std::string_view bytes,
                                   std::size_t chunk) {
   auto receiver = to.begin_receiving_snapshot(meta);
   if (!receiver.ok()) return receiver.status();
@@ -171,7 +172,7 @@ result<received_snapshot> transfer(const raft_snapshot& from, M& to, std::size_t
 
 // A snapshot file holding `records` under `meta` (whose size_bytes is set
 // to the file's), well-formed as far as the encoder goes.
-std::string craft(snapshot_meta& meta,
+std::string craft(raft_snapshot_meta& meta,
                   const std::vector<std::pair<std::string, std::string>>& records) {
   detail::snapshot_encoder enc(meta);
   for (const auto& [k, v] : records) enc.add(k, v);
@@ -202,7 +203,7 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
     auto other = group_sm<B>::open(*a.store, data_shard{8}).value();
     REQUIRE(other.apply(puts(1, 1, 3, "other-"), kv_apply).ok());
 
-    const snapshot_meta meta = a.snapshots->build_snapshot().value();
+    const raft_snapshot_meta meta = a.snapshots->build_snapshot().value();
     CHECK(meta.last_log_id == log_id{1, 21});
     CHECK(meta.membership == membership{log_id{1, 21}, {1, 2, 3}, {4}});
     CHECK(meta.shard == k_group);
@@ -233,7 +234,7 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
           "too") {
     node<B> a(dir_a.store());
     CHECK_FALSE(a.snapshots->get_current_snapshot().value().has_value());
-    const snapshot_meta meta = a.snapshots->build_snapshot().value();
+    const raft_snapshot_meta meta = a.snapshots->build_snapshot().value();
     CHECK_FALSE(meta.last_log_id.has_value());
     CHECK(meta.snapshot_id == "none-1");
     CHECK(meta.size_bytes == detail::k_min_snapshot_bytes + meta.snapshot_id.size());
@@ -251,7 +252,7 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
     a.write(1, 1, 40);
     a.write({{2, 41, "members", ""}, {2, 42, "k3", ""}});
     a.write(2, 43, 18, std::string(300, 'x'));
-    const snapshot_meta meta = a.snapshots->build_snapshot().value();
+    const raft_snapshot_meta meta = a.snapshots->build_snapshot().value();
     REQUIRE(meta.last_log_id == log_id{2, 60});
     const auto source = a.snapshots->get_current_snapshot().value();
     const std::string source_bytes = read_all(source->reader);
@@ -306,7 +307,7 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
           "same term") {
     node<B> a(dir_a.store());
     a.write(1, 1, 40);
-    const snapshot_meta meta = a.snapshots->build_snapshot().value();
+    const raft_snapshot_meta meta = a.snapshots->build_snapshot().value();
     node<B> b(dir_b.store());
     REQUIRE(b.log->append(puts(1, 1, 50)).ok());
     REQUIRE(b.sm->apply(puts(1, 1, 20), kv_apply).ok());
@@ -327,7 +328,7 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
   SUBCASE("install resets the log when it lacks the snapshot's last entry") {
     node<B> a(dir_a.store());
     a.write(1, 1, 40);
-    const snapshot_meta meta = a.snapshots->build_snapshot().value();
+    const raft_snapshot_meta meta = a.snapshots->build_snapshot().value();
     node<B> b(dir_b.store());
     b.write(1, 1, 10);
     auto received = transfer(*a.snapshots->get_current_snapshot().value(), *b.snapshots, 4096);
@@ -343,7 +344,7 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
     node<B> a(dir_a.store());
     a.write(1, 1, 30);
     a.write(3, 31, 10);
-    const snapshot_meta meta = a.snapshots->build_snapshot().value();
+    const raft_snapshot_meta meta = a.snapshots->build_snapshot().value();
     REQUIRE(meta.last_log_id == log_id{3, 40});
     node<B> b(dir_b.store());
     b.write(1, 1, 30);
@@ -360,7 +361,7 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
   SUBCASE("a snapshot older than the applied state is refused and changes nothing") {
     node<B> a(dir_a.store());
     a.write(1, 1, 20);
-    const snapshot_meta meta = a.snapshots->build_snapshot().value();
+    const raft_snapshot_meta meta = a.snapshots->build_snapshot().value();
     const auto source = a.snapshots->get_current_snapshot().value();
 
     node<B> ahead(dir_b.store());
@@ -402,7 +403,7 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
     a.write(1, 31, 10);
     REQUIRE(a.snapshots->build_snapshot().ok());
     a.write(1, 41, 10);
-    const snapshot_meta latest = a.snapshots->build_snapshot().value();
+    const raft_snapshot_meta latest = a.snapshots->build_snapshot().value();
     CHECK(snapshot_files(a.snapshot_dir()) ==
           std::vector<std::string>{"snapshot-00000000000000000003.seshat",
                                    "snapshot-00000000000000000004.seshat",
@@ -481,7 +482,7 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
     node<B> a(dir_a.store());
     a.write(1, 1, 30);
     a.write({{1, 31, "members", ""}});
-    const snapshot_meta meta = a.snapshots->build_snapshot().value();
+    const raft_snapshot_meta meta = a.snapshots->build_snapshot().value();
     const std::string bytes = read_all(a.snapshots->get_current_snapshot().value()->reader);
     node<B> b(dir_b.store());
     b.write(1, 1, 5, "old-");
@@ -503,7 +504,7 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
       unchanged();
     };
     // The whole pipeline for bytes and meta; the status of the first refusal.
-    auto install = [&](const snapshot_meta& m, std::string_view data, std::size_t chunk = 4096) {
+    auto install = [&](const raft_snapshot_meta& m, std::string_view data, std::size_t chunk = 4096) {
       auto received = receive(*b.snapshots, m, data, chunk);
       if (!received.ok()) return received.status();
       return b.snapshots->install_snapshot(m, *received);
@@ -549,27 +550,27 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
       refused(receiver.write_chunk(bytes.size(), "x"), "runs past the snapshot's size");
       refused(install(meta, bytes + "x", bytes.size() + 1), "runs past the snapshot's size");
       // Counted in the meta, but not in the grammar.
-      snapshot_meta longer = meta;
+      raft_snapshot_meta longer = meta;
       longer.size_bytes += 1;
       std::string padded = bytes;
       padded.insert(padded.size() - 4, "x");
       refused(install(longer, reseal(padded)), "1 bytes follow the record count");
     }
     SUBCASE("meta that disagrees with its data") {
-      snapshot_meta later = meta;
+      raft_snapshot_meta later = meta;
       later.last_log_id = log_id{1, 32};
       refused(install(later, bytes), "meta disagrees with its data: last log id (term 1, index 31) "
                                      "in the file, (term 1, index 32) given");
-      snapshot_meta renamed = meta;
+      raft_snapshot_meta renamed = meta;
       renamed.snapshot_id = "1-31-99";
       refused(install(renamed, bytes), "snapshot id '1-31-1' in the file, '1-31-99' given");
-      snapshot_meta members = meta;
+      raft_snapshot_meta members = meta;
       members.membership.voters = {1, 2};
       refused(install(members, bytes), "membership");
-      snapshot_meta elsewhere = meta;
+      raft_snapshot_meta elsewhere = meta;
       elsewhere.shard = 8;
       refused(install(elsewhere, bytes), "it is a snapshot of shard 8");
-      snapshot_meta shorter = meta;
+      raft_snapshot_meta shorter = meta;
       shorter.size_bytes = 10;
       refused(install(shorter, bytes.substr(0, 10)), "below the smallest snapshot");
       // install_snapshot with a meta other than the received one's.
@@ -579,17 +580,17 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
       refused(other_meta, "not the received snapshot's");
     }
     SUBCASE("a record whose key is outside the group") {
-      snapshot_meta m = meta;
+      raft_snapshot_meta m = meta;
       const std::string good = stored_value{1, "x", 0, std::nullopt}.encode();
       const std::string data = craft(
           m, {{b.sm->data_key("a"), good}, {other.data_key("b"), good}});
       refused(install(m, data), "is not a data key of this group");
-      snapshot_meta m2 = meta;
+      raft_snapshot_meta m2 = meta;
       refused(install(m2, craft(m2, {{"k1", good}})), "'k1' is not a data key of this group");
     }
     SUBCASE("records out of order, a value that does not decode, a wrong count") {
       const std::string good = stored_value{1, "x", 0, std::nullopt}.encode();
-      snapshot_meta m = meta;
+      raft_snapshot_meta m = meta;
       std::string data = craft(m, {{b.sm->data_key("b"), good}, {b.sm->data_key("a"), good}});
       refused(install(m, data), "does not sort after");
       data = craft(m, {{b.sm->data_key("a"), good}, {b.sm->data_key("a"), good}});
@@ -665,7 +666,7 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
     auto snaps_a = std::move(sys_snapshots::open(ma, *la, {chosen}).value());
     REQUIRE(la->append(puts(1, 1, 25)).ok());
     REQUIRE(ma.apply(puts(1, 1, 25), kv_apply).ok());
-    const snapshot_meta meta = snaps_a->build_snapshot().value();
+    const raft_snapshot_meta meta = snaps_a->build_snapshot().value();
     CHECK(meta.shard == k_system_shard);
     CHECK(snapshot_files(chosen).size() == 1);
 
@@ -691,7 +692,7 @@ TEST_CASE("a crash in the middle of install leaves the old state machine or the 
   node<memory_backend> a(dir_a.store());
   a.write(1, 1, 30);
   a.write({{1, 31, "members", ""}});
-  const snapshot_meta meta = a.snapshots->build_snapshot().value();
+  const raft_snapshot_meta meta = a.snapshots->build_snapshot().value();
   const auto records = stored_data(*a.store, *a.sm);
   REQUIRE(records.size() == 30);
 
@@ -742,7 +743,7 @@ TEST_CASE_TEMPLATE_DEFINE("after a crash at any step of install, the reopened no
   node<B> a(dir_a.store());
   a.write(1, 1, 30);
   a.write(2, 31, 10);
-  const snapshot_meta meta = a.snapshots->build_snapshot().value();
+  const raft_snapshot_meta meta = a.snapshots->build_snapshot().value();
   const auto source = a.snapshots->get_current_snapshot().value();
   const std::string source_bytes = read_all(source->reader);
   const auto records = stored_data(*a.store, *a.sm);
@@ -812,11 +813,11 @@ TEST_CASE_TEMPLATE_DEFINE("open sets aside a kept snapshot past the applied stat
   scratch_dir dir_a;
   node<B> a(dir_a.store());
   a.write(1, 1, 10);
-  const snapshot_meta older = a.snapshots->build_snapshot().value();
+  const raft_snapshot_meta older = a.snapshots->build_snapshot().value();
   const auto before = stored_data(*a.store, *a.sm);
   // What an interrupted install would leave, with a damaged record: a
   // header that reads, at (2, 40), and a checksum that does not match.
-  snapshot_meta meta = older;
+  raft_snapshot_meta meta = older;
   meta.last_log_id = log_id{2, 40};
   meta.snapshot_id = "2-40-7";
   const std::string good = stored_value{1, "x", 0, std::nullopt}.encode();
@@ -844,7 +845,7 @@ TEST_CASE_TEMPLATE_DEFINE("open renames a snapshot whose header does not read '<
                           B, open_damaged) {
   scratch_dir dir_a;
   node<B> a(dir_a.store());
-  snapshot_meta second;
+  raft_snapshot_meta second;
   for (std::uint64_t i = 0; i < 2; ++i) {
     a.write(1, 10 * i + 1, 10);
     second = a.snapshots->build_snapshot().value();
@@ -900,7 +901,7 @@ TEST_CASE_TEMPLATE_DEFINE("a build sees exactly the data of its applied log id w
       if (!a.log->append(batch).ok() || !a.sm->apply(batch, kv_apply).ok()) failed = true;
     }
   });
-  std::vector<std::pair<snapshot_meta, std::string>> built;
+  std::vector<std::pair<raft_snapshot_meta, std::string>> built;
   for (int i = 0; i < 3; ++i) {
     auto meta = a.snapshots->build_snapshot();
     if (!meta.ok()) break;
@@ -910,7 +911,7 @@ TEST_CASE_TEMPLATE_DEFINE("a build sees exactly the data of its applied log id w
   REQUIRE_FALSE(failed);
   REQUIRE(built.size() == 3);
   for (const auto& item : built) {
-    const snapshot_meta& meta = item.first;
+    const raft_snapshot_meta& meta = item.first;
     const std::string& bytes = item.second;
     CAPTURE(meta.snapshot_id);
     const std::uint64_t n = meta.last_log_id->index;
@@ -942,3 +943,47 @@ TEST_CASE_TEMPLATE_DEFINE("a build sees exactly the data of its applied log id w
 TEST_CASE_TEMPLATE_INVOKE(build_while_applying, SESHAT_ALL_BACKENDS);
 
 }  // TEST_SUITE("concurrency")
+
+TEST_CASE("a group is named one way in the errors of its log, state machine and snapshots") {
+  CHECK(describe(system_shard{}) == "system group");
+  CHECK(describe(data_shard{42}) == "data shard 42");
+  scratch_dir dir;
+  auto s = open_store<memory_backend>(dir.store());
+  using sys_sm = state_machine_store<kv_entry, memory_backend, system_shard>;
+  using sys_log = log_store<kv_entry, boost_serializer, memory_backend, system_shard>;
+  using sys_snapshots = snapshot_manager<kv_entry, boost_serializer, memory_backend, system_shard>;
+  auto log = std::move(sys_log::open(*s).value());
+  auto sm = sys_sm::open(*s).value();
+  auto snaps = std::move(sys_snapshots::open(sm, *log).value());
+  auto starts_with = [](const status& st, std::string_view prefix) {
+    INFO(st.to_string());
+    return st.message().starts_with(prefix);
+  };
+  // Each a refusal that names the group first.
+  CHECK(starts_with(log->append(puts(1, 5, 1)), "system group: "));
+  CHECK(starts_with(sm.get("absent").status(), "system group: "));
+  raft_snapshot_meta other;
+  other.shard = 9;
+  other.size_bytes = 1000;
+  CHECK(starts_with(snaps->begin_receiving_snapshot(other).status(), "system group: "));
+
+  node<memory_backend> n(dir.path() / "group");
+  CHECK(starts_with(n.log->append(puts(1, 5, 1)), "data shard 7: "));
+  CHECK(starts_with(n.sm->get("absent").status(), "data shard 7: "));
+  CHECK(starts_with(n.snapshots->begin_receiving_snapshot(other).status(), "data shard 7: "));
+}
+
+TEST_CASE("a file whose snapshot number does not fit 64 bits is not taken for a snapshot") {
+  scratch_dir dir;
+  node<memory_backend> n(dir.path() / "group");
+  const auto odd = n.snapshot_dir() / "snapshot-99999999999999999999.seshat";
+  {
+    std::ofstream out(odd, std::ios::binary);
+    out << "not a snapshot";
+  }
+  n.close();
+  n.open();
+  // Not seshat's name: left alone, not set aside as a damaged snapshot.
+  CHECK(std::filesystem::exists(odd));
+  CHECK(files_in(n.snapshot_dir()) == std::vector<std::string>{odd.filename().string()});
+}

@@ -374,3 +374,83 @@ TEST_CASE_TEMPLATE_DEFINE("concurrent readers and writers see no cross-talk betw
 TEST_CASE_TEMPLATE_INVOKE(storage_concurrency, SESHAT_ALL_BACKENDS);
 
 }  // TEST_SUITE("concurrency")
+
+// The Backend concept: new_iterator never returns null (seshat/backend.hpp).
+TEST_CASE_TEMPLATE_DEFINE(
+    "new_iterator never returns null: on an unknown family or a closed store the iterator "
+    "says why",
+    B, iterator_never_null) {
+  scratch_dir dir;
+  auto b = std::move(B::open(dir.store(), open_options{}).value());
+  const auto unknown = static_cast<column_family>(k_column_family_count);
+  auto odd = b->new_iterator(unknown);
+  REQUIRE(odd != nullptr);
+  odd->seek_to_first();
+  CHECK_FALSE(odd->valid());
+  CHECK(odd->status().is(errc::column_family_not_found));
+  auto batch = b->new_batch();
+  batch.put(unknown, "k", "v");
+  CHECK(b->write(batch, {}).is(errc::column_family_not_found));
+
+  REQUIRE(b->close().ok());
+  auto closed = b->new_iterator(column_family::data_kv);
+  REQUIRE(closed != nullptr);
+  closed->seek_to_first();
+  CHECK_FALSE(closed->valid());
+  CHECK(closed->status().is(errc::backend_error));
+  CHECK(closed->status().message().find("closed") != std::string::npos);
+}
+
+TEST_CASE_TEMPLATE_INVOKE(iterator_never_null, SESHAT_ALL_BACKENDS);
+
+// A batch holds no reference to a store (detail/op_batch.hpp).
+TEST_CASE_TEMPLATE_DEFINE("a batch made before the store is reopened is written after it, whole",
+                          B, batch_across_reopen) {
+  scratch_dir dir;
+  auto b = std::move(B::open(dir.store(), open_options{}).value());
+  auto batch = b->new_batch();
+  batch.put(column_family::data_kv, "a", "1");
+  batch.put(column_family::data_kv, "b", std::string("2\0two", 5));
+  batch.del_range(column_family::data_kv, "z", "c");  // reversed: nothing
+  batch.del(column_family::data_kv, "a");
+  batch.put(column_family::system_data, "", "");
+  REQUIRE(batch.size() == 5);
+  b.reset();
+  b = std::move(B::open(dir.store(), open_options{}).value());
+  REQUIRE(b->write(batch, {}).ok());
+  CHECK(batch.size() == 5);  // left as it was
+  std::string v;
+  CHECK(b->get(column_family::data_kv, "a", &v).is(errc::not_found));
+  REQUIRE(b->get(column_family::data_kv, "b", &v).ok());
+  CHECK(v == std::string("2\0two", 5));
+  REQUIRE(b->get(column_family::system_data, "", &v).ok());
+  CHECK(v.empty());
+  batch.clear();
+  CHECK(batch.empty());
+  CHECK(b->write(batch, {}).ok());
+}
+
+TEST_CASE_TEMPLATE_INVOKE(batch_across_reopen, SESHAT_ALL_BACKENDS);
+
+namespace {
+
+result<int> half(int n) {
+  if (n % 2 != 0) return status::invalid_argument(std::to_string(n) + " is odd");
+  return n / 2;
+}
+
+result<int> quarter(int n) {
+  SESHAT_ASSIGN_OR_RETURN(const int h, half(n));
+  int q = 0;
+  SESHAT_ASSIGN_OR_RETURN(q, half(h));
+  return q;
+}
+
+}  // namespace
+
+TEST_CASE("SESHAT_ASSIGN_OR_RETURN assigns a result's value, or returns its status") {
+  CHECK(quarter(12).value() == 3);
+  CHECK(quarter(6).status().is(errc::invalid_argument));
+  CHECK(quarter(6).status().message() == "3 is odd");
+  CHECK(quarter(7).status().message() == "7 is odd");
+}

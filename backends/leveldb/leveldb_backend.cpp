@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <exception>
 #include <optional>
 #include <set>
@@ -25,11 +24,10 @@
 #include <leveldb/status.h>
 #include <leveldb/write_batch.h>
 
-#include "seshat/detail/already_open.hpp"
-#include "seshat/detail/directory_swap.hpp"
+#include "seshat/detail/backend_guard.hpp"
+#include "seshat/detail/engine_store.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/printable.hpp"
-#include "seshat/detail/store_marker.hpp"
 #include "seshat/detail/wal_check.hpp"
 #include "seshat/detail/write_latch.hpp"
 
@@ -102,7 +100,7 @@ char prefix_of(column_family cf) {
   return static_cast<char>(static_cast<unsigned char>(cf));
 }
 
-bool known_family(column_family cf) { return index_of(cf) < k_column_family_count; }
+bool known_family(column_family cf) { return detail::is_known_family(cf); }
 
 // stored_key := cf_byte user_key
 std::string stored_key(column_family cf, std::string_view key) {
@@ -146,73 +144,23 @@ std::string range_context(std::string_view op, column_family cf, std::string_vie
          "') in column family " + family_name(cf) + " of " + store_context(path);
 }
 
-// `s` (not ok) as a seshat status: "<context>: <LevelDB's message>".
 status from_leveldb(const leveldb::Status& s, const std::string& context) {
-  std::string m = s.ToString();
-  while (!m.empty() && (m.back() == ' ' || m.back() == ':')) m.pop_back();  // "NotFound: "
-  m = context + ": " + m;
-  if (s.IsNotFound()) return status::not_found(std::move(m));
-  if (s.IsCorruption()) return status::corrupted_data(std::move(m));
-  if (s.IsIOError()) return status::io_error(std::move(m));
-  return status::backend_error(std::move(m));
+  return detail::from_engine(s, context);
 }
 
-// The exception being handled as a backend_error. Call only from a catch
-// block. Never throws: without memory for the message, the message is empty.
 status exception_status(std::string_view op, std::string_view path) noexcept {
-  try {
-    throw;
-  } catch (const std::exception& e) {
-    try {
-      return status::backend_error(std::string(op) + " on store at " + std::string(path) +
-                                   ": unexpected exception: " + e.what());
-    } catch (...) {
-    }
-  } catch (...) {
-    try {
-      return status::backend_error(std::string(op) + " on store at " + std::string(path) +
-                                   ": unexpected exception of unknown type");
-    } catch (...) {
-    }
-  }
-  return status::backend_error(std::string());
+  return detail::current_exception_status(op, path);
 }
 
-status unknown_family(std::string_view op, column_family cf, const std::string& path) {
-  return status::column_family_not_found(std::string(op) + ": column family #" +
-                                         std::to_string(index_of(cf)) + " does not exist in " +
-                                         store_context(path));
+using detail::unknown_family;
+
+using engine_lock = detail::engine_lock<leveldb::Env, leveldb::FileLock>;
+
+// Table files are never modified in place: a checkpoint and a store may
+// share them.
+bool immutable_file(const std::string& name) {
+  return name.ends_with(".ldb") || name.ends_with(".sst");
 }
-
-// LevelDB's own lock on the store in `canonical` (the name open() gives
-// LevelDB: its process-wide table and fcntl): held while seshat changes the
-// directory without LevelDB, so that no open of the store, here or in
-// another process, runs meanwhile.
-class engine_lock {
- public:
-  engine_lock() = default;
-  engine_lock(const engine_lock&) = delete;
-  engine_lock& operator=(const engine_lock&) = delete;
-  ~engine_lock() {
-    if (lock_ != nullptr) leveldb::Env::Default()->UnlockFile(lock_);
-  }
-  // io-error when the store is open, here or in another process (said as
-  // open() says it: detail/already_open.hpp); `path` names the store.
-  status take(const std::filesystem::path& canonical, const std::string& path,
-              const std::string& context) {
-    leveldb::Status locked =
-        leveldb::Env::Default()->LockFile(canonical.string() + "/LOCK", &lock_);
-    if (locked.ok()) return {};
-    lock_ = nullptr;
-    if (const auto holder = detail::lock_holder_of(locked.ToString());
-        holder != detail::lock_holder::none)
-      return detail::already_open(path, holder).with_context(context);
-    return from_leveldb(locked, context + "the store is open (cannot take its LOCK)");
-  }
-
- private:
-  leveldb::FileLock* lock_ = nullptr;
-};
 
 // LevelDB closes the log it leaves at a memtable switch without syncing it,
 // and does not sync the directory entry of the new log until it writes its
@@ -249,14 +197,8 @@ status sync_older_logs_pass(const std::filesystem::path& dir, leveldb::Env* env,
   std::error_code ec;
   std::filesystem::directory_iterator it(dir, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.size() <= 4 || name.compare(name.size() - 4, 4, ".log") != 0) continue;
-    std::uint64_t number = 0;
-    const char* first = name.data();
-    const char* last = name.data() + name.size() - 4;
-    auto [ptr, perr] = std::from_chars(first, last, number);
-    if (perr != std::errc() || ptr != last) continue;
-    logs.emplace_back(number, it->path());
+    if (const auto number = detail::log_number(it->path().filename().string()))
+      logs.emplace_back(*number, it->path());
   }
   if (ec) return status::io_error("sync: cannot list " + store_context(path) + ": " + ec.message());
   if (logs.size() <= 1) return {};
@@ -379,14 +321,7 @@ detail::log_files leveldb_log_files(leveldb::Env* env, const std::filesystem::pa
                                                      file_path, from_leveldb);
   };
   f.cut = [=](const std::string& name, std::uint64_t size) -> status {
-    const std::filesystem::path file_path = dir / name;
-    std::error_code ec;
-    std::filesystem::resize_file(file_path, size, ec);
-    if (ec)
-      return status::io_error("open: cut the unsynced tail of " + file_path.string() + ": " +
-                              ec.message());
-    SESHAT_RETURN_IF_ERROR(detail::fsync_path(file_path, false));
-    return detail::fsync_path(dir, true);
+    return detail::cut_log_file(dir / name, size, dir);
   };
   return f;
 }
@@ -518,60 +453,32 @@ status leveldb_backend::iterator::status() const {
 
 result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesystem::path& dir,
                                                                const open_options& options) {
-  try {
-    SESHAT_RETURN_IF_ERROR(options.validate());
-    // What an interrupted install_checkpoint left: the old or the new store
-    // is whole in `dir` (detail/directory_swap.hpp).
-    SESHAT_RETURN_IF_ERROR(detail::check_store_path(dir));
-    SESHAT_RETURN_IF_ERROR(detail::remove_restore_leftover(dir));
-    // Before LevelDB touches anything: refuses a wrong directory unchanged.
-    auto prepared = detail::prepare_store_dir(dir, k_name, options);
-    if (!prepared.ok()) return prepared.status();
+  using result_t = result<std::unique_ptr<leveldb_backend>>;
+  return detail::guarded("open", dir.string(), [&]() -> result_t {
     const std::string path = dir.string();
-
-    // LevelDB's in-process lock table is keyed by path: give it one spelling
-    // per directory, so that a second open through another path fails too.
-    std::error_code ec;
-    std::filesystem::path canonical = std::filesystem::canonical(dir, ec);
-    if (ec) return status::io_error("open: cannot resolve " + store_context(path) + ": " + ec.message());
-
-    if (*prepared == detail::store_dir::interrupted_creation) {
-      engine_lock lock;
-      SESHAT_RETURN_IF_ERROR(lock.take(
-          canonical, path, "open: redo the interrupted creation of " + store_context(path) + ": "));
-      SESHAT_RETURN_IF_ERROR(detail::clear_interrupted_creation(canonical));
-    }
-    const bool create = *prepared != detail::store_dir::existing;
-    if (!create && !std::filesystem::exists(canonical / "CURRENT", ec))
-      return status::corrupted_data(
-          "open: " + store_context(path) +
-          " has a SESHAT_STORE marker of the leveldb backend but no LevelDB database "
-          "(no CURRENT file): its LevelDB files are missing");
-
     // Before LevelDB replays its logs: a torn unsynced tail is cut, damage
     // inside what was synced refuses the open (detail/wal_check.hpp).
     // LevelDB alone would skip a damaged piece and replay what follows it (a
-    // hole), or, with paranoid checks, refuse any torn tail. Under the
-    // store's LOCK: the logs of a store open elsewhere are live, never cut.
-    if (!create) {
-      engine_lock lock;
-      SESHAT_RETURN_IF_ERROR(lock.take(canonical, path, "open: "));
+    // hole), or, with paranoid checks, refuse any torn tail.
+    auto check_logs = [&](const std::filesystem::path& canonical) {
       leveldb::Env* env = options.environment.leveldb != nullptr ? options.environment.leveldb
                                                                  : leveldb::Env::Default();
-      SESHAT_RETURN_IF_ERROR(detail::check_logs(path, options.recovery,
-                                                leveldb_log_files(env, canonical, path),
-                                                leveldb_marker));
-    }
+      return detail::check_logs(path, options.recovery, leveldb_log_files(env, canonical, path),
+                                leveldb_marker);
+    };
+    SESHAT_ASSIGN_OR_RETURN(const detail::engine_dir found,
+                            detail::open_engine_dir<engine_lock>(dir, k_name, "LevelDB", options,
+                                                                 check_logs));
 
     auto e = std::make_shared<engine>();
     e->path = path;
-    e->dir = canonical;
+    e->dir = found.canonical;
     e->env = options.environment.leveldb;
     e->filter_policy.reset(leveldb::NewBloomFilterPolicy(k_bloom_bits_per_key));
     e->block_cache.reset(leveldb::NewLRUCache(k_block_cache_bytes));
 
     leveldb::Options lo;
-    lo.create_if_missing = create;
+    lo.create_if_missing = found.create;
     lo.paranoid_checks = options.recovery == recovery_mode::absolute_consistency;
     lo.error_if_exists = false;
     lo.write_buffer_size = std::size_t{options.write_buffer_mb} << 20;
@@ -583,27 +490,12 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
     // compression: LevelDB's default, snappy.
 
     leveldb::DB* db = nullptr;
-    leveldb::Status s = leveldb::DB::Open(lo, canonical.string(), &db);
+    leveldb::Status s = leveldb::DB::Open(lo, found.canonical.string(), &db);
     e->db.reset(db);
-    if (!s.ok()) {
-      if (const auto holder = detail::lock_holder_of(s.ToString());
-          s.IsIOError() && holder != detail::lock_holder::none)
-        return detail::already_open(path, holder).with_context("open: ");
-      return from_leveldb(s, "open " + store_context(path));
-    }
-    if (create)
-      SESHAT_RETURN_IF_ERROR(
-          detail::finish_store_creation(canonical, k_name)
-              .with_context("open: finish the creation of " + store_context(path) + ": "));
+    if (!s.ok()) return detail::engine_open_error(s, path);
+    SESHAT_RETURN_IF_ERROR(detail::finish_engine_dir(found, path, k_name));
     return std::unique_ptr<leveldb_backend>(new leveldb_backend(std::move(e), path));
-  } catch (...) {
-    std::string path;
-    try {
-      path = dir.string();
-    } catch (...) {
-    }
-    return exception_status("open", path);
-  }
+  });
 }
 
 leveldb_backend::leveldb_backend(std::shared_ptr<engine> e, std::string path)
@@ -667,11 +559,10 @@ status leveldb_backend::del(column_family cf, std::string_view key, write_option
 
 status leveldb_backend::write(batch& b, write_options wo) {
   try {
+    SESHAT_RETURN_IF_ERROR(b.check().with_context("write to " + store_context(path_) + ": "));
     bool has_range = false;
-    for (const auto& op : b.ops_) {
-      if (!known_family(op.cf)) return unknown_family("write", op.cf, path_);
+    for (const batch::op& op : b)  // (b.check() refused unknown families)
       has_range = has_range || op.kind == batch::op_kind::del_range;
-    }
     std::shared_lock life(life_mutex_);
     if (!engine_) return closed_error("write");
     leveldb::DB& db = *engine_->db;
@@ -681,7 +572,7 @@ status leveldb_backend::write(batch& b, write_options wo) {
     // With a del_range: the stored keys put so far in this batch, which a
     // later del_range must delete as well as the keys already in the DB.
     std::set<std::string, std::less<>> put_keys;
-    for (const auto& op : b.ops_) {
+    for (const batch::op& op : b) {
       switch (op.kind) {
         case batch::op_kind::put: {
           std::string k = stored_key(op.cf, op.key);
@@ -715,7 +606,7 @@ status leveldb_backend::write(batch& b, write_options wo) {
         }
       }
     }
-    if (b.ops_.empty() && !wo.sync) return {};
+    if (b.empty() && !wo.sync) return {};
     leveldb::WriteOptions lwo;
     lwo.sync = wo.sync;
     return write_db(*engine_, lwo, &wb, path_, [&] {
@@ -728,18 +619,16 @@ status leveldb_backend::write(batch& b, write_options wo) {
 }
 
 std::unique_ptr<leveldb_backend::iterator> leveldb_backend::new_iterator(column_family cf) {
-  try {
-    if (!known_family(cf)) return std::unique_ptr<iterator>(new iterator(unknown_family("new_iterator", cf, path_)));
-    std::shared_lock life(life_mutex_);
-    if (!engine_) return std::unique_ptr<iterator>(new iterator(closed_error("new_iterator")));
-    return std::unique_ptr<iterator>(new iterator(engine_, cf));
-  } catch (...) {
-    try {
-      return std::unique_ptr<iterator>(new iterator(exception_status("new_iterator", path_)));
-    } catch (...) {
-      return nullptr;
-    }
-  }
+  return detail::guarded_iterator(
+      "new_iterator", path_,
+      [&] {
+        if (!known_family(cf))
+          return std::unique_ptr<iterator>(new iterator(unknown_family("new_iterator", cf, path_)));
+        std::shared_lock life(life_mutex_);
+        if (!engine_) return std::unique_ptr<iterator>(new iterator(closed_error("new_iterator")));
+        return std::unique_ptr<iterator>(new iterator(engine_, cf));
+      },
+      [](seshat::status error) { return std::unique_ptr<iterator>(new iterator(std::move(error))); });
 }
 
 status leveldb_backend::sync_wal() {
@@ -819,113 +708,70 @@ status leveldb_backend::close() {
 }
 
 status leveldb_backend::checkpoint(const std::filesystem::path& dir) {
-  namespace fs = std::filesystem;
-  const fs::path target = detail::without_trailing_separator(dir);
-  bool created = false;
-  try {
-    const std::string context = "checkpoint of " + store_context(path_) + " into " + target.string();
+  return detail::guarded("checkpoint", path_, [&]() -> status {
     std::shared_lock life(life_mutex_);
     if (!engine_) return closed_error("checkpoint");
-    std::error_code ec;
-    if (target.empty() || !fs::create_directory(target, ec) || ec)
-      return status::invalid_argument(context + ": cannot create it: " +
-                                      (ec ? ec.message() : std::string("it already exists")));
-    created = true;
-    auto fail = [&](const status& s) {
-      detail::remove_all_durably(target).ignore();
-      return s;
-    };
+    return detail::make_checkpoint_dir(
+        store_context(path_), dir, [&](const std::filesystem::path& target, bool& owned) -> status {
+          SESHAT_RETURN_IF_ERROR(detail::claim_checkpoint_dir(target, owned));
+          SESHAT_RETURN_IF_ERROR(copy_database(target));
+          return detail::seal_checkpoint(engine_->dir, target);
+        });
+  });
+}
 
-    leveldb::DB& db = *engine_->db;
-    leveldb::ReadOptions ro;
-    ro.fill_cache = false;
-    ro.snapshot = db.GetSnapshot();
-    struct release_snapshot {
-      leveldb::DB& db;
-      const leveldb::Snapshot* snapshot;
-      ~release_snapshot() { db.ReleaseSnapshot(snapshot); }
-    } release{db, ro.snapshot};
+// Copies the database, as it is at this instant (a LevelDB snapshot), into
+// a fresh LevelDB database in `target`, in large unsynced write batches
+// (the last one synced), then compacts and closes the copy. REQUIRES:
+// life_mutex_ held (shared) and the store open.
+status leveldb_backend::copy_database(const std::filesystem::path& target) {
+  leveldb::DB& db = *engine_->db;
+  leveldb::ReadOptions ro;
+  ro.fill_cache = false;
+  ro.snapshot = db.GetSnapshot();
+  struct release_snapshot {
+    leveldb::DB& db;
+    const leveldb::Snapshot* snapshot;
+    ~release_snapshot() { db.ReleaseSnapshot(snapshot); }
+  } release{db, ro.snapshot};
 
-    leveldb::Options lo;
-    lo.create_if_missing = true;
-    lo.error_if_exists = true;
-    lo.write_buffer_size = std::size_t{32} << 20;
-    lo.filter_policy = engine_->filter_policy.get();  // the same tables as the store's
-    if (engine_->env != nullptr) lo.env = engine_->env;  // the store's environment
-    status copied;
-    {
-      leveldb::DB* raw = nullptr;
-      leveldb::Status s = leveldb::DB::Open(lo, target.string(), &raw);
-      std::unique_ptr<leveldb::DB> out(raw);
-      if (!s.ok()) return fail(from_leveldb(s, context + ": create the copy"));
-      std::unique_ptr<leveldb::Iterator> it(db.NewIterator(ro));
-      leveldb::WriteBatch wb;
-      constexpr std::size_t k_batch_bytes = std::size_t{4} << 20;
-      leveldb::WriteOptions unsynced;
-      for (it->SeekToFirst(); it->Valid(); it->Next()) {
-        wb.Put(it->key(), it->value());
-        if (wb.ApproximateSize() >= k_batch_bytes) {
-          s = out->Write(unsynced, &wb);
-          if (!s.ok()) return fail(from_leveldb(s, context + ": write the copy"));
-          wb.Clear();
-        }
-      }
-      if (!it->status().ok()) return fail(from_leveldb(it->status(), context + ": read the store"));
-      leveldb::WriteOptions synced;
-      synced.sync = true;
-      s = out->Write(synced, &wb);
-      if (!s.ok()) return fail(from_leveldb(s, context + ": write the copy"));
-      // Turns the copy's log into (compressed, immutable) table files: a
-      // smaller checkpoint, whose files an install can hard-link.
-      out->CompactRange(nullptr, nullptr);
-    }  // closes the copy
-    auto marker = detail::read_small_file(engine_->dir / detail::k_marker_file);
-    if (!marker.ok()) return fail(marker.status().with_context(context + ": "));
-    copied = detail::write_file_durably(target / detail::k_marker_file, *marker);
-    for (auto it = fs::directory_iterator(target, ec); copied.ok() && !ec && it != fs::directory_iterator();
-         it.increment(ec))
-      if (it->is_regular_file(ec)) copied = detail::fsync_path(it->path(), false);
-    if (copied.ok() && ec) copied = status::io_error("cannot list " + target.string() + ": " + ec.message());
-    if (copied.ok()) copied = detail::fsync_path(target, true);
-    if (copied.ok()) copied = detail::fsync_path(detail::parent_of(target), true);
-    if (!copied.ok()) return fail(copied.with_context(context + ": "));
-    return {};
-  } catch (...) {
-    if (created) detail::remove_all_durably(target).ignore();
-    return exception_status("checkpoint", path_);
+  leveldb::Options lo;
+  lo.create_if_missing = true;
+  lo.error_if_exists = true;
+  lo.write_buffer_size = std::size_t{32} << 20;
+  lo.filter_policy = engine_->filter_policy.get();  // the same tables as the store's
+  if (engine_->env != nullptr) lo.env = engine_->env;  // the store's environment
+  leveldb::DB* raw = nullptr;
+  leveldb::Status s = leveldb::DB::Open(lo, target.string(), &raw);
+  std::unique_ptr<leveldb::DB> out(raw);
+  if (!s.ok()) return from_leveldb(s, "create the copy");
+  std::unique_ptr<leveldb::Iterator> it(db.NewIterator(ro));
+  leveldb::WriteBatch wb;
+  constexpr std::size_t k_batch_bytes = std::size_t{4} << 20;
+  leveldb::WriteOptions unsynced;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    wb.Put(it->key(), it->value());
+    if (wb.ApproximateSize() >= k_batch_bytes) {
+      s = out->Write(unsynced, &wb);
+      if (!s.ok()) return from_leveldb(s, "write the copy");
+      wb.Clear();
+    }
   }
+  if (!it->status().ok()) return from_leveldb(it->status(), "read the store");
+  leveldb::WriteOptions synced;
+  synced.sync = true;
+  s = out->Write(synced, &wb);
+  if (!s.ok()) return from_leveldb(s, "write the copy");
+  // Turns the copy's log into (compressed, immutable) table files: a
+  // smaller checkpoint, whose files an install can hard-link.
+  out->CompactRange(nullptr, nullptr);
+  return {};  // `out` closes the copy
 }
 
 status leveldb_backend::install_checkpoint(const std::filesystem::path& checkpoint_dir,
                                            const std::filesystem::path& store_dir) {
-  namespace fs = std::filesystem;
-  try {
-    const std::string context = "install checkpoint " + checkpoint_dir.string() + " into " +
-                                store_context(store_dir.string()) + ": ";
-    std::error_code ec;
-    if (status s = detail::check_checkpoint_marker(checkpoint_dir, k_name); !s.ok())
-      return s.with_context(context + "the checkpoint is not a leveldb store: ");
-    if (!fs::exists(checkpoint_dir / "CURRENT", ec))
-      return status::corrupted_data(context + "the checkpoint has no CURRENT file");
-    const bool exists = fs::exists(store_dir, ec);
-    if (exists && !fs::is_empty(store_dir, ec)) {
-      auto store = detail::read_store_marker(store_dir, k_name);
-      if (!store.ok()) return store.status().with_context(context);
-    }
-    // Refuses a store open here or in another process.
-    engine_lock lock;
-    if (exists) {
-      const fs::path canonical = fs::canonical(store_dir, ec);
-      if (ec) return status::io_error(context + "cannot resolve the path: " + ec.message());
-      SESHAT_RETURN_IF_ERROR(lock.take(canonical, store_dir.string(), context));
-    }
-    // Table files are never modified in place: they may be shared.
-    return detail::install_directory(checkpoint_dir, store_dir, [](const std::string& name) {
-      return name.ends_with(".ldb") || name.ends_with(".sst");
-    });
-  } catch (...) {
-    return exception_status("install_checkpoint", store_dir.string());
-  }
+  return detail::install_engine_checkpoint<engine_lock>(checkpoint_dir, store_dir, k_name,
+                                                        immutable_file);
 }
 
 leveldb::DB* leveldb_backend::raw_db() {

@@ -36,11 +36,10 @@
 #include <utility>
 #include <vector>
 
-#include "seshat/detail/already_open.hpp"
-#include "seshat/detail/directory_swap.hpp"
+#include "seshat/detail/backend_guard.hpp"
+#include "seshat/detail/engine_store.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/printable.hpp"
-#include "seshat/detail/store_marker.hpp"
 #include "seshat/detail/wal_check.hpp"
 #include "seshat/detail/write_latch.hpp"
 
@@ -58,70 +57,11 @@ std::string key_in(column_family cf, std::string_view key) {
   return "key '" + printable(key) + "' in column family " + std::string(name_of(cf));
 }
 
-// RocksDB's message ("IO error: ..."), without the dangling ": " of a status
-// that has no detail ("NotFound: ").
-std::string rocks_message(const rocksdb::Status& s) {
-  std::string m = s.ToString();
-  while (!m.empty() && (m.back() == ' ' || m.back() == ':')) m.pop_back();
-  return m;
-}
-
-// Maps a RocksDB status; `context` says what was being done, to what.
 status from_rocks(const rocksdb::Status& s, const std::string& context) {
-  if (s.ok()) return {};
-  std::string m = context + ": " + rocks_message(s);
-  if (s.IsNotFound()) return status::not_found(std::move(m));
-  if (s.IsCorruption()) return status::corrupted_data(std::move(m));
-  if (s.IsIOError()) return status::io_error(std::move(m));
-  return status::backend_error(std::move(m));
+  return detail::from_engine(s, context);
 }
 
-status exception_status(std::string_view op, const std::string& path, const char* what) {
-  return status::backend_error(std::string(op) + " on store at " + path +
-                               ": unexpected exception: " + what);
-}
-
-// Runs `f` (which returns a status or a result), turning any exception into a
-// backend-error: no exception crosses the backend's boundary.
-template <class F>
-auto guarded(std::string_view op, const std::string& path, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const std::exception& e) {
-    return exception_status(op, path, e.what());
-  } catch (...) {
-    return exception_status(op, path, "unknown exception");
-  }
-}
-
-// A column family handle that carries only a family's id, for building write
-// batches without touching the database: rocksdb::WriteBatch asks a handle
-// for nothing but its id and comparator. Safe when the database is closed.
-class id_handle final : public rocksdb::ColumnFamilyHandle {
- public:
-  id_handle(column_family cf, std::uint32_t id) : cf_(cf), id_(id) {}
-  const std::string& GetName() const override { return names()[index_of(cf_)]; }
-  std::uint32_t GetID() const override { return id_; }
-  rocksdb::Status GetDescriptor(rocksdb::ColumnFamilyDescriptor*) override {
-    return rocksdb::Status::NotSupported("seshat id_handle has no descriptor");
-  }
-  const rocksdb::Comparator* GetComparator() const override {
-    return rocksdb::BytewiseComparator();
-  }
-
- private:
-  static const std::array<std::string, k_column_family_count>& names() {
-    static const std::array<std::string, k_column_family_count> n = [] {
-      std::array<std::string, k_column_family_count> a;
-      for (column_family cf : k_all_column_families) a[index_of(cf)] = std::string(name_of(cf));
-      return a;
-    }();
-    return n;
-  }
-
-  column_family cf_;
-  std::uint32_t id_;
-};
+using detail::guarded;
 
 // The options of one family (or of RocksDB's unused "default" family, when
 // `cf` is empty).
@@ -169,38 +109,13 @@ rocksdb::CompressionType best_compression() {
   return lz4 ? rocksdb::kLZ4Compression : rocksdb::kNoCompression;
 }
 
-// RocksDB's own lock on the store in `dir` (the name DB::Open locks, in
-// the process-wide table of the default Env and with fcntl): held while
-// seshat changes the directory without RocksDB, so that no open of the
-// store, here or in another process, runs meanwhile.
-class engine_lock {
- public:
-  engine_lock() = default;
-  engine_lock(const engine_lock&) = delete;
-  engine_lock& operator=(const engine_lock&) = delete;
-  ~engine_lock() {
-    if (lock_ != nullptr) rocksdb::Env::Default()->UnlockFile(lock_).PermitUncheckedError();
-  }
-  // io-error naming the store when it is open (or being opened) elsewhere,
-  // in this process or another (said as open() says it:
-  // detail/already_open.hpp).
-  status take(const std::filesystem::path& dir, const std::string& context) {
-    std::error_code ec;
-    const std::filesystem::path canonical = std::filesystem::canonical(dir, ec);
-    rocksdb::Status locked =
-        rocksdb::Env::Default()->LockFile((ec ? dir : canonical).string() + "/LOCK", &lock_);
-    if (locked.ok()) return {};
-    lock_ = nullptr;
-    if (const auto holder = detail::lock_holder_of(locked.ToString());
-        holder != detail::lock_holder::none)
-      return detail::already_open(dir.string(), holder).with_context(context);
-    return status::io_error(context +
-                            "the store is open (cannot take its LOCK): " + rocks_message(locked));
-  }
+using engine_lock = detail::engine_lock<rocksdb::Env, rocksdb::FileLock>;
 
- private:
-  rocksdb::FileLock* lock_ = nullptr;
-};
+// Table and blob files are never modified in place: a checkpoint and a store
+// may share them.
+bool immutable_file(const std::string& name) {
+  return name.ends_with(".sst") || name.ends_with(".blob");
+}
 
 rocksdb::ReadOptions iterator_read_options() {
   rocksdb::ReadOptions ro;
@@ -249,23 +164,14 @@ detail::log_files rocks_log_files(rocksdb::Env* env, const std::filesystem::path
   };
   f.cut = [=](const std::string& name, std::uint64_t size) -> status {
     const std::filesystem::path path = dir / name;
+    // Through the Env where it can, so that a fault environment sees the cut.
     rocksdb::Status s = env->Truncate(path.string(), static_cast<std::size_t>(size));
-    if (s.IsNotSupported()) {
-      std::error_code ec;
-      std::filesystem::resize_file(path, size, ec);
-      if (ec)
-        return status::io_error("open: cut the unsynced tail of " + path.string() + ": " +
-                                ec.message());
-    } else if (!s.ok()) {
+    if (!s.ok() && !s.IsNotSupported())
       return from_rocks(s, "open: cut the unsynced tail of " + path.string());
-    }
-    SESHAT_RETURN_IF_ERROR(detail::fsync_path(path, false));
-    return detail::fsync_path(dir, true);
+    return detail::cut_log_file(path, size, dir, s.ok());
   };
   return f;
 }
-
-std::atomic<std::uint64_t> g_next_serial{1};
 
 }  // namespace
 
@@ -415,7 +321,6 @@ struct rocksdb_backend::state {
 
   const std::filesystem::path path;
   const std::string path_text;
-  const std::uint64_t serial = g_next_serial.fetch_add(1, std::memory_order_relaxed);
 
   std::shared_mutex mu;  // shared: using the database; exclusive: closing it
   // Set by close(), under `mu` exclusively and `iterators_mu`; iterators
@@ -424,91 +329,12 @@ struct rocksdb_backend::state {
   rocksdb::DB* db = nullptr;
   rocksdb::ColumnFamilyHandle* default_handle = nullptr;  // RocksDB's, unused
   std::array<rocksdb::ColumnFamilyHandle*, k_column_family_count> handles{};
-  std::array<std::uint32_t, k_column_family_count> ids{};
 
   detail::write_latch latch;  // the first I/O error of a write or sync
 
   std::mutex iterators_mu;         // guards `live_iterators`, and `closed` for close()
   std::size_t live_iterators = 0;  // RocksDB iterators made and not yet deleted
 };
-
-// ---------------------------------------------------------------------------
-// batch
-
-rocksdb_backend::batch::batch(std::uint64_t owner,
-                              const std::array<std::uint32_t, k_column_family_count>& ids)
-    : owner_(owner), ids_(ids) {}
-
-rocksdb_backend::batch::batch(batch&& o) noexcept
-    : wb_(std::move(o.wb_)),
-      owner_(o.owner_),
-      ids_(o.ids_),
-      ops_(std::exchange(o.ops_, 0)),
-      error_(std::exchange(o.error_, seshat::status())) {}
-
-rocksdb_backend::batch& rocksdb_backend::batch::operator=(batch&& o) noexcept {
-  if (this != &o) {
-    wb_ = std::move(o.wb_);
-    owner_ = o.owner_;
-    ids_ = o.ids_;
-    ops_ = std::exchange(o.ops_, 0);
-    error_ = std::exchange(o.error_, seshat::status());
-  }
-  return *this;
-}
-
-rocksdb_backend::batch::~batch() = default;
-
-rocksdb::WriteBatch& rocksdb_backend::batch::wb() {
-  if (!wb_) wb_ = std::make_unique<rocksdb::WriteBatch>();
-  return *wb_;
-}
-
-// Counts one operation and runs `f(handle)`, which adds it to the WriteBatch;
-// keeps the first failure for write().
-template <class F>
-void rocksdb_backend::batch::record(std::string_view op, column_family cf, std::string_view key,
-                                    F&& f) {
-  ++ops_;
-  if (!error_.ok()) return;
-  try {
-    id_handle h(cf, ids_[index_of(cf)]);
-    rocksdb::Status s = f(&h);
-    if (!s.ok()) error_ = from_rocks(s, "batch " + std::string(op) + " of " + key_in(cf, key));
-  } catch (const std::exception& e) {
-    error_ = status::backend_error("batch " + std::string(op) + " of " + key_in(cf, key) +
-                                   ": unexpected exception: " + e.what());
-  } catch (...) {
-    error_ = status::backend_error("batch " + std::string(op) + ": unknown exception");
-  }
-}
-
-void rocksdb_backend::batch::put(column_family cf, std::string_view key, std::string_view value) {
-  record("put", cf, key, [&](rocksdb::ColumnFamilyHandle* h) {
-    return wb().Put(h, slice(key), slice(value));
-  });
-}
-
-void rocksdb_backend::batch::del(column_family cf, std::string_view key) {
-  record("del", cf, key,
-         [&](rocksdb::ColumnFamilyHandle* h) { return wb().Delete(h, slice(key)); });
-}
-
-void rocksdb_backend::batch::del_range(column_family cf, std::string_view begin,
-                                       std::string_view end) {
-  // std::string_view compares bytes as unsigned, as RocksDB's bytewise
-  // comparator does. RocksDB refuses a reversed range; seshat makes it a no-op.
-  record("del_range", cf, begin, [&](rocksdb::ColumnFamilyHandle* h) {
-    if (begin >= end) return rocksdb::Status::OK();
-    return wb().DeleteRange(h, slice(begin), slice(end));
-  });
-}
-
-void rocksdb_backend::batch::clear() {
-  if (wb_) wb_->Clear();
-  ops_ = 0;
-  error_ = seshat::status();
-}
 
 // ---------------------------------------------------------------------------
 // iterator
@@ -619,56 +445,26 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
                                                                const open_options& options) {
   using result_t = result<std::unique_ptr<rocksdb_backend>>;
   return guarded("open", dir.string(), [&]() -> result_t {
-    SESHAT_RETURN_IF_ERROR(options.validate());
-    // What an interrupted install_checkpoint left: the old or the new store
-    // is whole in `dir` (detail/directory_swap.hpp).
-    SESHAT_RETURN_IF_ERROR(detail::check_store_path(dir));
-    SESHAT_RETURN_IF_ERROR(detail::remove_restore_leftover(dir));
-    // Refuses a wrong directory before RocksDB touches it.
-    auto prepared = detail::prepare_store_dir(dir, k_name, options);
-    if (!prepared.ok()) return prepared.status();
-    if (*prepared == detail::store_dir::interrupted_creation) {
-      engine_lock lock;
-      SESHAT_RETURN_IF_ERROR(
-          lock.take(dir, "open store at " + dir.string() + ": redo its interrupted creation: "));
-      SESHAT_RETURN_IF_ERROR(detail::clear_interrupted_creation(dir));
-    }
-    const bool create = *prepared != detail::store_dir::existing;
-    std::error_code ec;
-    if (!create && !std::filesystem::exists(dir / "CURRENT", ec)) {
-      return status::corrupted_data(
-          "open store at " + dir.string() + ": it has a " + std::string(detail::k_marker_file) +
-          " marker but its RocksDB files are missing (no CURRENT file); refusing to recreate "
-          "it empty");
-    }
-
-    // RocksDB keys its in-process lock table by the path as spelled: give it
-    // the canonical one, so that another spelling of an open store's path
-    // (d/store/., a symlink) is refused as locked, not opened twice.
-    const std::filesystem::path canonical = std::filesystem::canonical(dir, ec);
-    if (ec) return status::io_error("open store at " + dir.string() + ": " + ec.message());
-
     rocksdb::DBOptions db_options;
-    db_options.create_if_missing = create;
-    db_options.create_missing_column_families = true;
     if (options.environment.rocksdb != nullptr) db_options.env = options.environment.rocksdb;
-    db_options.wal_recovery_mode = options.recovery == recovery_mode::absolute_consistency
-                                       ? rocksdb::WALRecoveryMode::kAbsoluteConsistency
-                                       : rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
-
     // Before RocksDB replays its WAL: a torn unsynced tail is cut, damage
     // inside what was synced refuses the open (detail/wal_check.hpp). RocksDB
     // alone would refuse a torn tail with a piece of a later write after it
     // ("missing start of fragmented record"), and skip zeros to the next
-    // block and replay what starts there: a hole. Under the store's LOCK:
-    // the WAL of a store open elsewhere is live, never cut.
-    if (!create) {
-      engine_lock lock;
-      SESHAT_RETURN_IF_ERROR(lock.take(dir, "open: "));
-      SESHAT_RETURN_IF_ERROR(detail::check_logs(
-          dir.string(), options.recovery,
-          rocks_log_files(db_options.env, canonical, dir.string()), rocks_marker));
-    }
+    // block and replay what starts there: a hole.
+    auto check_logs = [&](const std::filesystem::path& canonical) {
+      return detail::check_logs(dir.string(), options.recovery,
+                                rocks_log_files(db_options.env, canonical, dir.string()),
+                                rocks_marker);
+    };
+    SESHAT_ASSIGN_OR_RETURN(const detail::engine_dir found,
+                            detail::open_engine_dir<engine_lock>(dir, k_name, "RocksDB", options,
+                                                                 check_logs));
+    db_options.create_if_missing = found.create;
+    db_options.create_missing_column_families = true;
+    db_options.wal_recovery_mode = options.recovery == recovery_mode::absolute_consistency
+                                       ? rocksdb::WALRecoveryMode::kAbsoluteConsistency
+                                       : rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
 
     const rocksdb::CompressionType compression = best_compression();
     std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
@@ -680,15 +476,12 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
     auto st = std::make_shared<state>(dir);
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::Status s =
-        rocksdb::DB::Open(db_options, canonical.string(), descriptors, &handles, &st->db);
+        rocksdb::DB::Open(db_options, found.canonical.string(), descriptors, &handles, &st->db);
     if (!s.ok()) {
       // RocksDB frees what it opened when Open fails.
       st->db = nullptr;
       st->closed = true;
-      if (const auto holder = detail::lock_holder_of(s.ToString());
-          s.IsIOError() && holder != detail::lock_holder::none)
-        return detail::already_open(dir.string(), holder).with_context("open: ");
-      return from_rocks(s, "open store at " + dir.string());
+      return detail::engine_open_error(s, dir.string());
     }
     // From here `st` owns the database: its destructor closes it on failure.
     if (handles.size() != descriptors.size()) {
@@ -698,27 +491,22 @@ result<std::unique_ptr<rocksdb_backend>> rocksdb_backend::open(const std::filesy
                                    std::to_string(descriptors.size()) + " families");
     }
     st->default_handle = handles[0];
-    for (column_family cf : k_all_column_families) {
-      rocksdb::ColumnFamilyHandle* h = handles[1 + index_of(cf)];
-      st->handles[index_of(cf)] = h;
-      st->ids[index_of(cf)] = h->GetID();
-    }
+    for (column_family cf : k_all_column_families)
+      st->handles[index_of(cf)] = handles[1 + index_of(cf)];
     for (column_family cf : k_all_column_families) {
       if (st->handles[index_of(cf)]->GetName() != name_of(cf))
         return status::backend_error("open store at " + dir.string() + ": column family " +
                                      std::string(name_of(cf)) + " was opened as " +
                                      st->handles[index_of(cf)]->GetName());
     }
-    if (create)
-      SESHAT_RETURN_IF_ERROR(
-          detail::finish_store_creation(dir, k_name)
-              .with_context("open store at " + dir.string() + ": finish its creation: "));
+    SESHAT_RETURN_IF_ERROR(detail::finish_engine_dir(found, dir.string(), k_name));
     return std::unique_ptr<rocksdb_backend>(new rocksdb_backend(std::move(st), dir));
   });
 }
 
 status rocksdb_backend::get(column_family cf, std::string_view key, std::string* value) {
   return guarded("get", state_->path_text, [&]() -> status {
+    if (!detail::is_known_family(cf)) return detail::unknown_family("get", cf, state_->path_text);
     if (value == nullptr)
       return status::invalid_argument("get of " + key_in(cf, key) + " of " + state_->of_store() +
                                       ": value is null");
@@ -732,6 +520,7 @@ status rocksdb_backend::get(column_family cf, std::string_view key, std::string*
 status rocksdb_backend::put(column_family cf, std::string_view key, std::string_view value,
                             write_options wo) {
   return guarded("put", state_->path_text, [&]() -> status {
+    if (!detail::is_known_family(cf)) return detail::unknown_family("put", cf, state_->path_text);
     std::shared_lock lock(state_->mu);
     if (state_->closed) return state_->closed_error("put");
     SESHAT_RETURN_IF_ERROR(state_->refuse_after_write_error("put of " + key_in(cf, key)));
@@ -745,6 +534,7 @@ status rocksdb_backend::put(column_family cf, std::string_view key, std::string_
 
 status rocksdb_backend::del(column_family cf, std::string_view key, write_options wo) {
   return guarded("del", state_->path_text, [&]() -> status {
+    if (!detail::is_known_family(cf)) return detail::unknown_family("del", cf, state_->path_text);
     std::shared_lock lock(state_->mu);
     if (state_->closed) return state_->closed_error("del");
     SESHAT_RETURN_IF_ERROR(state_->refuse_after_write_error("del of " + key_in(cf, key)));
@@ -756,70 +546,70 @@ status rocksdb_backend::del(column_family cf, std::string_view key, write_option
   });
 }
 
-rocksdb_backend::batch rocksdb_backend::new_batch() { return batch(state_->serial, state_->ids); }
+rocksdb_backend::batch rocksdb_backend::new_batch() { return {}; }
 
 status rocksdb_backend::write(batch& b, write_options wo) {
   return guarded("write", state_->path_text, [&]() -> status {
-    if (b.owner_ != state_->serial)
-      return status::invalid_argument("write to " + state_->of_store() +
-                                      ": the batch was made by another backend object");
-    if (!b.error_.ok())
-      return b.error_.with_context("write to " + state_->of_store() + ": ",
-                                   " (nothing was written)");
+    const std::string what = "write of a batch of " + std::to_string(b.size()) + " operations";
+    SESHAT_RETURN_IF_ERROR(b.check().with_context("write to " + state_->of_store() + ": "));
     std::shared_lock lock(state_->mu);
     if (state_->closed) return state_->closed_error("write");
-    if (!b.wb_) {
-      // Nothing was ever added. A synced empty write still makes every
-      // earlier write durable.
+    if (b.empty()) {
+      // A synced empty write still makes every earlier write durable.
       if (!wo.sync) return {};
       return state_->sync_wal("write of an empty synced batch: sync WAL of " + state_->of_store());
     }
-    SESHAT_RETURN_IF_ERROR(state_->refuse_after_write_error(
-        "write of a batch of " + std::to_string(b.size()) + " operations"));
-    return state_->write_logged(
-        wo,
-        "write of a batch of " + std::to_string(b.size()) + " operations to " + state_->of_store(),
-        [&](const rocksdb::WriteOptions& w) { return state_->db->Write(w, b.wb_.get()); });
+    SESHAT_RETURN_IF_ERROR(state_->refuse_after_write_error(what));
+    rocksdb::WriteBatch wb;
+    for (const batch::op& op : b) {
+      rocksdb::ColumnFamilyHandle* h = state_->handle(op.cf);
+      rocksdb::Status s;
+      switch (op.kind) {
+        case batch::op_kind::put: s = wb.Put(h, slice(op.key), slice(op.value)); break;
+        case batch::op_kind::del: s = wb.Delete(h, slice(op.key)); break;
+        case batch::op_kind::del_range:
+          // std::string_view compares bytes as unsigned, as RocksDB's bytewise
+          // comparator does. RocksDB refuses a reversed range; seshat makes it
+          // a no-op.
+          if (op.key < op.value) s = wb.DeleteRange(h, slice(op.key), slice(op.value));
+          break;
+      }
+      if (!s.ok())
+        return from_rocks(s, what + " to " + state_->of_store() + ": " + key_in(op.cf, op.key))
+            .with_context("", " (nothing was written)");
+    }
+    return state_->write_logged(wo, what + " to " + state_->of_store(),
+                                [&](const rocksdb::WriteOptions& w) { return state_->db->Write(w, &wb); });
   });
 }
 
 std::unique_ptr<rocksdb_backend::iterator> rocksdb_backend::new_iterator(column_family cf) {
-  try {
-    std::unique_ptr<iterator> it(new iterator(state_, cf, nullptr, {}));
-    {
-      std::shared_lock lock(state_->mu);
-      if (state_->closed) {
-        it->error_ = state_->closed_error("new_iterator on column family " +
-                                          std::string(name_of(cf)));
+  const std::string_view op = "new_iterator";
+  return detail::guarded_iterator(
+      op, state_->path_text,
+      [&] {
+        if (!detail::is_known_family(cf))
+          return std::unique_ptr<iterator>(new iterator(
+              nullptr, cf, nullptr, detail::unknown_family(op, cf, state_->path_text)));
+        std::unique_ptr<iterator> it(new iterator(state_, cf, nullptr, {}));
+        std::shared_lock lock(state_->mu);
+        if (state_->closed) {
+          it->error_ = state_->closed_error("new_iterator on column family " +
+                                            std::string(name_of(cf)));
+          return it;
+        }
+        std::unique_ptr<rocksdb::Iterator> raw(
+            state_->db->NewIterator(iterator_read_options(), state_->handle(cf)));
+        {
+          std::lock_guard g(state_->iterators_mu);
+          ++state_->live_iterators;
+        }
+        it->it_ = raw.release();
         return it;
-      }
-      std::unique_ptr<rocksdb::Iterator> raw(
-          state_->db->NewIterator(iterator_read_options(), state_->handle(cf)));
-      {
-        std::lock_guard g(state_->iterators_mu);
-        ++state_->live_iterators;
-      }
-      it->it_ = raw.release();
-    }
-    return it;
-  } catch (const std::exception& e) {
-    try {
-      return std::unique_ptr<iterator>(new iterator(
-          nullptr, cf, nullptr,
-          exception_status("new_iterator on column family " + std::string(name_of(cf)),
-                           state_->path_text, e.what())));
-    } catch (...) {
-      return nullptr;
-    }
-  } catch (...) {
-    try {
-      return std::unique_ptr<iterator>(
-          new iterator(nullptr, cf, nullptr,
-                       exception_status("new_iterator", state_->path_text, "unknown exception")));
-    } catch (...) {
-      return nullptr;
-    }
-  }
+      },
+      [&](seshat::status error) {
+        return std::unique_ptr<iterator>(new iterator(nullptr, cf, nullptr, std::move(error)));
+      });
 }
 
 status rocksdb_backend::sync_wal() {
@@ -833,6 +623,7 @@ status rocksdb_backend::sync_wal() {
 status rocksdb_backend::compact_range(column_family cf, std::string_view begin,
                                       std::string_view end) {
   return guarded("compact_range", state_->path_text, [&]() -> status {
+    if (!detail::is_known_family(cf)) return detail::unknown_family("compact_range", cf, state_->path_text);
     std::shared_lock lock(state_->mu);
     if (state_->closed) return state_->closed_error("compact_range");
     // A compaction may flush memtables, switching the WAL.
@@ -850,6 +641,8 @@ status rocksdb_backend::compact_range(column_family cf, std::string_view begin,
 result<std::uint64_t> rocksdb_backend::approximate_size(column_family cf, std::string_view begin,
                                                         std::string_view end) {
   return guarded("approximate_size", state_->path_text, [&]() -> result<std::uint64_t> {
+    if (!detail::is_known_family(cf))
+      return detail::unknown_family("approximate_size", cf, state_->path_text);
     std::shared_lock lock(state_->mu);
     if (state_->closed) return state_->closed_error("approximate_size");
     auto context = [&] {
@@ -899,68 +692,32 @@ status rocksdb_backend::close() {
 
 status rocksdb_backend::checkpoint(const std::filesystem::path& dir) {
   return guarded("checkpoint", state_->path_text, [&]() -> status {
-    const std::filesystem::path target = detail::without_trailing_separator(dir);
-    const std::string context = "checkpoint of " + state_->of_store() + " into " + target.string();
     std::shared_lock lock(state_->mu);
     if (state_->closed) return state_->closed_error("checkpoint");
     // A checkpoint flushes memtables, switching the WAL.
     SESHAT_RETURN_IF_ERROR(state_->refuse_after_write_error("checkpoint"));
-    std::error_code ec;
-    if (target.empty() || std::filesystem::exists(std::filesystem::symlink_status(target, ec)))
-      return status::invalid_argument(context + ": it already exists");
-    rocksdb::Checkpoint* raw = nullptr;
-    SESHAT_RETURN_IF_ERROR(from_rocks(rocksdb::Checkpoint::Create(state_->db, &raw), context));
-    std::unique_ptr<rocksdb::Checkpoint> cp(raw);
-    // Flushes the memtables of every family, then links the live table files
-    // and copies the MANIFEST, CURRENT, OPTIONS and the live WAL up to the
-    // point of the flush: one point in time across the families.
-    SESHAT_RETURN_IF_ERROR(from_rocks(cp->CreateCheckpoint(target.string()), context));
-    auto finish = [&]() -> status {
-      auto marker = detail::read_small_file(state_->path / detail::k_marker_file);
-      if (!marker.ok()) return marker.status();
-      SESHAT_RETURN_IF_ERROR(detail::write_file_durably(target / detail::k_marker_file, *marker));
-      for (auto it = std::filesystem::directory_iterator(target, ec);
-           !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
-        if (it->is_regular_file(ec)) SESHAT_RETURN_IF_ERROR(detail::fsync_path(it->path(), false));
-      if (ec) return status::io_error("cannot list " + target.string() + ": " + ec.message());
-      SESHAT_RETURN_IF_ERROR(detail::fsync_path(target, true));
-      return detail::fsync_path(detail::parent_of(target), true);
-    };
-    status s = finish();
-    if (!s.ok()) {
-      detail::remove_all_durably(target).ignore();
-      return s.with_context(context + ": ");
-    }
-    return {};
+    return detail::make_checkpoint_dir(
+        state_->of_store(), dir, [&](const std::filesystem::path& target, bool& owned) -> status {
+          rocksdb::Checkpoint* raw = nullptr;
+          SESHAT_RETURN_IF_ERROR(
+              from_rocks(rocksdb::Checkpoint::Create(state_->db, &raw), "RocksDB checkpoint"));
+          std::unique_ptr<rocksdb::Checkpoint> cp(raw);
+          // Flushes the memtables of every family, then links the live table
+          // files and copies the MANIFEST, CURRENT, OPTIONS and the live WAL up
+          // to the point of the flush: one point in time across the families.
+          // RocksDB creates `target` (and removes what it made on failure).
+          SESHAT_RETURN_IF_ERROR(
+              from_rocks(cp->CreateCheckpoint(target.string()), "RocksDB checkpoint"));
+          owned = true;
+          return detail::seal_checkpoint(state_->path, target);
+        });
   });
 }
 
 status rocksdb_backend::install_checkpoint(const std::filesystem::path& checkpoint_dir,
                                            const std::filesystem::path& store_dir) {
-  return guarded("install_checkpoint", store_dir.string(), [&]() -> status {
-    const std::string context = "install checkpoint " + checkpoint_dir.string() + " into store at " +
-                                store_dir.string() + ": ";
-    std::error_code ec;
-    // The checkpoint: a finished rocksdb store, with its RocksDB files.
-    if (status s = detail::check_checkpoint_marker(checkpoint_dir, k_name); !s.ok())
-      return s.with_context(context + "the checkpoint is not a rocksdb store: ");
-    if (!std::filesystem::exists(checkpoint_dir / "CURRENT", ec))
-      return status::corrupted_data(context + "the checkpoint has no CURRENT file");
-    // The target: missing, empty, or a rocksdb store.
-    const bool exists = std::filesystem::exists(store_dir, ec);
-    if (exists && !std::filesystem::is_empty(store_dir, ec)) {
-      auto store = detail::read_store_marker(store_dir, k_name);
-      if (!store.ok()) return store.status().with_context(context);
-    }
-    // Refuses a store that is open, here or in another process, and keeps
-    // it from being opened meanwhile.
-    engine_lock lock;
-    if (exists) SESHAT_RETURN_IF_ERROR(lock.take(store_dir, context));
-    // Table and blob files are never modified in place: they may be shared.
-    return detail::install_directory(checkpoint_dir, store_dir, [](const std::string& name) {
-      return name.ends_with(".sst") || name.ends_with(".blob");
-    });
-  });
+  return detail::install_engine_checkpoint<engine_lock>(checkpoint_dir, store_dir, k_name,
+                                                        immutable_file);
 }
 
 rocksdb::DB* rocksdb_backend::raw_db() {

@@ -29,6 +29,11 @@
 //   std::unique_ptr<iterator> new_iterator(column_family);
 //     An iterator over one family that sees the family as it was when the
 //     iterator was made, whatever is written meanwhile (snapshot isolation).
+//     Never null: when no iterator can be made (the store is closed, the
+//     family is unknown, the engine failed or threw) it returns one that is
+//     not valid() and whose status() says why; callers check status(), not
+//     the pointer. (detail/backend_guard.hpp's guarded_iterator: should
+//     even that iterator's allocation fail, the program terminates.)
 //   status sync_wal();      makes every earlier write durable.
 //     After a write or a sync (this one, a synced write's, or one the
 //     backend does itself) fails with io-error, every later write and sync
@@ -72,11 +77,18 @@
 //
 //   batch:    put(cf, key, value), del(cf, key), del_range(cf, begin, end)
 //             deleting [begin, end), size() (operations), empty(), clear().
+//             The shipped backends all use detail/op_batch.hpp's.
 //   iterator: seek_to_first(), seek_to_last(), seek(key) (first key >= key),
 //             seek_for_prev(key) (last key <= key), valid(), next(), prev(),
 //             key(), value() (REQUIRES: valid(); the views stay valid until
 //             the iterator moves or is destroyed, even across close()),
 //             status().
+//
+// What the backends share lives in detail/: the batch (op_batch.hpp), the
+// exception boundary (backend_guard.hpp), the checkpoint directory
+// (checkpoint_dir.hpp) and, for the on-disk ones, the engine status
+// mapping, the engine lock, the open sequence and install_checkpoint
+// (engine_store.hpp).
 //
 // The three backends and their checkpoints: RocksDB uses its Checkpoint
 // (table files hard-linked where the file system allows); LevelDB copies a

@@ -19,6 +19,8 @@
 #include <string>
 #include <string_view>
 
+#include "seshat/detail/digits.hpp"
+
 namespace seshat::log_key {
 
 inline constexpr std::string_view k_prefix = "log:";
@@ -28,25 +30,13 @@ inline constexpr std::size_t k_digits = 20;
 inline constexpr std::string_view k_end = "log;";
 
 // Writes index as 20 zero-padded decimal digits.
-inline std::string digits(std::uint64_t index) {
-  std::string s(k_digits, '0');
-  for (std::size_t i = k_digits; index != 0; index /= 10) s[--i] = static_cast<char>('0' + index % 10);
-  return s;
-}
+inline std::string digits(std::uint64_t index) { return detail::padded_digits(index, k_digits); }
 
 inline std::string encode(std::uint64_t index) { return std::string(k_prefix) + digits(index); }
 
 // The index of 20 decimal digits, or nothing when `text` is not that.
 inline std::optional<std::uint64_t> parse_digits(std::string_view text) {
-  if (text.size() != k_digits) return std::nullopt;
-  std::uint64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    const auto digit = static_cast<std::uint64_t>(c - '0');
-    if (value > (UINT64_MAX - digit) / 10) return std::nullopt;  // overflow
-    value = value * 10 + digit;
-  }
-  return value;
+  return detail::parse_digits(text, k_digits);
 }
 
 // The index a log key encodes, or nothing when `key` is not a log key.

@@ -399,8 +399,7 @@ class log_store {
   }
 
   std::string where() const {
-    return Shard::is_system ? std::string("system group: ")
-                            : "data shard " + std::to_string(shard_.id()) + ": ";
+    return describe(shard_) + ": ";
   }
 
   static std::string seal_id(const log_id& id) {

@@ -60,6 +60,7 @@
 #include <system_error>
 #include <utility>
 
+#include "seshat/detail/digits.hpp"
 #include "seshat/detail/directory_swap.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/log_store.hpp"
@@ -87,7 +88,7 @@ struct snapshot_options {
 
 // A kept snapshot: its meta and a reader of its bytes (openraft's Snapshot).
 struct raft_snapshot {
-  snapshot_meta meta;
+  raft_snapshot_meta meta;
   snapshot_reader reader;
 };
 
@@ -173,12 +174,12 @@ class snapshot_manager {
   // the current snapshot and drops all but the two latest. Returns its meta;
   // its id is "<term>-<index>-<seq>" ("none-<seq>" when nothing is
   // applied). On failure nothing is left behind.
-  result<snapshot_meta> build_snapshot() {
+  result<raft_snapshot_meta> build_snapshot() {
     std::lock_guard op(op_mutex_);
     auto view = sm_.open_snapshot_view();
     if (!view.ok()) return view.status();
     const std::uint64_t seq = next_seq();
-    snapshot_meta meta;
+    raft_snapshot_meta meta;
     meta.last_log_id = view->state.last_applied;
     meta.membership = view->state.membership;
     meta.shard = sm_.shard();
@@ -212,13 +213,12 @@ class snapshot_manager {
 
   // build_snapshot() when trigger.due(entries_since_last, log_bytes_since_last);
   // nothing otherwise.
-  result<std::optional<snapshot_meta>> maybe_build(std::uint64_t entries_since_last,
+  result<std::optional<raft_snapshot_meta>> maybe_build(std::uint64_t entries_since_last,
                                                    std::uint64_t log_bytes_since_last) {
     if (!trigger_.due(entries_since_last, log_bytes_since_last))
-      return std::optional<snapshot_meta>();
-    auto built = build_snapshot();
-    if (!built.ok()) return built.status();
-    return std::optional<snapshot_meta>(std::move(*built));
+      return std::optional<raft_snapshot_meta>();
+    SESHAT_ASSIGN_OR_RETURN(raft_snapshot_meta built, build_snapshot());
+    return std::optional<raft_snapshot_meta>(std::move(built));
   }
 
   // The latest snapshot (built or installed), or nothing when there is none.
@@ -230,9 +230,8 @@ class snapshot_manager {
       if (files_.empty()) return std::optional<raft_snapshot>();
       latest = files_.rbegin()->second;
     }
-    auto reader = snapshot_reader::open(latest);
-    if (!reader.ok()) return reader.status();
-    return std::optional<raft_snapshot>(raft_snapshot{latest->meta, std::move(*reader)});
+    SESHAT_ASSIGN_OR_RETURN(snapshot_reader reader, snapshot_reader::open(latest));
+    return std::optional<raft_snapshot>(raft_snapshot{latest->meta, std::move(reader)});
   }
 
   // ---- receiving and installing ---------------------------------------------
@@ -240,7 +239,7 @@ class snapshot_manager {
   // Starts receiving the snapshot `meta` describes into a temporary file of
   // the snapshot directory. snapshot-failed when it is of another group,
   // older than what is applied, or smaller than any snapshot can be.
-  result<snapshot_receiver> begin_receiving_snapshot(const snapshot_meta& meta) {
+  result<snapshot_receiver> begin_receiving_snapshot(const raft_snapshot_meta& meta) {
     const std::string context =
         where() + "receive of snapshot '" + detail::printable(meta.snapshot_id) + "': ";
     if (meta.shard != sm_.shard())
@@ -274,7 +273,7 @@ class snapshot_manager {
   // file goes back to its temporary name and `snapshot` may be installed
   // again (should that put-back fail, the error says so, `snapshot` is
   // consumed and the next open() installs the file).
-  status install_snapshot(const snapshot_meta& meta, received_snapshot& snapshot) {
+  status install_snapshot(const raft_snapshot_meta& meta, received_snapshot& snapshot) {
     const std::string context =
         where() + "install of snapshot '" + detail::printable(meta.snapshot_id) + "': ";
     if (!snapshot) return status::invalid_argument(context + "it was installed already");
@@ -326,14 +325,10 @@ class snapshot_manager {
       : sm_(sm), log_(log), dir_(std::move(dir)), trigger_(trigger) {}
 
   std::string where() const {
-    return Shard::is_system ? std::string("system shard: ")
-                            : "data shard " + std::to_string(sm_.shard()) + ": ";
+    return describe_group(Shard::is_system, sm_.shard()) + ": ";
   }
 
-  static std::string seq_digits(std::uint64_t seq) {
-    std::string s = std::to_string(seq);
-    return std::string(20 - s.size(), '0') + s;
-  }
+  static std::string seq_digits(std::uint64_t seq) { return detail::padded_digits(seq, 20); }
   std::filesystem::path file_path(std::uint64_t seq) const {
     return dir_ / ("snapshot-" + seq_digits(seq) + ".seshat");
   }
@@ -343,12 +338,7 @@ class snapshot_manager {
     if (name.size() != k_prefix.size() + 20 + k_suffix.size() || !name.starts_with(k_prefix) ||
         !name.ends_with(k_suffix))
       return std::nullopt;
-    std::uint64_t seq = 0;
-    for (char c : std::string_view(name).substr(k_prefix.size(), 20)) {
-      if (c < '0' || c > '9') return std::nullopt;
-      seq = seq * 10 + static_cast<std::uint64_t>(c - '0');
-    }
-    return seq;
+    return detail::parse_digits(std::string_view(name).substr(k_prefix.size(), 20), 20);
   }
 
   std::uint64_t next_seq() {
@@ -356,10 +346,9 @@ class snapshot_manager {
     return next_seq_++;
   }
 
-  status check_not_older(const snapshot_meta& meta, const std::string& context) const {
-    auto applied = sm_.applied_state();
-    if (!applied.ok()) return applied.status();
-    const std::optional<log_id>& last = applied->last_applied;
+  status check_not_older(const raft_snapshot_meta& meta, const std::string& context) const {
+    SESHAT_ASSIGN_OR_RETURN(const applied_state applied, sm_.applied_state());
+    const std::optional<log_id>& last = applied.last_applied;
     if (last && (!meta.last_log_id || meta.last_log_id->index < last->index))
       return status::snapshot_failed(context + "it ends at " + detail::id_text(meta.last_log_id) +
                                      ", before the applied " + to_string(*last));
@@ -403,7 +392,7 @@ class snapshot_manager {
       }
       auto parser = detail::snapshot_parser::open(path);
       status s = parser.ok() ? parser->preamble() : parser.status();
-      auto meta = s.ok() ? parser->meta() : result<snapshot_meta>(s);
+      auto meta = s.ok() ? parser->meta() : result<raft_snapshot_meta>(s);
       if (!meta.ok()) {
         SESHAT_RETURN_IF_ERROR(set_aside(path, meta.status()));
         continue;
@@ -416,7 +405,7 @@ class snapshot_manager {
   // Streams the group's data from `data` into the new file `path`, fsynced;
   // returns its size.
   result<std::uint64_t> write_snapshot(typename storage<Backend>::iterator& data,
-                                       const snapshot_meta& meta,
+                                       const raft_snapshot_meta& meta,
                                        const std::filesystem::path& path) {
     detail::unique_fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!fd) return detail::errno_status("create", path, errno);
@@ -444,7 +433,7 @@ class snapshot_manager {
   // Renames the finished temporary file to `final_path`, fsyncs the
   // directory, makes it the current snapshot and applies retention.
   status keep(detail::temp_file& tmp, const std::filesystem::path& final_path, std::uint64_t seq,
-              const snapshot_meta& meta) {
+              const raft_snapshot_meta& meta) {
     SESHAT_RETURN_IF_ERROR(detail::rename_no_replace(tmp.file(), final_path));
     tmp.release();
     status synced = detail::fsync_path(dir_, true);
@@ -455,7 +444,7 @@ class snapshot_manager {
   // Makes the kept file `path` the current snapshot; all but the two latest
   // are deleted once no reader reads them.
   void add_current(std::uint64_t seq, const std::filesystem::path& path,
-                   const snapshot_meta& meta) {
+                   const raft_snapshot_meta& meta) {
     auto file = std::make_shared<detail::snapshot_file>(path, meta);
     std::lock_guard lock(mutex_);
     files_.emplace(seq, std::move(file));
@@ -468,7 +457,7 @@ class snapshot_manager {
   // Step 2 of an install: the group's state machine becomes the snapshot
   // file `path`, read and checked again as it goes (its header must be
   // `meta`), in one atomic write.
-  status replace_from(const std::filesystem::path& path, const snapshot_meta& meta) {
+  status replace_from(const std::filesystem::path& path, const raft_snapshot_meta& meta) {
     return sm_.replace_all(
         applied_state{meta.last_log_id, meta.membership}, [&](auto& put) -> status {
           auto parser = detail::snapshot_parser::open(path);

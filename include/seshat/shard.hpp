@@ -11,6 +11,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <string>
 
 #include "seshat/column_family.hpp"
 
@@ -41,6 +42,13 @@ class data_shard {
   shard_id id_;
 };
 
+// A group's name in every error about it: "system group" or "data shard
+// 42". The log, the state machine and the snapshots of a group start their
+// messages with it ("data shard 42: entry 7: ...").
+inline std::string describe_group(bool system, shard_id id) {
+  return system ? std::string("system group") : "data shard " + std::to_string(id);
+}
+
 // A Shard policy: the families a group's log and hard state live in, and
 // its id. The log family must hold a log; the state family must be synced.
 template <class S>
@@ -50,5 +58,11 @@ concept shard_policy = requires(const S& s) {
   { S::is_system } -> std::convertible_to<bool>;
   { s.id() } -> std::convertible_to<shard_id>;
 } && holds_log(S::log_family) && requires_sync(S::state_family);
+
+// The name of the group `s` serves (describe_group).
+template <shard_policy S>
+std::string describe(const S& s) {
+  return describe_group(S::is_system, s.id());
+}
 
 }  // namespace seshat

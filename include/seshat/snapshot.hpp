@@ -40,7 +40,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -52,19 +51,23 @@
 #include <vector>
 
 #include "seshat/detail/crc32c.hpp"
+#include "seshat/detail/digits.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/log_id.hpp"
 #include "seshat/status.hpp"
 
 namespace seshat {
 
-// What a snapshot holds, as recorded in its manifest.
-struct snapshot_metadata {
+// What a store snapshot holds (a copy of the whole store, every group:
+// storage::create_snapshot), as recorded in its manifest. Not the snapshot
+// of one Raft group's state machine: that is raft_snapshot_meta
+// (snapshot_file.hpp).
+struct store_snapshot_meta {
   log_id last_included;            // the last log entry the snapshot covers
   std::uint64_t created_at_ms = 0; // wall clock, ms since the Unix epoch
   std::uint64_t size_bytes = 0;    // bytes of the files under data/
   std::string backend;             // k_name of the backend that made it
-  friend bool operator==(const snapshot_metadata&, const snapshot_metadata&) = default;
+  friend bool operator==(const store_snapshot_meta&, const store_snapshot_meta&) = default;
 };
 
 inline constexpr std::string_view k_manifest_file = "MANIFEST.seshat";
@@ -81,33 +84,25 @@ struct manifest_file {
 };
 
 struct manifest {
-  snapshot_metadata meta;
+  store_snapshot_meta meta;
   std::vector<manifest_file> files;
 };
 
 inline constexpr std::uint64_t k_max_manifest_bytes = std::uint64_t{64} << 20;
 
-inline std::string hex32(std::uint32_t v) {
-  static constexpr char k_digits[] = "0123456789abcdef";
-  std::string s(8, '0');
-  for (int i = 7; i >= 0; --i, v >>= 4) s[static_cast<std::size_t>(i)] = k_digits[v & 0xF];
-  return s;
-}
+inline std::string hex32(std::uint32_t v) { return padded_digits(v, 8, 16); }
 
 inline bool parse_hex32(std::string_view s, std::uint32_t* out) {
-  if (s.size() != 8) return false;
-  for (char c : s)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out, 16);
-  return ec == std::errc() && ptr == s.data() + s.size();
+  const auto v = parse_digits<std::uint32_t>(s, 8, 16);
+  if (v) *out = *v;
+  return v.has_value();
 }
 
+// At most 20 digits: a u64's longest spelling.
 inline bool parse_u64(std::string_view s, std::uint64_t* out) {
-  if (s.empty() || s.size() > 20) return false;
-  for (char c : s)
-    if (c < '0' || c > '9') return false;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && ptr == s.data() + s.size();
+  const auto v = s.size() <= 20 ? parse_digits(s) : std::nullopt;
+  if (v) *out = *v;
+  return v.has_value();
 }
 
 // A path a manifest may name (see the grammar above).
@@ -199,26 +194,21 @@ inline result<manifest> decode_manifest(std::string_view text, const std::string
   };
 
   manifest m;
-  auto backend = field("backend");
-  if (!backend.ok()) return backend.status();
-  if (backend->empty()) return garbled(line_no(at - 1) + ": empty backend name");
-  m.meta.backend = std::string(*backend);
-  auto last = field("last-included");
-  if (!last.ok()) return last.status();
-  const std::size_t space = last->find(' ');
+  SESHAT_ASSIGN_OR_RETURN(const std::string_view backend, field("backend"));
+  if (backend.empty()) return garbled(line_no(at - 1) + ": empty backend name");
+  m.meta.backend = std::string(backend);
+  SESHAT_ASSIGN_OR_RETURN(const std::string_view last, field("last-included"));
+  const std::size_t space = last.find(' ');
   if (space == std::string_view::npos) return garbled(line_no(at - 1) + ": want 'last-included <term> <index>'");
-  SESHAT_RETURN_IF_ERROR(number("term", last->substr(0, space), &m.meta.last_included.term));
-  SESHAT_RETURN_IF_ERROR(number("index", last->substr(space + 1), &m.meta.last_included.index));
-  auto created = field("created-at-ms");
-  if (!created.ok()) return created.status();
-  SESHAT_RETURN_IF_ERROR(number("created-at-ms", *created, &m.meta.created_at_ms));
-  auto size = field("size-bytes");
-  if (!size.ok()) return size.status();
-  SESHAT_RETURN_IF_ERROR(number("size-bytes", *size, &m.meta.size_bytes));
-  auto count_text = field("files");
-  if (!count_text.ok()) return count_text.status();
+  SESHAT_RETURN_IF_ERROR(number("term", last.substr(0, space), &m.meta.last_included.term));
+  SESHAT_RETURN_IF_ERROR(number("index", last.substr(space + 1), &m.meta.last_included.index));
+  SESHAT_ASSIGN_OR_RETURN(const std::string_view created, field("created-at-ms"));
+  SESHAT_RETURN_IF_ERROR(number("created-at-ms", created, &m.meta.created_at_ms));
+  SESHAT_ASSIGN_OR_RETURN(const std::string_view size, field("size-bytes"));
+  SESHAT_RETURN_IF_ERROR(number("size-bytes", size, &m.meta.size_bytes));
+  SESHAT_ASSIGN_OR_RETURN(const std::string_view count_text, field("files"));
   std::uint64_t count = 0;
-  SESHAT_RETURN_IF_ERROR(number("files", *count_text, &count));
+  SESHAT_RETURN_IF_ERROR(number("files", count_text, &count));
   if (count != lines.size() - at)
     return garbled("it announces " + std::to_string(count) + " files but lists " +
                    std::to_string(lines.size() - at));
@@ -317,8 +307,8 @@ inline result<std::map<std::string, std::filesystem::file_type>> list_snapshot_f
 // set to the total. snapshot-failed when dir/data is missing or holds
 // anything but regular files and directories, or a path the grammar does
 // not allow; io-error when a file cannot be read or written.
-inline result<snapshot_metadata> write_manifest(const std::filesystem::path& dir,
-                                                snapshot_metadata meta) {
+inline result<store_snapshot_meta> write_manifest(const std::filesystem::path& dir,
+                                                store_snapshot_meta meta) {
   const std::filesystem::path data = dir / k_snapshot_data_dir;
   std::error_code ec;
   if (!std::filesystem::is_directory(data, ec))
@@ -364,7 +354,7 @@ inline result<snapshot_metadata> write_manifest(const std::filesystem::path& dir
 //   5. in manifest order, each file's CRC-32C (expected and got).
 // Every message names the snapshot and the file. Reads every byte of every
 // file; changes nothing.
-inline result<snapshot_metadata> validate_snapshot(const std::filesystem::path& dir) {
+inline result<store_snapshot_meta> validate_snapshot(const std::filesystem::path& dir) {
   namespace fs = std::filesystem;
   const std::string where = "snapshot " + dir.string();
   const fs::path manifest_path = dir / k_manifest_file;

@@ -22,7 +22,7 @@
 //   value      := the key's bytes as stored: envelope(stored_value)
 //   *_size     := at most the bytes left in the file
 //
-// meta is snapshot_meta without size_bytes, which is the file's size. A
+// meta is raft_snapshot_meta without size_bytes, which is the file's size. A
 // reader checks, in order: magic, version (a newer one is refused before its
 // checksum is trusted), the checksum, then the structure; anything else, any
 // flag bit but the first, a record tag but 0x01 and 0xFF, a key outside the
@@ -67,15 +67,16 @@
 
 namespace seshat {
 
-// What a Raft-level snapshot holds (openraft's SnapshotMeta, plus its group
-// and size).
-struct snapshot_meta {
+// What a Raft snapshot holds: one group's state machine in one file
+// (snapshot_manager; openraft's SnapshotMeta, plus its group and size). Not
+// a copy of the whole store: that is store_snapshot_meta (snapshot.hpp).
+struct raft_snapshot_meta {
   std::optional<log_id> last_log_id;  // the last entry it covers; nothing: none applied
   seshat::membership membership;      // the membership in force at last_log_id
   std::string snapshot_id;            // unique among the group's snapshots
   shard_id shard = 0;                 // the group (0: the system group)
   std::uint64_t size_bytes = 0;       // the size of the file
-  friend bool operator==(const snapshot_meta&, const snapshot_meta&) = default;
+  friend bool operator==(const raft_snapshot_meta&, const raft_snapshot_meta&) = default;
 };
 
 inline constexpr std::string_view k_snapshot_magic = "SESHSNAP";
@@ -190,7 +191,7 @@ inline status write_all(int fd, std::string_view data, const std::filesystem::pa
 // drains into the file as it grows.
 class snapshot_encoder {
  public:
-  explicit snapshot_encoder(const snapshot_meta& meta) {
+  explicit snapshot_encoder(const raft_snapshot_meta& meta) {
     buffer_ += k_snapshot_magic;
     put_u32(buffer_, k_snapshot_file_version);
     put_u64(buffer_, meta.shard);
@@ -269,8 +270,8 @@ class snapshot_parser {
   }
 
   // The meta; its size_bytes is the file's size. REQUIRES: preamble() read.
-  result<snapshot_meta> meta() {
-    snapshot_meta m;
+  result<raft_snapshot_meta> meta() {
+    raft_snapshot_meta m;
     m.size_bytes = size_;
     SESHAT_RETURN_IF_ERROR(need(9, "the meta"));
     m.shard = u64();
@@ -421,10 +422,10 @@ class snapshot_parser {
 // does.
 struct snapshot_file {
   std::filesystem::path path;
-  snapshot_meta meta;
+  raft_snapshot_meta meta;
   std::atomic<bool> obsolete{false};
 
-  snapshot_file(std::filesystem::path p, snapshot_meta m)
+  snapshot_file(std::filesystem::path p, raft_snapshot_meta m)
       : path(std::move(p)), meta(std::move(m)) {}
   snapshot_file(const snapshot_file&) = delete;
   snapshot_file& operator=(const snapshot_file&) = delete;
@@ -442,7 +443,7 @@ struct snapshot_file {
 // copy of the reader is gone. Made by snapshot_manager::get_current_snapshot.
 class snapshot_reader {
  public:
-  const snapshot_meta& meta() const { return file_->meta; }
+  const raft_snapshot_meta& meta() const { return file_->meta; }
   std::uint64_t size() const { return file_->meta.size_bytes; }
 
   // Up to `max_bytes` bytes from `offset`: fewer only at the end of the
@@ -490,7 +491,7 @@ class snapshot_reader {
 // uninstalled deletes the file. Move-only.
 class received_snapshot {
  public:
-  const snapshot_meta& meta() const { return meta_; }
+  const raft_snapshot_meta& meta() const { return meta_; }
   // False once installed (or moved from).
   explicit operator bool() const { return file_.owned(); }
 
@@ -499,11 +500,11 @@ class received_snapshot {
   template <class, class, class, class, class, class>
   friend class snapshot_manager;
 
-  received_snapshot(detail::temp_file file, snapshot_meta meta)
+  received_snapshot(detail::temp_file file, raft_snapshot_meta meta)
       : file_(std::move(file)), meta_(std::move(meta)) {}
 
   detail::temp_file file_;
-  snapshot_meta meta_;
+  raft_snapshot_meta meta_;
 };
 
 // Takes a snapshot chunk by chunk into a temporary file, then checks it
@@ -513,7 +514,7 @@ class received_snapshot {
 // Made by snapshot_manager::begin_receiving_snapshot. Move-only.
 class snapshot_receiver {
  public:
-  const snapshot_meta& meta() const { return meta_; }
+  const raft_snapshot_meta& meta() const { return meta_; }
   std::uint64_t received() const { return received_; }
 
   // Appends `bytes`, which must start at `offset` == received() and not run
@@ -567,7 +568,7 @@ class snapshot_receiver {
   friend class snapshot_manager;
   enum class state { receiving, abandoned, finished };
 
-  snapshot_receiver(detail::temp_file file, detail::unique_fd fd, snapshot_meta meta,
+  snapshot_receiver(detail::temp_file file, detail::unique_fd fd, raft_snapshot_meta meta,
                     std::string group_prefix, std::string context)
       : file_(std::move(file)),
         fd_(std::move(fd)),
@@ -606,7 +607,7 @@ class snapshot_receiver {
     return parser->records(prefix_, [](std::string_view, std::string_view) { return status{}; });
   }
 
-  status agrees(const snapshot_meta& file) const {
+  status agrees(const raft_snapshot_meta& file) const {
     auto differs = [](std::string_view what, const std::string& in_file, const std::string& given) {
       return status::snapshot_failed(
           "the snapshot's meta disagrees with its data: " + std::string(what) + " " + in_file +
@@ -628,7 +629,7 @@ class snapshot_receiver {
 
   detail::temp_file file_;
   detail::unique_fd fd_;
-  snapshot_meta meta_;
+  raft_snapshot_meta meta_;
   std::string prefix_;
   std::string context_;
   std::uint64_t received_ = 0;

@@ -380,8 +380,7 @@ class state_machine_store {
         membership_key_(state_keys_.state("membership")) {}
 
   std::string where() const {
-    return Shard::is_system ? std::string("system shard: ")
-                            : "data shard " + std::to_string(shard_.id()) + ": ";
+    return describe(shard_) + ": ";
   }
 
   status threw(const log_id& at, std::string_view what) const {

@@ -18,21 +18,61 @@
 
 namespace seshat {
 
-// The kinds of error seshat reports.
+// The kinds of error seshat reports, each with when seshat (and a backend
+// written for it) chooses it. The message says what exactly; the kind says
+// what the caller can do about it. Where two fit, the more specific wins:
+// a log gap is invalid_log_index, not invalid_argument; a store made by a
+// newer seshat is version_mismatch, not corrupted_data.
 enum class errc {
   ok = 0,
-  backend_error,            // the key-value engine failed (RocksDB, LevelDB)
-  io_error,                 // the operating system failed a file operation
-  column_family_not_found,  // a column family is missing or unusable here
-  invalid_log_index,        // an append or read broke the log's contiguity
-  snapshot_failed,          // a snapshot could not be made, checked or used
-  corrupted_data,           // stored bytes do not decode
-  version_mismatch,         // written by a newer seshat, or another backend
-  invalid_config,           // an option is out of its allowed range
-  invalid_argument,         // a call's arguments make no sense
-  not_found,                // a key or store that was asked for is absent
-  compacted,                // log entries asked for were purged (in a snapshot)
-  unavailable,              // log entries asked for are not written yet
+  // The key-value engine refused or failed in a way that is none of the
+  // kinds below (RocksDB's or LevelDB's status other than NotFound,
+  // Corruption or IOError), an exception caught at a backend's boundary, or
+  // a call on a store that is closed. Retrying does not help; reopening may.
+  backend_error,
+  // The operating system failed a file operation (open, write, fsync,
+  // rename, lock), directly or inside the engine; also a store that is
+  // open elsewhere (its LOCK is held). After a failed write or sync, the
+  // open store refuses every later write with it until reopened
+  // (detail/write_latch.hpp).
+  io_error,
+  // A column family value that is not one of the six (a cast out of range),
+  // or a family the engine's store lacks. A known family used for what it
+  // does not hold (a log operation on a state family) is invalid_argument.
+  column_family_not_found,
+  // An append, read or truncation that would break a log's contiguity: an
+  // append that leaves a gap or does not follow the last index, a range
+  // whose bounds are reversed. Nothing was changed.
+  invalid_log_index,
+  // A store snapshot or Raft snapshot could not be made, read, checked or
+  // installed: the snapshot's own damage or refusal (its original kind and
+  // message are inside the message). Prefer corrupted_data for damage in
+  // the live store.
+  snapshot_failed,
+  // Stored bytes do not decode or fail their checksum: the store (or a
+  // file seshat wrote) is damaged. Not retried; restore from a replica or a
+  // snapshot.
+  corrupted_data,
+  // The bytes are sound but were written by a newer seshat (a schema or
+  // format version this one does not know), or by another backend or key
+  // format. Open with the software that wrote them.
+  version_mismatch,
+  // An option, of open_options or a component's options, is out of its
+  // allowed range; checked before anything is changed.
+  invalid_config,
+  // A call's arguments make no sense in themselves or for the object's
+  // state (an empty path, a null output pointer, a handle already open for
+  // that group, a directory that is not a store). Nothing was changed.
+  invalid_argument,
+  // A key, a store or a file that was asked for is absent; for get(), the
+  // normal answer "no such key".
+  not_found,
+  // Log entries asked for lie before the log's first index: they were
+  // purged, and are in a snapshot now. Send the snapshot instead.
+  compacted,
+  // Log entries asked for lie past the log's last index: they are not
+  // written yet. Wait, or ask for less.
+  unavailable,
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -153,3 +193,19 @@ class [[nodiscard]] result {
     ::seshat::status seshat_status_ = (expr);     \
     if (!seshat_status_.ok()) return seshat_status_; \
   } while (0)
+
+// `lhs = value of expr`, where `expr` is a result<T>; returns its status
+// from the enclosing function when it failed (abseil's ASSIGN_OR_RETURN):
+//   SESHAT_ASSIGN_OR_RETURN(auto text, detail::read_small_file(p));
+//   SESHAT_ASSIGN_OR_RETURN(meta_, read_meta(dir));
+// `lhs` may declare a variable (it is then in the enclosing scope) or name
+// one. `expr` is evaluated once. A statement, not an expression: not the
+// body of an if without braces.
+#define SESHAT_ASSIGN_OR_RETURN(lhs, expr) \
+  SESHAT_ASSIGN_OR_RETURN_IMPL_(SESHAT_CONCAT_(seshat_result_, __LINE__), lhs, expr)
+#define SESHAT_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
+  auto tmp = (expr);                                  \
+  if (!tmp.ok()) return tmp.status();                 \
+  lhs = std::move(tmp).value()
+#define SESHAT_CONCAT_(a, b) SESHAT_CONCAT_IMPL_(a, b)
+#define SESHAT_CONCAT_IMPL_(a, b) a##b

@@ -311,7 +311,7 @@ class storage {
   // Note: on RocksDB the snapshot's table files are hard links to the
   // store's (immutable) files where the file system allows: do not modify a
   // snapshot's files in place.
-  result<snapshot_metadata> create_snapshot(const std::filesystem::path& dir,
+  result<store_snapshot_meta> create_snapshot(const std::filesystem::path& dir,
                                             log_id last_included) {
     namespace fs = std::filesystem;
     const fs::path target = detail::without_trailing_separator(dir);
@@ -326,11 +326,11 @@ class storage {
     const fs::path work = detail::sibling_path(target, ".partial");
     if (status s = detail::remove_all_durably(work); !s.ok())
       return status::snapshot_failed(context + s.to_string());
-    auto built = [&]() -> result<snapshot_metadata> {
+    auto built = [&]() -> result<store_snapshot_meta> {
       // `work` and its missing parents, each durable in its parent.
       SESHAT_RETURN_IF_ERROR(detail::create_directories_durably(work));
       SESHAT_RETURN_IF_ERROR(backend_->checkpoint(work / k_snapshot_data_dir));
-      snapshot_metadata meta;
+      store_snapshot_meta meta;
       meta.last_included = last_included;
       meta.created_at_ms = static_cast<std::uint64_t>(
           std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -356,7 +356,7 @@ class storage {
   // Checks the snapshot in `dir` (see seshat::validate_snapshot for the
   // order of the checks) and that it was made by this backend
   // (version-mismatch otherwise). Changes nothing.
-  static result<snapshot_metadata> validate_snapshot(const std::filesystem::path& dir) {
+  static result<store_snapshot_meta> validate_snapshot(const std::filesystem::path& dir) {
     auto meta = seshat::validate_snapshot(dir);
     if (!meta.ok()) return meta;
     if (meta->backend != B::k_name)
@@ -382,7 +382,7 @@ class storage {
   // REQUIRES: no other call on this storage in flight, no live iterator (see
   // the class comment). The snapshot directory is not changed; on RocksDB
   // and LevelDB the store may share (hard-link) its immutable table files.
-  result<snapshot_metadata> restore_snapshot(const std::filesystem::path& dir) {
+  result<store_snapshot_meta> restore_snapshot(const std::filesystem::path& dir) {
     auto meta = validate_snapshot(dir);
     if (!meta.ok()) return meta.status();
     const std::string context = "restore snapshot " + dir.string() + " into " + dir_.string() + ": ";

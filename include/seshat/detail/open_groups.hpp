@@ -30,9 +30,9 @@ inline const char* role_text(group_role role) {
   return "a handle";
 }
 
-// "the system group" or "data shard 42".
+// "the system group" or "data shard 42" (describe_group, with its article).
 inline std::string group_text(bool system, shard_id shard) {
-  return system ? std::string("the system group") : "data shard " + std::to_string(shard);
+  return (system ? "the " : "") + describe_group(system, shard);
 }
 
 class open_groups {

@@ -25,7 +25,6 @@
 // recreated: that is corrupted data.
 #pragma once
 
-#include <charconv>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -33,6 +32,7 @@
 #include <system_error>
 #include <vector>
 
+#include "seshat/detail/digits.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/options.hpp"
 #include "seshat/status.hpp"
@@ -73,9 +73,9 @@ inline result<store_marker> decode_marker(std::string_view text, const std::file
   if (!take_line("schema ", schema)) return bad("missing schema line");
   if (!take_line("backend ", backend) || backend.empty()) return bad("missing backend line");
   store_marker m;
-  auto [ptr, ec] = std::from_chars(schema.data(), schema.data() + schema.size(), m.schema);
-  if (ec != std::errc() || ptr != schema.data() + schema.size())
-    return bad("schema is not a number: '" + std::string(schema) + "'");
+  const auto number = parse_digits<std::uint32_t>(schema);
+  if (!number) return bad("schema is not a number: '" + std::string(schema) + "'");
+  m.schema = *number;
   m.backend = backend;
   m.creating = text.substr(0, k_creating_line.size()) == k_creating_line;
   return m;
@@ -102,16 +102,14 @@ inline result<store_marker> read_store_marker(const std::filesystem::path& dir,
   if (!found)
     return status::invalid_argument(dir.string() + " is not a seshat store: it has no " +
                                     std::string(k_marker_file));
-  auto text = read_small_file(marker_path);
-  if (!text.ok()) return text.status();
-  auto marker = decode_marker(*text, marker_path);
-  if (!marker.ok()) return marker.status();
-  if (marker->backend != name)
+  SESHAT_ASSIGN_OR_RETURN(const std::string text, read_small_file(marker_path));
+  SESHAT_ASSIGN_OR_RETURN(store_marker marker, decode_marker(text, marker_path));
+  if (marker.backend != name)
     return status::version_mismatch("store at " + dir.string() + " was made by the " +
-                                    marker->backend + " backend, not " + std::string(name));
-  if (marker->schema > k_schema_version)
+                                    marker.backend + " backend, not " + std::string(name));
+  if (marker.schema > k_schema_version)
     return status::version_mismatch(
-        "store at " + dir.string() + " has schema " + std::to_string(marker->schema) +
+        "store at " + dir.string() + " has schema " + std::to_string(marker.schema) +
         ", newer than this seshat's schema " + std::to_string(k_schema_version));
   return marker;
 }
@@ -150,9 +148,8 @@ inline result<store_dir> prepare_store_dir(const std::filesystem::path& dir, std
   const bool has_marker = exists && std::filesystem::exists(marker_path, ec);
   if (ec) return os_error("look up", marker_path);
   if (has_marker) {
-    auto marker = read_store_marker(dir, name);
-    if (!marker.ok()) return marker.status();
-    if (!marker->creating) return store_dir::existing;
+    SESHAT_ASSIGN_OR_RETURN(const store_marker marker, read_store_marker(dir, name));
+    if (!marker.creating) return store_dir::existing;
     if (!options.create_if_missing)
       return status::not_found("the store at " + dir.string() +
                                " was never finished (its creation was interrupted) and "
@@ -222,9 +219,8 @@ inline status finish_store_creation(const std::filesystem::path& dir, std::strin
 // The checkpoint in `dir` is a finished store of backend `name` (what an
 // install requires of it). Changes nothing.
 inline status check_checkpoint_marker(const std::filesystem::path& dir, std::string_view name) {
-  auto marker = read_store_marker(dir, name);
-  if (!marker.ok()) return marker.status();
-  if (marker->creating)
+  SESHAT_ASSIGN_OR_RETURN(const store_marker marker, read_store_marker(dir, name));
+  if (marker.creating)
     return status::corrupted_data(dir.string() + ": its " + std::string(k_marker_file) +
                                   " says its creation never finished");
   return {};

@@ -45,7 +45,6 @@
 #pragma once
 
 #include <algorithm>
-#include <charconv>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -57,6 +56,8 @@
 #include <vector>
 
 #include "seshat/detail/crc32c.hpp"
+#include "seshat/detail/digits.hpp"
+#include "seshat/detail/files.hpp"
 #include "seshat/detail/fixed_codec.hpp"
 #include "seshat/options.hpp"
 #include "seshat/status.hpp"
@@ -94,12 +95,8 @@ inline std::optional<wal_position> decode_wal_marker(std::string_view m) {
 
 // The number of a log file named NNNNNN.log, or none.
 inline std::optional<std::uint64_t> log_number(std::string_view name) {
-  if (name.size() <= 4 || !name.ends_with(".log")) return std::nullopt;
-  std::uint64_t n = 0;
-  const char* last = name.data() + name.size() - 4;
-  auto [ptr, err] = std::from_chars(name.data(), last, n);
-  if (err != std::errc() || ptr != last) return std::nullopt;
-  return n;
+  if (!name.ends_with(".log")) return std::nullopt;
+  return parse_digits(name.substr(0, name.size() - 4));
 }
 
 inline constexpr std::size_t k_log_block = 32768;
@@ -282,6 +279,22 @@ struct log_files {
   std::function<result<read_more>(const std::string& name)> open;     // reads a file from its start
   std::function<status(const std::string& name, std::uint64_t size)> cut;  // truncates it, durably
 };
+
+// A log_files::cut for either engine: `file` (in the store directory `dir`)
+// cut to `size` bytes, unless `truncated` says the engine's Env did that
+// already; then the file and the directory fsynced.
+inline status cut_log_file(const std::filesystem::path& file, std::uint64_t size,
+                           const std::filesystem::path& dir, bool truncated = false) {
+  if (!truncated) {
+    std::error_code ec;
+    std::filesystem::resize_file(file, size, ec);
+    if (ec)
+      return status::io_error("open: cut the unsynced tail of " + file.string() + ": " +
+                              ec.message());
+  }
+  SESHAT_RETURN_IF_ERROR(fsync_path(file, false));
+  return fsync_path(dir, true);
+}
 
 // Checks the logs of the store at `store` before the engine opens it (see the
 // header comment). `marker` recognises the engine's marker batch.

@@ -37,9 +37,7 @@
 // backend_error. Every message names the operation, the column family and
 // key (non-printable bytes escaped as \xNN) where there is one, the store's
 // path, and ends with LevelDB's own message. No member lets an exception
-// escape (std::bad_alloc included): it becomes a backend_error. Only a
-// batch's own put/del/del_range may throw std::bad_alloc, like any
-// container.
+// escape (std::bad_alloc included): it becomes a backend_error.
 //
 // Durability: write_options::sync and sync_wal() also fdatasync the log
 // files LevelDB left behind at a memtable switch (LevelDB closes them
@@ -64,6 +62,7 @@
 
 #include "seshat/backend.hpp"
 #include "seshat/column_family.hpp"
+#include "seshat/detail/op_batch.hpp"
 #include "seshat/options.hpp"
 #include "seshat/status.hpp"
 
@@ -80,37 +79,10 @@ class leveldb_backend {
  public:
   static constexpr std::string_view k_name = "leveldb";
 
-  // An ordered list of operations, applied atomically by write(). Holds
-  // copies of the keys and values; independent of any store.
-  class batch {
-   public:
-    void put(column_family cf, std::string_view key, std::string_view value) {
-      ops_.push_back({op_kind::put, cf, std::string(key), std::string(value)});
-    }
-    void del(column_family cf, std::string_view key) {
-      ops_.push_back({op_kind::del, cf, std::string(key), {}});
-    }
-    // Deletes [begin, end): every key k of `cf` with begin <= k < end, the
-    // keys already stored as well as those put earlier in this batch (a put
-    // later in the batch survives). Nothing when begin >= end.
-    void del_range(column_family cf, std::string_view begin, std::string_view end) {
-      ops_.push_back({op_kind::del_range, cf, std::string(begin), std::string(end)});
-    }
-    std::size_t size() const { return ops_.size(); }
-    bool empty() const { return ops_.empty(); }
-    void clear() { ops_.clear(); }
-
-   private:
-    friend class leveldb_backend;
-    enum class op_kind { put, del, del_range };
-    struct op {
-      op_kind kind;
-      column_family cf;
-      std::string key;    // the key of a put or del, the begin of a del_range
-      std::string value;  // the value of a put, the end of a del_range
-    };
-    std::vector<op> ops_;
-  };
+  // An ordered list of operations, applied atomically by write()
+  // (detail/op_batch.hpp: shared by every backend; it holds copies of the
+  // keys and values and no reference to any store).
+  using batch = detail::op_batch;
 
   // Iterates one family as it was when the iterator was made (a LevelDB
   // iterator is a consistent view of the database at its creation). Starts
@@ -185,7 +157,9 @@ class leveldb_backend {
   // the range (stored or put earlier in the batch): its cost grows with the
   // number of keys it deletes. Leaves `b` unchanged.
   status write(batch& b, write_options wo);
-  // Never null, except when memory runs out.
+  // Never null (see seshat/backend.hpp). On failure (the store is closed,
+  // an unknown family, an exception) the iterator is invalid and status()
+  // says why.
   std::unique_ptr<iterator> new_iterator(column_family cf);
   // Makes every earlier write durable: a synced empty write, plus the
   // fdatasync of older logs described above.
@@ -216,14 +190,13 @@ class leveldb_backend {
   status checkpoint(const std::filesystem::path& dir);
 
   // Replaces the store at `store_dir` with the checkpoint in
-  // `checkpoint_dir` (detail/directory_swap.hpp: build `<store_dir>.restore`,
-  // table files hard-linked where possible and everything else copied, all
-  // fsynced; then one renameat2(RENAME_EXCHANGE)). Crash-atomic; open()
-  // removes a `<store_dir>.restore` left by a crash. Takes the store's
-  // LevelDB LOCK for its duration: a store open in this process (including
-  // one kept open by a live iterator after close()) or in another is
-  // refused (io-error), as is a checkpoint that is not a leveldb store.
-  // REQUIRES: nobody opens the store until this returns.
+  // `checkpoint_dir`, crash-atomically, as every on-disk backend does
+  // (detail/engine_store.hpp's install_engine_checkpoint, through
+  // detail/directory_swap.hpp; table files hard-linked where possible).
+  // Holds the store's LevelDB LOCK meanwhile: a store open in this process
+  // (also one kept open by a live iterator after close()) or another is
+  // refused (io-error), as is a checkpoint that is not a leveldb store
+  // (invalid-argument, or version-mismatch for another backend's). REQUIRES: nobody opens the store until this returns.
   static status install_checkpoint(const std::filesystem::path& checkpoint_dir,
                                    const std::filesystem::path& store_dir);
 
@@ -236,6 +209,7 @@ class leveldb_backend {
   leveldb_backend(std::shared_ptr<engine> e, std::string path);
 
   status closed_error(std::string_view operation) const;
+  status copy_database(const std::filesystem::path& target);
 
   const std::string path_;  // the store's directory, as given to open()
   // Guards engine_: shared by every operation, exclusive for close().

@@ -64,8 +64,11 @@
 #include "seshat/backend.hpp"
 #include "seshat/column_family.hpp"
 #include "seshat/detail/already_open.hpp"
+#include "seshat/detail/backend_guard.hpp"
+#include "seshat/detail/checkpoint_dir.hpp"
 #include "seshat/detail/crc32c.hpp"
 #include "seshat/detail/files.hpp"
+#include "seshat/detail/op_batch.hpp"
 #include "seshat/detail/printable.hpp"
 #include "seshat/detail/store_marker.hpp"
 #include "seshat/detail/write_latch.hpp"
@@ -79,34 +82,9 @@ class memory_backend {
   static constexpr std::string_view k_name = "memory";
   using map = std::map<std::string, std::string, std::less<>>;
 
-  // An ordered list of operations, applied atomically by write().
-  class batch {
-   public:
-    void put(column_family cf, std::string_view key, std::string_view value) {
-      ops_.push_back({op_kind::put, cf, std::string(key), std::string(value)});
-    }
-    void del(column_family cf, std::string_view key) {
-      ops_.push_back({op_kind::del, cf, std::string(key), {}});
-    }
-    // Deletes [begin, end).
-    void del_range(column_family cf, std::string_view begin, std::string_view end) {
-      ops_.push_back({op_kind::del_range, cf, std::string(begin), std::string(end)});
-    }
-    std::size_t size() const { return ops_.size(); }
-    bool empty() const { return ops_.empty(); }
-    void clear() { ops_.clear(); }
-
-   private:
-    friend class memory_backend;
-    enum class op_kind { put, del, del_range };
-    struct op {
-      op_kind kind;
-      column_family cf;
-      std::string key;
-      std::string value;  // the value of a put, the end of a del_range
-    };
-    std::vector<op> ops_;
-  };
+  // An ordered list of operations, applied atomically by write()
+  // (detail/op_batch.hpp: shared by every backend).
+  using batch = detail::op_batch;
 
   // Iterates one family as it was when the iterator was made.
   class iterator {
@@ -171,6 +149,7 @@ class memory_backend {
   ~memory_backend() { close().ignore(); }
 
   status get(column_family cf, std::string_view key, std::string* value) {
+    if (!detail::is_known_family(cf)) return detail::unknown_family("get", cf, path_);
     std::shared_lock lock(disk_->mutex);
     if (closed_) return closed_error();
     const map& m = *disk_->families[index_of(cf)];
@@ -195,20 +174,27 @@ class memory_backend {
   batch new_batch() { return {}; }
 
   status write(batch& b, write_options wo) {
+    SESHAT_RETURN_IF_ERROR(b.check().with_context("write to store at " + path_ + ": "));
     std::unique_lock lock(disk_->mutex);
     if (closed_) return closed_error();
     if (latch_.latched()) return latch_.refusal("write to store at " + path_);
     std::vector<undo_record> undo;
     std::size_t applied = 0;
-    for (const auto& op : b.ops_) {
-      if (disk_->fail_after && applied == *disk_->fail_after) {
-        disk_->fail_after.reset();
-        rollback(undo);
-        return status::io_error("injected write failure after " + std::to_string(applied) +
-                                " of " + std::to_string(b.size()) + " operations");
+    try {
+      for (const batch::op& op : b) {
+        if (disk_->fail_after && applied == *disk_->fail_after) {
+          disk_->fail_after.reset();
+          rollback(undo);
+          return status::io_error("injected write failure after " + std::to_string(applied) +
+                                  " of " + std::to_string(b.size()) + " operations");
+        }
+        apply(op, undo);
+        ++applied;
       }
-      apply(op, undo);
-      ++applied;
+    } catch (...) {
+      // Out of memory part way: the batch is all or nothing.
+      rollback(undo);
+      return detail::current_exception_status("write", path_);
     }
     if (wo.sync && disk_->fail_sync) {
       disk_->fail_sync = false;
@@ -226,10 +212,20 @@ class memory_backend {
     return {};
   }
 
+  // Never null (see seshat/backend.hpp): on a closed store, an empty
+  // iterator whose status() says so.
   std::unique_ptr<iterator> new_iterator(column_family cf) {
-    std::shared_lock lock(disk_->mutex);
-    if (closed_) return std::make_unique<iterator>(std::make_shared<const map>(), closed_error());
-    return std::make_unique<iterator>(disk_->families[index_of(cf)]);
+    return detail::guarded_iterator(
+        "new_iterator", path_,
+        [&] {
+          if (!detail::is_known_family(cf))
+            return std::make_unique<iterator>(empty_map(),
+                                              detail::unknown_family("new_iterator", cf, path_));
+          std::shared_lock lock(disk_->mutex);
+          if (closed_) return std::make_unique<iterator>(empty_map(), closed_error());
+          return std::make_unique<iterator>(disk_->families[index_of(cf)]);
+        },
+        [](seshat::status error) { return std::make_unique<iterator>(empty_map(), std::move(error)); });
   }
 
   status sync_wal() {
@@ -251,6 +247,7 @@ class memory_backend {
 
   result<std::uint64_t> approximate_size(column_family cf, std::string_view begin,
                                          std::string_view end) {
+    if (!detail::is_known_family(cf)) return detail::unknown_family("approximate_size", cf, path_);
     std::shared_lock lock(disk_->mutex);
     if (closed_) return closed_error();
     const map& m = *disk_->families[index_of(cf)];
@@ -299,44 +296,13 @@ class memory_backend {
       // Writers copy a family before changing it while we hold it.
       for (std::size_t i = 0; i < k_column_family_count; ++i) frozen[i] = disk_->families[i];
     }
-    try {
-      std::string out(k_checkpoint_header);
-      std::uint64_t count = 0;
-      auto put_u64 = [&](std::uint64_t v) {
-        for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-      };
-      for (column_family cf : k_all_column_families) {
-        for (const auto& [key, value] : *frozen[index_of(cf)]) {
-          out.push_back(static_cast<char>(static_cast<unsigned char>(cf)));
-          put_u64(key.size());
-          out += key;
-          put_u64(value.size());
-          out += value;
-          ++count;
-        }
-      }
-      out.push_back(static_cast<char>(0xFF));
-      put_u64(count);
-      const std::uint32_t crc = detail::crc32c(out);
-      for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((crc >> (8 * i)) & 0xFF));
-
-      std::error_code ec;
-      if (!std::filesystem::create_directory(dir, ec) || ec)
-        return status::invalid_argument("checkpoint of " + path_ + ": cannot create " + registry_key(dir) +
-                                        ": " + (ec ? ec.message() : std::string("it exists")));
-      status s = detail::write_file_durably(dir / k_checkpoint_file, out);
-      if (s.ok()) {
-        std::filesystem::path parent = dir.parent_path();
-        s = detail::fsync_path(parent.empty() ? "." : parent, true);
-      }
-      if (!s.ok()) {
-        detail::remove_all_durably(dir).ignore();
-        return s.with_context("checkpoint of " + path_ + ": ");
-      }
-      return {};
-    } catch (const std::exception& e) {
-      return status::backend_error("checkpoint of " + path_ + ": " + e.what());
-    }
+    return detail::make_checkpoint_dir(
+        "store at " + path_, dir, [&](const std::filesystem::path& target, bool& owned) -> status {
+          const std::string out = encode_checkpoint(frozen);
+          SESHAT_RETURN_IF_ERROR(detail::claim_checkpoint_dir(target, owned));
+          SESHAT_RETURN_IF_ERROR(detail::write_file_durably(target / k_checkpoint_file, out));
+          return detail::fsync_path(detail::parent_of(target), true);
+        });
   }
 
   // Replaces the families of the store at `store_dir` (created if there is
@@ -345,12 +311,11 @@ class memory_backend {
   // offset, for a checkpoint file that does not decode.
   static status install_checkpoint(const std::filesystem::path& checkpoint_dir,
                                    const std::filesystem::path& store_dir) {
-    try {
+    return detail::guarded("install_checkpoint", registry_key(store_dir), [&]() -> status {
       const std::filesystem::path file = checkpoint_dir / k_checkpoint_file;
       auto text = detail::read_small_file(file);
       if (!text.ok()) return text.status().with_context("install checkpoint: ");
-      auto families = decode_checkpoint(*text, file.string());
-      if (!families.ok()) return families.status();
+      SESHAT_ASSIGN_OR_RETURN(families_type families, decode_checkpoint(*text, file.string()));
       std::lock_guard registry_lock(registry_mutex());
       auto& d = registry()[registry_key(store_dir)];
       if (!d) d = std::make_shared<disk>();
@@ -358,12 +323,10 @@ class memory_backend {
         return status::backend_error("install checkpoint into " + registry_key(store_dir) +
                                      ": the store is open");
       std::unique_lock lock(d->mutex);
-      d->families = std::move(*families);
+      d->families = std::move(families);
       d->unsynced.clear();
       return {};
-    } catch (const std::exception& e) {
-      return status::backend_error("install checkpoint into " + registry_key(store_dir) + ": " + e.what());
-    }
+    });
   }
 
   // Simulates a power loss: undoes every write made without sync since the
@@ -425,6 +388,37 @@ class memory_backend {
       : disk_(std::move(d)), path_(std::move(path)) {}
 
   using families_type = std::array<std::shared_ptr<map>, k_column_family_count>;
+
+  // The iterator of a closed store, or of one that could not be made.
+  static const std::shared_ptr<const map>& empty_map() {
+    static const std::shared_ptr<const map> m = std::make_shared<const map>();
+    return m;
+  }
+
+  // A checkpoint file of `families` (see the format at the top).
+  static std::string encode_checkpoint(
+      const std::array<std::shared_ptr<const map>, k_column_family_count>& families) {
+    std::string out(k_checkpoint_header);
+    std::uint64_t count = 0;
+    auto put_u64 = [&](std::uint64_t v) {
+      for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+    };
+    for (column_family cf : k_all_column_families) {
+      for (const auto& [key, value] : *families[index_of(cf)]) {
+        out.push_back(static_cast<char>(static_cast<unsigned char>(cf)));
+        put_u64(key.size());
+        out += key;
+        put_u64(value.size());
+        out += value;
+        ++count;
+      }
+    }
+    out.push_back(static_cast<char>(0xFF));
+    put_u64(count);
+    const std::uint32_t crc = detail::crc32c(out);
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((crc >> (8 * i)) & 0xFF));
+    return out;
+  }
 
   // The families of a checkpoint file (see the format at the top).
   static result<families_type> decode_checkpoint(std::string_view text, const std::string& file) {
@@ -501,14 +495,14 @@ class memory_backend {
     return *m;
   }
 
-  void set(column_family cf, const std::string& key, std::optional<std::string> value,
+  void set(column_family cf, std::string_view key, std::optional<std::string_view> value,
            std::vector<undo_record>& undo) {
     map& m = writable(cf);
     auto it = m.find(key);
-    undo.push_back({cf, key, it == m.end() ? std::nullopt : std::optional(it->second)});
+    undo.push_back({cf, std::string(key), it == m.end() ? std::nullopt : std::optional(it->second)});
     if (value) {
-      if (it == m.end()) m.emplace(key, std::move(*value));
-      else it->second = std::move(*value);
+      if (it == m.end()) m.emplace(std::string(key), std::string(*value));
+      else it->second.assign(*value);
     } else if (it != m.end()) {
       m.erase(it);
     }

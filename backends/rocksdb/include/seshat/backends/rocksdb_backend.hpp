@@ -36,8 +36,7 @@
 // returns if no iterator holds a RocksDB iterator; otherwise when the last
 // of them moves or is destroyed, in that iterator's thread. Until then a
 // reopen of the store fails as locked (io-error). A batch holds no
-// reference to the store at all; it may be written only to the backend that
-// made it.
+// reference to the store at all.
 //
 // RocksDB's headers stay out of this header: the RocksDB types appear only
 // as forward declarations.
@@ -55,13 +54,13 @@
 
 #include "seshat/backend.hpp"
 #include "seshat/column_family.hpp"
+#include "seshat/detail/op_batch.hpp"
 #include "seshat/options.hpp"
 #include "seshat/status.hpp"
 
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
-class WriteBatch;
 class Iterator;
 }  // namespace rocksdb
 
@@ -73,42 +72,10 @@ class rocksdb_backend {
  public:
   static constexpr std::string_view k_name = "rocksdb";
 
-  // An ordered list of operations (a rocksdb::WriteBatch), applied
-  // atomically by write(). Made by new_batch(); movable, not copyable.
-  // The batch records each operation with its family's RocksDB id, so it
-  // never touches the database until write().
-  class batch {
-   public:
-    batch(batch&&) noexcept;
-    batch& operator=(batch&&) noexcept;
-    batch(const batch&) = delete;
-    batch& operator=(const batch&) = delete;
-    ~batch();
-
-    void put(column_family cf, std::string_view key, std::string_view value);
-    void del(column_family cf, std::string_view key);
-    // Deletes [begin, end). Nothing when begin >= end (still one operation).
-    void del_range(column_family cf, std::string_view begin, std::string_view end);
-    // Operations added since the batch was made or cleared.
-    std::size_t size() const { return ops_; }
-    bool empty() const { return ops_ == 0; }
-    void clear();
-
-   private:
-    friend class rocksdb_backend;
-    batch(std::uint64_t owner, const std::array<std::uint32_t, k_column_family_count>& ids);
-    rocksdb::WriteBatch& wb();  // made on first use, so new_batch() cannot fail
-    template <class F>
-    void record(std::string_view op, column_family cf, std::string_view key, F&& f);
-
-    std::unique_ptr<rocksdb::WriteBatch> wb_;  // null once moved from
-    std::uint64_t owner_ = 0;                  // the serial of the backend that made it
-    std::array<std::uint32_t, k_column_family_count> ids_{};  // RocksDB family ids
-    std::size_t ops_ = 0;
-    // The first operation that RocksDB refused (say, a key over 4 GiB) or that
-    // threw; write() returns it instead of writing part of the batch.
-    seshat::status error_;
-  };
+  // An ordered list of operations, applied atomically by write(), which
+  // turns it into one rocksdb::WriteBatch (detail/op_batch.hpp: shared by
+  // every backend; it holds no reference to any store).
+  using batch = detail::op_batch;
 
   // Iterates one family as it was when the iterator was made: a RocksDB
   // iterator, whose implicit snapshot is taken at creation. It always scans
@@ -173,12 +140,12 @@ class rocksdb_backend {
   status put(column_family cf, std::string_view key, std::string_view value, write_options wo);
   status del(column_family cf, std::string_view key, write_options wo);
   batch new_batch();
-  // Writes the batch atomically (wo.sync: durable before returning). The
-  // batch is left as it was. invalid-argument when it was made by another
-  // backend object.
+  // Writes the batch atomically (wo.sync: durable before returning), as one
+  // rocksdb::WriteBatch. The batch is left as it was. An operation RocksDB
+  // refuses (a key over 4 GiB) fails the whole write, writing nothing.
   status write(batch& b, write_options wo);
-  // Never null, except when even an error iterator cannot be allocated. On
-  // failure the iterator is invalid and status() says why.
+  // Never null (see seshat/backend.hpp). On failure (the store is closed,
+  // an exception) the iterator is invalid and status() says why.
   std::unique_ptr<iterator> new_iterator(column_family cf);
   // Syncs the write-ahead log: every earlier write becomes durable.
   status sync_wal();
@@ -210,14 +177,13 @@ class rocksdb_backend {
   status checkpoint(const std::filesystem::path& dir);
 
   // Replaces the store at `store_dir` with the checkpoint in
-  // `checkpoint_dir` (detail/directory_swap.hpp: build `<store_dir>.restore`,
-  // table files hard-linked where possible and everything else copied, all
-  // fsynced; then one renameat2(RENAME_EXCHANGE)). Crash-atomic; open()
-  // removes a `<store_dir>.restore` left by a crash. Takes the store's
-  // RocksDB LOCK for its duration: a store open in this process or another
-  // is refused (io-error), as is a checkpoint that is not a rocksdb store
-  // (invalid-argument, or version-mismatch for another backend's).
-  // REQUIRES: nobody opens the store until this returns.
+  // `checkpoint_dir`, crash-atomically, as every on-disk backend does
+  // (detail/engine_store.hpp's install_engine_checkpoint, through
+  // detail/directory_swap.hpp; table and blob files hard-linked where possible).
+  // Holds the store's RocksDB LOCK meanwhile: a store open in this process
+  // or another is refused (io-error), as is a checkpoint that is not a
+  // rocksdb store (invalid-argument, or version-mismatch for another
+  // backend's). REQUIRES: nobody opens the store until this returns.
   static status install_checkpoint(const std::filesystem::path& checkpoint_dir,
                                    const std::filesystem::path& store_dir);
 
