@@ -18,6 +18,8 @@
 #include "kv_entries.hpp"
 #include "support.hpp"
 
+TEST_SUITE_BEGIN("raft snapshots");
+
 using namespace seshat;
 using seshat::test::dump;
 using seshat::test::k_members;
@@ -942,3 +944,5 @@ TEST_CASE_TEMPLATE_DEFINE("a build sees exactly the data of its applied log id w
 TEST_CASE_TEMPLATE_INVOKE(build_while_applying, SESHAT_ALL_BACKENDS);
 
 }  // TEST_SUITE("concurrency")
+
+TEST_SUITE_END();  // "raft snapshots"

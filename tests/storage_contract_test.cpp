@@ -9,6 +9,8 @@
 
 #include "support.hpp"
 
+TEST_SUITE_BEGIN("storage contract");
+
 using namespace seshat;
 using seshat::test::dump;
 using seshat::test::open_store;
@@ -374,3 +376,5 @@ TEST_CASE_TEMPLATE_DEFINE("concurrent readers and writers see no cross-talk betw
 TEST_CASE_TEMPLATE_INVOKE(storage_concurrency, SESHAT_ALL_BACKENDS);
 
 }  // TEST_SUITE("concurrency")
+
+TEST_SUITE_END();  // "storage contract"
