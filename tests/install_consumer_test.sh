@@ -64,6 +64,14 @@ cmake)
   [ "$found" = "$(dirname "$config")" ] ||
     { echo "find_package(seshat) found '$found', not the staged $(dirname "$config")"; exit 1; }
   echo "find_package(seshat) found $found"
+  # A component that was not built fails find_package, naming it.
+  if cmake -S "$source/tests/consumer" -B "$scratch/cmake-missing" -G Ninja \
+       -DCMAKE_CXX_COMPILER="${compiler[-1]}" -DCMAKE_PREFIX_PATH="$root$prefix" \
+       -DEXTRA_COMPONENTS=no_such_adapter >"$scratch/cmake-missing.log" 2>&1 ||
+     ! grep -q "seshat::no_such_adapter: not built" "$scratch/cmake-missing.log"; then
+    echo "find_package(seshat COMPONENTS no_such_adapter) did not fail naming it:"
+    cat "$scratch/cmake-missing.log"; exit 1
+  fi
   cmake --build "$scratch/cmake-build" >"$scratch/cmake-build.log" ||
     { cat "$scratch/cmake-build.log"; exit 1; }
   "$scratch/cmake-build/consumer" "$scratch/store"

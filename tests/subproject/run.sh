@@ -4,10 +4,13 @@
 # (no adapter, example, test or benchmark, nothing installed), builds and
 # runs; asked with -Dseshat:<option>=enabled, the adapter, kv_node and the
 # tests are there too.
-# Usage: run.sh <source-dir> <scratch-dir> <compiler> [canonical_raft]
-# <compiler> may be a command with a launcher ("ccache g++").
+# Usage: run.sh <source-dir> <scratch-dir> <compiler> [adapter ...]
+# <compiler> may be a command with a launcher ("ccache g++"); each adapter
+# (canonical_raft, ...) is a meson option of seshat whose library
+# seshat-<adapter, with - for _> must appear when asked for.
 set -euo pipefail
-source=$1 scratch=$2 compiler=$3 with_raft=${4:-}
+source=$1 scratch=$2 compiler=$3
+shift 3
 rm -rf "$scratch"
 mkdir -p "$scratch/parent/subprojects"
 cp "$source/tests/subproject/meson.build" "$source/tests/consumer/consumer.cpp" "$scratch/parent/"
@@ -31,13 +34,21 @@ echo "as a subproject: targets $got, nothing installed"
 ninja -C "$scratch/build" >"$scratch/build.log" || { cat "$scratch/build.log"; exit 1; }
 "$scratch/build/consumer" "$scratch/store"
 
-# Asked for, the rest is there.
+# Asked for, the rest is there (configured, not built).
 options=(-Dseshat:tests=enabled)
-[ -n "$with_raft" ] && options+=(-Dseshat:canonical_raft=enabled -Dseshat:examples=enabled)
+want=(storage_tests)
+for adapter in "$@"; do
+  options+=("-Dseshat:$adapter=enabled")
+  want+=("seshat-${adapter//_/-}")
+  if [ "$adapter" = canonical_raft ]; then  # examples/kv_node runs on it
+    options+=(-Dseshat:examples=enabled)
+    want+=(kv_node)
+  fi
+done
 meson setup --wrap-mode=forcefallback "${options[@]}" "$scratch/build-asked" "$scratch/parent" \
   >"$scratch/setup-asked.log" || { cat "$scratch/setup-asked.log"; exit 1; }
 got=$(targets "$scratch/build-asked")
-for t in storage_tests ${with_raft:+seshat-canonical-raft kv_node}; do
+for t in "${want[@]}"; do
   case " $got " in *" $t "*) ;; *) echo "asked ${options[*]}, yet no target $t: $got"; exit 1;; esac
 done
 echo "asked ${options[*]}: targets $got"
