@@ -41,6 +41,8 @@
 #include "seshat/state_machine_store.hpp"
 #include "support.hpp"
 
+TEST_SUITE_BEGIN("bad input");
+
 using namespace seshat;
 using seshat::test::make_entries;
 using seshat::test::make_entry;
@@ -687,3 +689,5 @@ TEST_CASE_TEMPLATE("API misuse is refused with a clear error and changes nothing
   for (const row<B>& r : rows<B>()) run_row(r, ran, skipped);
   MESSAGE(B::k_name << ": " << ran << " rows ran, " << skipped << " skipped");
 }
+
+TEST_SUITE_END();  // "bad input"

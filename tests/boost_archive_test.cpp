@@ -32,6 +32,8 @@
 #include "seshat/cluster_metadata.hpp"
 #include "seshat/serializer.hpp"
 
+TEST_SUITE_BEGIN("boost archive");
+
 using namespace seshat;
 
 namespace {
@@ -321,3 +323,5 @@ TEST_CASE("a class version newer than the code's is still a version mismatch") {
   REQUIRE(s.is(errc::version_mismatch));
   CHECK(s.message().find("raft_config was written with class version 9") != std::string::npos);
 }
+
+TEST_SUITE_END();  // "boost archive"

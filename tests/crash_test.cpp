@@ -42,6 +42,8 @@
 #define SESHAT_CRASH_CHILD_NO_MAIN
 #include "crash_child.cpp"
 
+TEST_SUITE_BEGIN("process kill");
+
 extern char** environ;
 
 namespace {
@@ -710,3 +712,5 @@ TEST_CASE("process kill: LevelDB keeps every acknowledged operation and recovers
 #if !SESHAT_HAVE_ROCKSDB && !SESHAT_HAVE_LEVELDB
 TEST_CASE("process kill") { MESSAGE("no on-disk backend is built: nothing to kill"); }
 #endif
+
+TEST_SUITE_END();  // "process kill"

@@ -48,6 +48,8 @@
 #include "seshat/log_store.hpp"
 #include "support.hpp"
 
+TEST_SUITE_BEGIN("disk faults");
+
 namespace {
 
 using namespace seshat;
@@ -574,3 +576,5 @@ TEST_CASE("after a disk fault in the directory sync of LevelDB's older logs, eve
   w.fault.release_background();
   w.check_after_power_loss();
 }
+
+TEST_SUITE_END();  // "disk faults"

@@ -13,6 +13,8 @@
 #include "seshat/log_store.hpp"
 #include "support.hpp"
 
+TEST_SUITE_BEGIN("engine corruption");
+
 using namespace seshat;
 using seshat::test::make_entries;
 using seshat::test::scratch_dir;
@@ -411,3 +413,5 @@ TEST_CASE_TEMPLATE_INVOKE(engine_corruption, seshat::rocksdb_backend);
 #elif SESHAT_HAVE_LEVELDB
 TEST_CASE_TEMPLATE_INVOKE(engine_corruption, seshat::leveldb_backend);
 #endif
+
+TEST_SUITE_END();  // "engine corruption"

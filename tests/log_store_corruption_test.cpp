@@ -26,6 +26,8 @@
 #include "log_entries.hpp"
 #include "support.hpp"
 
+TEST_SUITE_BEGIN("log corruption");
+
 using namespace seshat;
 using seshat::test::dump;
 using seshat::test::open_store;
@@ -473,3 +475,5 @@ TEST_CASE_TEMPLATE_DEFINE("log_store: corrupted stored bytes are reported, never
 TEST_CASE_TEMPLATE_INVOKE(log_store_corruption, corruption_config<memory_backend, system_shard>,
                           corruption_config<memory_backend, data_shard>
                               SESHAT_CORRUPTION_ROCKSDB SESHAT_CORRUPTION_LEVELDB);
+
+TEST_SUITE_END();  // "log corruption"

@@ -53,6 +53,8 @@
 #include "log_entries.hpp"
 #include "support.hpp"
 
+TEST_SUITE_BEGIN("log model");
+
 using namespace seshat;
 using seshat::test::open_store;
 using seshat::test::scratch_dir;
@@ -1216,3 +1218,5 @@ TEST_CASE("random operations and restarts keep log_store equal to a simple model
   run_seeds<leveldb_backend>(seeds({101, 102, 103}), 250, false);
 }
 #endif
+
+TEST_SUITE_END();  // "log model"

@@ -12,6 +12,8 @@
 #include "seshat/log_store.hpp"
 #include "support.hpp"
 
+TEST_SUITE_BEGIN("log store");
+
 using namespace seshat;
 using seshat::test::fixed_entry;
 using seshat::test::make_entries;
@@ -359,3 +361,5 @@ TEST_CASE("durable and acknowledged asynchronous appends survive a power loss; b
   CHECK(log->get_log_state().last == log_id{2, 5});
   CHECK(log->entries(4, 6).value() == make_entries<text_entry>(2, 4, 2));
 }
+
+TEST_SUITE_END();  // "log store"

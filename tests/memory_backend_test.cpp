@@ -6,6 +6,8 @@
 
 #include "support.hpp"
 
+TEST_SUITE_BEGIN("memory backend");
+
 using namespace seshat;
 using seshat::test::open_store;
 using seshat::test::scratch_dir;
@@ -102,3 +104,5 @@ TEST_CASE(
   CHECK(reopened->backend().put(column_family::data_kv, "f", "v", write_options{true}).ok());
   CHECK(reopened->sync_wal().ok());
 }
+
+TEST_SUITE_END();  // "memory backend"

@@ -33,6 +33,8 @@
 #include "seshat/raft_snapshot.hpp"
 #include "support.hpp"
 
+TEST_SUITE_BEGIN("power loss");
+
 namespace {
 
 using namespace seshat;
@@ -246,3 +248,5 @@ TEST_CASE_TEMPLATE_INVOKE(power_loss_after_snapshot, seshat::rocksdb_backend,
                           seshat::leveldb_backend);
 
 }  // namespace
+
+TEST_SUITE_END();  // "power loss"

@@ -19,6 +19,8 @@
 #include "kv_entries.hpp"
 #include "support.hpp"
 
+TEST_SUITE_BEGIN("raft snapshots");
+
 using namespace seshat;
 using seshat::test::dump;
 using seshat::test::k_members;
@@ -987,3 +989,5 @@ TEST_CASE("a file whose snapshot number does not fit 64 bits is not taken for a 
   CHECK(std::filesystem::exists(odd));
   CHECK(files_in(n.snapshot_dir()) == std::vector<std::string>{odd.filename().string()});
 }
+
+TEST_SUITE_END();  // "raft snapshots"

@@ -34,6 +34,8 @@
 #include "seshat/snapshot.hpp"
 #include "support.hpp"
 
+TEST_SUITE_BEGIN("store snapshots");
+
 using namespace seshat;
 using seshat::test::dump;
 using seshat::test::open_store;
@@ -712,3 +714,5 @@ TEST_CASE_TEMPLATE_DEFINE("a snapshot taken while another thread writes is one p
 TEST_CASE_TEMPLATE_INVOKE(snapshot_while_writing, SESHAT_ALL_BACKENDS);
 
 }  // TEST_SUITE("concurrency")
+
+TEST_SUITE_END();  // "store snapshots"

@@ -16,6 +16,8 @@
 #include "kv_entries.hpp"
 #include "support.hpp"
 
+TEST_SUITE_BEGIN("state machine");
+
 using namespace seshat;
 using seshat::test::dump;
 using seshat::test::kv_apply;
@@ -483,3 +485,5 @@ TEST_CASE("snapshot_trigger is due when either limit is reached, and 0 turns a l
   CHECK_FALSE(defaults.due(9'999, (100ull << 20) - 1));
   CHECK(defaults.due(10'000, 0));
 }
+
+TEST_SUITE_END();  // "state machine"

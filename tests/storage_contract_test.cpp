@@ -9,6 +9,8 @@
 
 #include "support.hpp"
 
+TEST_SUITE_BEGIN("storage contract");
+
 using namespace seshat;
 using seshat::test::dump;
 using seshat::test::open_store;
@@ -454,3 +456,5 @@ TEST_CASE("SESHAT_ASSIGN_OR_RETURN assigns a result's value, or returns its stat
   CHECK(quarter(6).status().message() == "3 is odd");
   CHECK(quarter(7).status().message() == "7 is odd");
 }
+
+TEST_SUITE_END();  // "storage contract"

@@ -9,6 +9,8 @@
 #include "seshat/detail/store_marker.hpp"
 #include "support.hpp"
 
+TEST_SUITE_BEGIN("store directory");
+
 using namespace seshat;
 using seshat::test::open_store;
 using seshat::test::scratch_dir;
@@ -133,3 +135,5 @@ TEST_CASE_TEMPLATE_INVOKE(store_directory, seshat::rocksdb_backend);
 #elif SESHAT_HAVE_LEVELDB
 TEST_CASE_TEMPLATE_INVOKE(store_directory, seshat::leveldb_backend);
 #endif
+
+TEST_SUITE_END();  // "store directory"
