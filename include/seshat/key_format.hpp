@@ -90,7 +90,9 @@ struct binary_key_format {
     return out;
   }
   static void append_index(std::string& out, std::uint64_t index) {
-    for (int shift = 56; shift >= 0; shift -= 8) out += static_cast<char>(index >> shift);
+    const std::size_t at = out.size();
+    out.resize(at + 8);  // one size change per key, not eight appends
+    for (int i = 0; i < 8; ++i) out[at + i] = static_cast<char>(index >> (56 - 8 * i));
   }
   static std::optional<std::uint64_t> parse_index(std::string_view suffix) {
     if (suffix.size() != 8) return std::nullopt;
