@@ -231,39 +231,37 @@ class storage {
   template <key_format F = decimal_key_format, std::ranges::input_range R, class Encode>
   status append_log_encoded(log_address a, std::uint64_t first_index, const R& items,
                             Encode&& encode, write_options options = {}) {
-    SESHAT_RETURN_IF_ERROR(check_log_family(a));
-    log_cache& c = cache_of<F>(a);
-    std::lock_guard lock(c.mutex);
-    SESHAT_RETURN_IF_ERROR(load_log<F>(a, c));
-    const std::uint64_t expected = c.last ? *c.last + 1 : c.floor;
-    if (first_index != expected)
-      return status::invalid_log_index(
-          describe(a) + ": append at index " + std::to_string(first_index) + ", expected " +
-          std::to_string(expected) +
-          (c.last ? " (last index is " + std::to_string(*c.last) + ")"
-                  : std::string(" (the log is empty)")));
-    auto wb = backend_->new_batch();
-    std::string& key = c.key;
-    std::uint64_t index = first_index;
-    std::uint64_t bytes = 0;
-    for (auto&& item : items) {
-      std::string_view value;
-      SESHAT_RETURN_IF_ERROR(encode(item, index, value));
-      if (index > k_max_log_index)
-        return status::invalid_log_index(describe(a) + ": append at index " +
-                                         std::to_string(first_index) + ": entry " +
-                                         past_max_index(index) + " (nothing written)");
-      key.resize(c.prefix.size());
-      F::append_index(key, index++);
-      wb.put(a.cf, key, value);
-      bytes += key.size() + value.size();
-    }
-    if (index == first_index) return {};
-    SESHAT_RETURN_IF_ERROR(backend_->write(wb, options));
-    if (!c.first) c.first = first_index;
-    c.last = index - 1;
-    count_write(index - first_index, bytes);
-    return {};
+    return with_log<F>(a, [&](log_cache& c) -> status {
+      const std::uint64_t expected = c.last ? *c.last + 1 : c.floor;
+      if (first_index != expected)
+        return status::invalid_log_index(
+            describe(a) + ": append at index " + std::to_string(first_index) + ", expected " +
+            std::to_string(expected) +
+            (c.last ? " (last index is " + std::to_string(*c.last) + ")"
+                    : std::string(" (the log is empty)")));
+      auto wb = backend_->new_batch();
+      std::string& key = c.key;
+      std::uint64_t index = first_index;
+      std::uint64_t bytes = 0;
+      for (auto&& item : items) {
+        std::string_view value;
+        SESHAT_RETURN_IF_ERROR(encode(item, index, value));
+        if (index > k_max_log_index)
+          return status::invalid_log_index(describe(a) + ": append at index " +
+                                           std::to_string(first_index) + ": entry " +
+                                           past_max_index(index) + " (nothing written)");
+        key.resize(c.prefix.size());
+        F::append_index(key, index++);
+        wb.put(a.cf, key, value);
+        bytes += key.size() + value.size();
+      }
+      if (index == first_index) return {};
+      SESHAT_RETURN_IF_ERROR(backend_->write(wb, options));
+      if (!c.first) c.first = first_index;
+      c.last = index - 1;
+      count_write(index - first_index, bytes);
+      return {};
+    });
   }
 
   // Calls `visit(index, key, value)` for each entry of [start, end), in
@@ -349,25 +347,23 @@ class storage {
   // atomic write as the deletion.
   template <key_format F = decimal_key_format>
   status truncate_log_before(log_address a, std::uint64_t index, write_options options = {}) {
-    SESHAT_RETURN_IF_ERROR(check_log_family(a));
-    log_cache& c = cache_of<F>(a);
-    std::lock_guard lock(c.mutex);
-    SESHAT_RETURN_IF_ERROR(load_log<F>(a, c));
-    if (c.first ? index <= *c.first : index <= c.floor) return {};
-    const group_keys<F> keys(a);
-    auto wb = backend_->new_batch();
-    wb.del_range(a.cf, keys.log(0), keys.log(index));
-    if (!c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(index));
-    SESHAT_RETURN_IF_ERROR(backend_->write(wb, options));
-    c.floor = index;
-    if (c.last && *c.last >= index) {
-      c.first = std::max(*c.first, index);
-    } else {
-      c.first.reset();
-      c.last.reset();
-    }
-    count_write(c.floor_by_caller ? 1 : 2, 0);
-    return {};
+    return with_log<F>(a, [&](log_cache& c) -> status {
+      if (c.first ? index <= *c.first : index <= c.floor) return {};
+      const group_keys<F> keys(a);
+      auto wb = backend_->new_batch();
+      wb.del_range(a.cf, keys.log(0), keys.log(index));
+      if (!c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(index));
+      SESHAT_RETURN_IF_ERROR(backend_->write(wb, options));
+      c.floor = index;
+      if (c.last && *c.last >= index) {
+        c.first = std::max(*c.first, index);
+      } else {
+        c.first.reset();
+        c.last.reset();
+      }
+      count_write(c.floor_by_caller ? 1 : 2, 0);
+      return {};
+    });
   }
 
   // Deletes every entry from `index` on, [index, last]. Nothing to do when
@@ -376,32 +372,30 @@ class storage {
   // `index` becomes the floor.
   template <key_format F = decimal_key_format>
   status truncate_log_from(log_address a, std::uint64_t index, write_options options = {}) {
-    SESHAT_RETURN_IF_ERROR(check_log_family(a));
-    log_cache& c = cache_of<F>(a);
-    std::lock_guard lock(c.mutex);
-    SESHAT_RETURN_IF_ERROR(load_log<F>(a, c));
-    const std::uint64_t first = c.first ? *c.first : c.floor;
-    if (index < first)
-      return status::invalid_log_index(describe(a) + ": truncate from index " +
-                                       std::to_string(index) + ", expected at least " +
-                                       std::to_string(first) + " (the log's first index)");
-    if (!c.last || index > *c.last) return {};
-    const bool empties = index == *c.first;
-    const group_keys<F> keys(a);
-    auto wb = backend_->new_batch();
-    wb.del_range(a.cf, keys.log(index), keys.log_end());
-    // An emptied log takes its next append where its entries began.
-    if (empties && !c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(index));
-    SESHAT_RETURN_IF_ERROR(backend_->write(wb, options));
-    if (empties) {
-      c.first.reset();
-      c.last.reset();
-      c.floor = index;
-    } else {
-      c.last = index - 1;
-    }
-    count_write(1, 0);
-    return {};
+    return with_log<F>(a, [&](log_cache& c) -> status {
+      const std::uint64_t first = c.first ? *c.first : c.floor;
+      if (index < first)
+        return status::invalid_log_index(describe(a) + ": truncate from index " +
+                                         std::to_string(index) + ", expected at least " +
+                                         std::to_string(first) + " (the log's first index)");
+      if (!c.last || index > *c.last) return {};
+      const bool empties = index == *c.first;
+      const group_keys<F> keys(a);
+      auto wb = backend_->new_batch();
+      wb.del_range(a.cf, keys.log(index), keys.log_end());
+      // An emptied log takes its next append where its entries began.
+      if (empties && !c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(index));
+      SESHAT_RETURN_IF_ERROR(backend_->write(wb, options));
+      if (empties) {
+        c.first.reset();
+        c.last.reset();
+        c.floor = index;
+      } else {
+        c.last = index - 1;
+      }
+      count_write(1, 0);
+      return {};
+    });
   }
 
   // Deletes every entry and makes `next` the floor, in one atomic write
@@ -416,23 +410,22 @@ class storage {
     if (with && with->log_families_ != 0)
       return status::invalid_argument(describe(a) + ": reset of the log with a batch that "
                                       "writes to a log family (write it separately)");
-    log_cache& c = cache_of<F>(a);
-    std::lock_guard lock(c.mutex);
-    SESHAT_RETURN_IF_ERROR(load_log<F>(a, c));
-    if (next > k_max_log_index + 1)
-      return status::invalid_log_index(describe(a) + ": reset to next index " +
-                                       std::to_string(next) + ": " + past_max_index(next - 1));
-    const group_keys<F> keys(a);
-    typename B::batch own = backend_->new_batch();
-    typename B::batch& wb = with ? with->batch_ : own;
-    wb.del_range(a.cf, keys.log(0), keys.log_end());
-    if (!c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(next));
-    SESHAT_RETURN_IF_ERROR(backend_->write(wb, write_options{with && with->sync()}));
-    c.first.reset();
-    c.last.reset();
-    c.floor = next;
-    count_write((with ? with->size() : 0) + 1, with ? with->bytes_ : 0);
-    return {};
+    return with_log<F>(a, [&](log_cache& c) -> status {
+      if (next > k_max_log_index + 1)
+        return status::invalid_log_index(describe(a) + ": reset to next index " +
+                                         std::to_string(next) + ": " + past_max_index(next - 1));
+      const group_keys<F> keys(a);
+      typename B::batch own = backend_->new_batch();
+      typename B::batch& wb = with ? with->batch_ : own;
+      wb.del_range(a.cf, keys.log(0), keys.log_end());
+      if (!c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(next));
+      SESHAT_RETURN_IF_ERROR(backend_->write(wb, write_options{with && with->sync()}));
+      c.first.reset();
+      c.last.reset();
+      c.floor = next;
+      count_write((with ? with->size() : 0) + 1, with ? with->bytes_ : 0);
+      return {};
+    });
   }
 
   // The first and last index held by a log; nothing when it is empty.
@@ -702,14 +695,26 @@ class storage {
     return {};
   }
 
-  template <key_format F>
-  result<std::optional<std::uint64_t>> bound(const log_address& a,
-                                             std::optional<std::uint64_t> log_cache::*which) {
+  // Runs fn(cache) with the log's cache locked and loaded: the one way a
+  // log operation reaches the bounds it checks and updates.
+  template <key_format F, class Fn>
+  status with_log(const log_address& a, Fn&& fn) {
     SESHAT_RETURN_IF_ERROR(check_log_family(a));
     log_cache& c = cache_of<F>(a);
     std::lock_guard lock(c.mutex);
     SESHAT_RETURN_IF_ERROR(load_log<F>(a, c));
-    return c.*which;
+    return fn(c);
+  }
+
+  template <key_format F>
+  result<std::optional<std::uint64_t>> bound(const log_address& a,
+                                             std::optional<std::uint64_t> log_cache::*which) {
+    std::optional<std::uint64_t> out;
+    SESHAT_RETURN_IF_ERROR(with_log<F>(a, [&](log_cache& c) {
+      out = c.*which;
+      return status{};
+    }));
+    return out;
   }
 
   // Drops the cache of every log in the families of `families` (bit
