@@ -200,6 +200,11 @@ const bool registered = [] {
         setup<B, boost_entry, boost_serializer, decimal_key_format>::name("W2").c_str(),
         append<setup<B, boost_entry, boost_serializer, decimal_key_format>>, false)
         ->ArgName("B")->Arg(256)->UseRealTime();
+    // The hand-written loop's key bytes (baseline_bench.cpp), for W1 too.
+    benchmark::RegisterBenchmark(
+        setup<B, boost_entry, boost_serializer, decimal_key_format>::name("W1").c_str(),
+        append<setup<B, boost_entry, boost_serializer, decimal_key_format>>, true)
+        ->ArgName("B")->Arg(1)->Arg(16)->Arg(256)->UseRealTime();
   });
   return true;
 }();

@@ -19,14 +19,14 @@
 namespace seshat::bench {
 namespace {
 
-template <class Backend>
-using bench_log = log_store<boost_entry, boost_serializer, Backend>;
+template <class Backend, class Keys = binary_key_format>
+using bench_log = log_store<boost_entry, boost_serializer, Backend, system_shard, Keys>;
 
 // Appends entries [next, next + count) in buffered batches of 1000, then
 // syncs; returns the next index.
-template <class Backend>
-result<std::uint64_t> fill(bench_log<Backend>& log, storage<Backend>& store, std::uint64_t next,
-                           std::uint64_t count) {
+template <class Backend, class Keys>
+result<std::uint64_t> fill(bench_log<Backend, Keys>& log, storage<Backend>& store,
+                           std::uint64_t next, std::uint64_t count) {
   const auto payloads = random_entries(1000, k_entry_bytes, next);
   std::vector<boost_entry> batch;
   for (std::uint64_t done = 0; done < count;) {
@@ -40,11 +40,11 @@ result<std::uint64_t> fill(bench_log<Backend>& log, storage<Backend>& store, std
 }
 
 // Opens a fresh store and its system log with the given policy.
-template <class Backend>
+template <class Backend, class Keys = binary_key_format>
 struct fresh_log {
   fresh_dir dir;
   std::unique_ptr<storage<Backend>> store;
-  std::unique_ptr<bench_log<Backend>> log;
+  std::unique_ptr<bench_log<Backend, Keys>> log;
 
   status open(sync_policy policy = sync_policy::buffered) {
     auto s = storage<Backend>::open(dir.path() / "store");
@@ -52,7 +52,7 @@ struct fresh_log {
     store = std::move(*s);
     log_store_options options;
     options.sync = policy;
-    auto l = bench_log<Backend>::open(*store, system_shard{}, options);
+    auto l = bench_log<Backend, Keys>::open(*store, system_shard{}, options);
     if (!l.ok()) return l.status();
     log = std::move(*l);
     return {};
@@ -65,12 +65,13 @@ struct fresh_log {
 };
 
 // W4: reads of 64 consecutive entries at uniformly random indices of a log
-// holding 1,000,000.
-template <class Backend>
+// holding 1,000,000. With decimal_key_format the keys are the hand-written
+// loop's (baseline_bench.cpp) byte for byte.
+template <class Backend, class Keys = binary_key_format>
 void read_range(benchmark::State& state) {
   constexpr std::uint64_t k_span = 64;
   const std::uint64_t count = scaled(1'000'000) + k_span;
-  fresh_log<Backend> f;
+  fresh_log<Backend, Keys> f;
   if (auto s = f.open(); !s.ok()) return state.SkipWithError(s.to_string().c_str());
   if (auto s = fill(*f.log, *f.store, 1, count); !s.ok())
     return state.SkipWithError(s.status().to_string().c_str());
@@ -317,6 +318,10 @@ const bool registered = [] {
   for_each_backend([]<class B>() {
     const std::string name(B::k_name);
     benchmark::RegisterBenchmark(("W4/" + name + "/boost/binary").c_str(), read_range<B>)->UseRealTime();
+    if constexpr (!std::is_same_v<B, memory_backend>)
+      benchmark::RegisterBenchmark(("W4/" + name + "/boost/decimal").c_str(),
+                                   read_range<B, decimal_key_format>)
+          ->UseRealTime();
     benchmark::RegisterBenchmark(("W5/" + name + "/boost/binary").c_str(), purge<B>)
         ->Iterations(20)->UseRealTime();
     benchmark::RegisterBenchmark(("W6/" + name + "/boost/binary").c_str(), recover<B>)

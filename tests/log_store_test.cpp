@@ -15,6 +15,7 @@
 TEST_SUITE_BEGIN("log store");
 
 using namespace seshat;
+using seshat::test::dump;
 using seshat::test::fixed_entry;
 using seshat::test::make_entries;
 using seshat::test::make_entry;
@@ -31,6 +32,7 @@ struct config {
   using backend = Backend;
   using entry = Entry;
   using log = log_store<Entry, Serializer, Backend, Shard, Keys>;
+  using keys = Keys;
   static Shard shard(shard_id data_id = 42) {
     if constexpr (Shard::is_system) return Shard{};
     else return Shard{data_id};
@@ -314,6 +316,80 @@ TEST_CASE_TEMPLATE_INVOKE(data_shards_isolated, boost_data_decimal<memory_backen
                           , boost_data_decimal<leveldb_backend>, memcpy_data<leveldb_backend>
 #endif
 );
+
+// log_store is built on storage's log layer: its group's log is storage's
+// log at (Shard::log_family, group id) under its key format.
+TEST_CASE_TEMPLATE_DEFINE("log_store's log is storage's log of its family and group", C,
+                          one_log_layer) {
+  using B = typename C::backend;
+  using E = typename C::entry;
+  using K = typename C::keys;
+  scratch_dir dir;
+  auto s = open_store<B>(dir.store());
+  auto log = open_log<C>(*s, 42);
+  const log_address at{C::log::k_log_family, log->shard()};
+  REQUIRE(log->append(make_entries<E>(1, 1, 5)).ok());
+  CHECK(s->template first_log_index<K>(at).value() == 1u);
+  CHECK(s->template last_log_index<K>(at).value() == 5u);
+  // storage's gap check guards the group's log.
+  const status gap = s->template append_log<K>(at, 7, "x");
+  CHECK(gap.is(errc::invalid_log_index));
+  CHECK(gap.message().find("expected 6") != std::string::npos);
+  // storage's range read gives the stored envelopes, in order.
+  auto stored = s->template read_log<K>(at, 2, 4).value();
+  REQUIRE(stored.size() == 2);
+  CHECK(envelope::open(stored[0], at.cf, "entry 2").ok());
+  REQUIRE(log->purge(2).ok());
+  CHECK(s->template first_log_index<K>(at).value() == 3u);
+  REQUIRE(log->truncate(5).ok());
+  CHECK(s->template last_log_index<K>(at).value() == 4u);
+  // log_store keeps the floor itself (last purged + 1): no floor key.
+  const std::string floor_key = std::string(name_of(at.cf)) + "/" + group_keys<K>(at).floor();
+  CHECK(dump(*s).count(floor_key) == 0);
+  REQUIRE(log->reset_to(log_id{1, 9}).ok());
+  CHECK_FALSE(s->template last_log_index<K>(at).value().has_value());
+  CHECK(s->template append_log<K>(at, 9, "x").is(errc::invalid_log_index));
+  REQUIRE(log->append(make_entries<E>(2, 10, 1)).ok());
+  CHECK(s->template first_log_index<K>(at).value() == 10u);
+  CHECK(dump(*s).count(floor_key) == 0);
+}
+
+TEST_CASE_TEMPLATE_INVOKE(one_log_layer, boost_system<memory_backend>,
+                          boost_data_decimal<memory_backend>, custom_system_decimal<memory_backend>
+#if SESHAT_HAVE_ROCKSDB
+                          , boost_system<rocksdb_backend>, boost_data_decimal<rocksdb_backend>
+#endif
+#if SESHAT_HAVE_LEVELDB
+                          , boost_system<leveldb_backend>, boost_data_decimal<leveldb_backend>
+#endif
+);
+
+TEST_CASE_TEMPLATE("log_store's keys on disk are the key format's, as before the one log layer", B,
+                   SESHAT_ALL_BACKENDS) {
+  scratch_dir dir;
+  auto s = open_store<B>(dir.store());
+  {
+    auto log = log_store<text_entry, boost_serializer, B, system_shard, decimal_key_format>::open(*s)
+                   .value();
+    REQUIRE(log->append(make_entries<text_entry>(1, 1, 3)).ok());
+    REQUIRE(log->purge(1).ok());
+  }
+  {
+    auto log = log_store<text_entry, boost_serializer, B, data_shard, binary_key_format>::open(
+                   *s, data_shard{0x0102})
+                   .value();
+    REQUIRE(log->append(make_entries<text_entry>(1, 1, 2)).ok());
+  }
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : dump(*s))
+    if (key.starts_with("system_raft_log/") || key.starts_with("data_raft_log/"))
+      keys.push_back(detail::printable(key));
+  CHECK(keys == std::vector<std::string>{
+                    "data_raft_log/\\x00\\x00\\x00\\x00\\x00\\x00\\x01\\x02\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x01",
+                    "data_raft_log/\\x00\\x00\\x00\\x00\\x00\\x00\\x01\\x02\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02",
+                    "system_raft_log/log:00000000000000000002",
+                    "system_raft_log/log:00000000000000000003"});
+}
 
 TEST_CASE_TEMPLATE("an entry that does not decode names the group, the index and the likely cause",
                    B, SESHAT_ALL_BACKENDS) {

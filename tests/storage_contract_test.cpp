@@ -284,6 +284,110 @@ TEST_CASE_TEMPLATE_DEFINE("storage contract", B, storage_contract) {
 
 TEST_CASE_TEMPLATE_INVOKE(storage_contract, SESHAT_ALL_BACKENDS);
 
+// The log layer serves every group: a log is its family and group, its keys
+// spelled by a key format; these are the operations log_store is built on.
+
+TEST_CASE_TEMPLATE("a data group's log under binary keys is gap-free and spelled by the key format",
+                   B, SESHAT_ALL_BACKENDS) {
+  scratch_dir dir;
+  auto s = open_store<B>(dir.store());
+  const log_address group{column_family::data_raft_log, 7};
+  const group_keys<binary_key_format> keys(group);
+  REQUIRE(s->template append_log<binary_key_format>(group, 1, entries(1, 5)).ok());
+  const status gap = s->template append_log<binary_key_format>(group, 7, "x");
+  CHECK(gap.is(errc::invalid_log_index));
+  for (const char* part : {"data_raft_log (group 7)", "append at index 7", "expected 6",
+                           "last index is 5"})
+    CHECK_MESSAGE(gap.message().find(part) != std::string::npos, part << " in " << gap.to_string());
+  // The keys on disk are the format's: 8-byte group id, 8-byte index.
+  auto on_disk = dump(*s);
+  CHECK(on_disk.size() == 5);
+  CHECK(on_disk.at("data_raft_log/" + keys.log(3)) == "entry-3");
+  CHECK(s->template read_log<binary_key_format>(group, 2, 5).value() == entries(2, 3));
+  REQUIRE(s->template truncate_log_before<binary_key_format>(group, 3).ok());
+  REQUIRE(s->template truncate_log_from<binary_key_format>(group, 5).ok());
+  CHECK(s->template first_log_index<binary_key_format>(group).value() == 3u);
+  CHECK(s->template last_log_index<binary_key_format>(group).value() == 4u);
+  // The floor storage keeps sorts after the group's log keys.
+  on_disk = dump(*s);
+  CHECK(on_disk.at("data_raft_log/" + keys.floor()) == binary_key_format::floor_value(3));
+  CHECK(keys.floor() > keys.log_end());
+  // The data group's log is not the system group's log of that family.
+  CHECK_FALSE(s->last_log_index(column_family::data_raft_log).value().has_value());
+}
+
+TEST_CASE_TEMPLATE("groups sharing a log family keep separate logs, bounds and floors", B,
+                   SESHAT_ALL_BACKENDS) {
+  scratch_dir dir;
+  const log_address seven{column_family::data_raft_log, 7}, eight{column_family::data_raft_log, 8};
+  {
+    auto s = open_store<B>(dir.store());
+    REQUIRE(s->append_log(seven, 1, entries(1, 4)).ok());
+    REQUIRE(s->append_log(eight, 1, entries(101, 2)).ok());
+    REQUIRE(s->truncate_log_before(seven, 10).ok());  // empties seven; floor 10
+    CHECK(s->append_log(eight, 3, "eight-3").ok());
+    CHECK(s->append_log(seven, 5, "x").is(errc::invalid_log_index));
+    CHECK(s->read_log(eight, 1, 4).value() ==
+          std::vector<std::string>{"entry-101", "entry-102", "eight-3"});
+    // decimal_key_format spells a data group's keys with its prefix.
+    CHECK(dump(*s).count("data_raft_log/shard:00000000000000000008/log:00000000000000000003") == 1);
+    CHECK(dump(*s).at("data_raft_log/shard:00000000000000000007/log_floor") ==
+          "00000000000000000010");
+  }
+  auto s = open_store<B>(dir.store());
+  CHECK_FALSE(s->last_log_index(seven).value().has_value());
+  CHECK(s->append_log(seven, 10, "seven-10").ok());
+  CHECK(s->last_log_index(eight).value() == 3u);
+}
+
+TEST_CASE_TEMPLATE("a log whose floor its caller keeps gets no floor key, and takes the given floor",
+                   B, SESHAT_ALL_BACKENDS) {
+  scratch_dir dir;
+  auto s = open_store<B>(dir.store());
+  const log_address group{column_family::data_raft_log, 3};
+  REQUIRE(s->open_log(group, log_floor::kept_by_caller(5)).ok());
+  CHECK(s->append_log(group, 1, "x").is(errc::invalid_log_index));
+  REQUIRE(s->append_log(group, 5, entries(5, 4)).ok());
+  REQUIRE(s->truncate_log_before(group, 7).ok());
+  REQUIRE(s->truncate_log_from(group, 7).ok());  // empties it: floor 7
+  CHECK(dump(*s).empty());
+  CHECK(s->append_log(group, 6, "x").is(errc::invalid_log_index));
+  CHECK(s->append_log(group, 7, "entry-7").ok());
+}
+
+TEST_CASE_TEMPLATE("reset_log deletes every entry and writes its companion batch in the same write",
+                   B, SESHAT_ALL_BACKENDS) {
+  scratch_dir dir;
+  auto s = open_store<B>(dir.store());
+  const log_address group{column_family::data_raft_log, 3};
+  REQUIRE(s->append_log(group, 1, entries(1, 4)).ok());
+  auto with = s->new_batch();
+  with.put(column_family::data_raft_state, "marker", "reset");
+  REQUIRE(s->reset_log(group, 20, &with).ok());
+  CHECK(s->get(column_family::data_raft_state, "marker").value() == "reset");
+  CHECK_FALSE(s->first_log_index(group).value().has_value());
+  CHECK(s->append_log(group, 20, "entry-20").ok());
+  auto bad = s->new_batch();
+  bad.put(column_family::data_raft_log, "raw", "x");
+  const status refused = s->reset_log(group, 30, &bad);
+  CHECK(refused.is(errc::invalid_argument));
+  CHECK(s->last_log_index(group).value() == 20u);
+}
+
+TEST_CASE_TEMPLATE("a raw batch into a log family makes storage read the log's bounds again", B,
+                   SESHAT_ALL_BACKENDS) {
+  scratch_dir dir;
+  auto s = open_store<B>(dir.store());
+  const log_address group{column_family::data_raft_log, 4};
+  const group_keys<decimal_key_format> keys(group);
+  REQUIRE(s->append_log(group, 1, entries(1, 2)).ok());
+  auto b = s->new_batch();
+  b.put(column_family::data_raft_log, keys.log(3), "entry-3");
+  REQUIRE(s->write(b).ok());
+  CHECK(s->last_log_index(group).value() == 3u);
+  CHECK(s->append_log(group, 4, "entry-4").ok());
+}
+
 // What close() does to a live iterator: nothing until it moves. Its views
 // stay readable; its next move goes on (memory and LevelDB keep their
 // snapshot) or fails as closed (RocksDB, which then frees what the iterator

@@ -25,6 +25,16 @@
 // and its terms never below the last term. Anything else is refused with
 // invalid-log-index, expected vs got, and nothing is written.
 //
+// Layering: log_store serializes and picks the log (Shard::log_family and
+// the group's id, a log_address) and the key format; the log itself is
+// storage<B>'s (storage.hpp), the one log layer: append -> storage's
+// append_log with its gap check -> the backend; entries(lo, hi) ->
+// storage's read_log of [lo, hi) -> the backend; truncate, purge and
+// reset_to -> storage's truncate_log_from, truncate_log_before, reset_log.
+// log_store writes no log key of its own. It keeps the log's floor itself
+// (last purged + 1, or options.first_index: log_floor::kept_by_caller), so
+// its logs have no floor key.
+//
 // On disk (KeyFormat spells the keys, see key_format.hpp):
 //   Shard::log_family   log_key(i)          -> envelope(term:u64le entry)
 //   Shard::state_family state("vote")       -> envelope(vote)       hard_state.hpp
@@ -264,10 +274,9 @@ class log_store {
       if (!term.ok()) return term.status();
       new_last = log_id{*term, since - 1};
     }
-    auto batch = store_.new_batch();
-    batch.del_range(k_log_family, keys_.log(since), keys_.log_end());
-    if (options_.sync == sync_policy::durable) batch.set_sync();
-    SESHAT_RETURN_IF_ERROR(store_.write(batch));
+    SESHAT_RETURN_IF_ERROR(store_.template truncate_log_from<KeyFormat>(
+        address_, std::max(since, first_in_log()),
+        write_options{options_.sync == sync_policy::durable}));
     log_counters::add(tracking_.counters().truncations);
     std::unique_lock lock(state_mutex_);
     last_in_log_ = new_last;
@@ -322,9 +331,9 @@ class log_store {
                                         to_string(*last_purged_));
     }
     auto batch = store_.new_batch();
-    batch.del_range(k_log_family, keys_.log(0), keys_.log_end());
     batch.put(k_state_family, keys_.state("last_purged"), seal_id(last_purged));
-    SESHAT_RETURN_IF_ERROR(store_.write(batch));
+    SESHAT_RETURN_IF_ERROR(
+        store_.template reset_log<KeyFormat>(address_, last_purged.index + 1, &batch));
     std::unique_lock lock(state_mutex_);
     last_purged_ = last_purged;
     last_in_log_.reset();
@@ -339,20 +348,18 @@ class log_store {
   result<std::vector<Entry>> entries(std::uint64_t lo, std::uint64_t hi) const {
     SESHAT_RETURN_IF_ERROR(check_range(lo, hi));
     std::vector<Entry> out;
+    if (lo == hi) return out;
     out.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(hi - lo, k_reserve_limit)));
-    auto it = store_.new_iterator(k_log_family);
-    it->seek(keys_.log(lo));
-    for (std::uint64_t i = lo; i < hi; ++i, it->next()) {
-      if (!it->valid() || keys_.index_of(it->key()) != i) {
-        SESHAT_RETURN_IF_ERROR(it->status());
-        return status::unavailable(where() + "entry " + std::to_string(i) + " of [" +
-                                   std::to_string(lo) + ", " + std::to_string(hi) +
-                                   ") is gone (truncated or purged meanwhile)");
-      }
-      Entry e;
-      SESHAT_RETURN_IF_ERROR(decode_entry(it->key(), it->value(), i, e));
-      out.push_back(std::move(e));
-    }
+    status s = store_.template read_log<KeyFormat>(
+        address_, lo, hi, [&](std::uint64_t i, std::string_view key, std::string_view value) {
+          return decode_entry(key, value, i, out.emplace_back());
+        });
+    // check_range saw [lo, hi) in the log: a missing entry went meanwhile.
+    if (s.is(errc::invalid_log_index))
+      return status::unavailable(where() + "entry " + std::to_string(lo + out.size()) + " of [" +
+                                 std::to_string(lo) + ", " + std::to_string(hi) +
+                                 ") is gone (truncated or purged meanwhile)");
+    SESHAT_RETURN_IF_ERROR(s);
     if (!out.empty()) tracking_.counters().read(out.size());
     return out;
   }
@@ -386,7 +393,11 @@ class log_store {
   static constexpr std::uint64_t k_reserve_limit = 4096;
 
   log_store(storage_type& store, Shard shard, log_store_options options)
-      : store_(store), shard_(shard), keys_(Shard::is_system, shard.id()), options_(options) {}
+      : store_(store),
+        shard_(shard),
+        address_(k_log_family, shard.id()),
+        keys_(Shard::is_system, shard.id()),
+        options_(options) {}
 
   using log_counters = detail::log_counters;
 
@@ -433,53 +444,38 @@ class log_store {
     SESHAT_RETURN_IF_ERROR(load_state("vote", vote_));
     SESHAT_RETURN_IF_ERROR(load_state("committed", committed_));
     SESHAT_RETURN_IF_ERROR(load_state("last_purged", last_purged_));
-    {
-      auto it = store_.new_iterator(k_log_family);
-      it->seek_for_prev(keys_.log_end());
-      if (it->valid() && keys_.in_log_range(it->key())) {
-        auto index = keys_.index_of(it->key());
-        if (!index || *index > k_max_log_index)
-          return status::corrupted_data(where() + std::string(name_of(k_log_family)) + " key '" +
-                                        detail::printable(it->key()) + "' is not a log key" +
-                                        (index ? " (" + past_max_index(*index) + ")" : ""));
-        std::string_view payload;
-        SESHAT_RETURN_IF_ERROR(open_entry(it->key(), it->value(), payload));
-        detail::fixed_reader r(payload);
-        last_in_log_ = log_id{r.u64(), *index};
-      }
-      SESHAT_RETURN_IF_ERROR(it->status());
+    // The floor is this log_store's: the index after the last purged one.
+    SESHAT_RETURN_IF_ERROR(store_.template open_log<KeyFormat>(
+        address_, log_floor::kept_by_caller(last_purged_ ? last_purged_->index + 1
+                                                         : options_.first_index)));
+    auto last = store_.template last_log_index<KeyFormat>(address_);
+    if (!last.ok()) return last.status();
+    if (*last) {
+      auto term = read_term(**last);
+      if (!term.ok()) return term.status();
+      last_in_log_ = log_id{*term, **last};
     }
     if (last_purged_) {
       if (last_in_log_ && last_in_log_->index <= last_purged_->index) last_in_log_.reset();
+      // Finishes a purge a crash interrupted (a no-op when there is nothing
+      // at or below the last purged index).
       SESHAT_RETURN_IF_ERROR(delete_purged(last_purged_->index));
     } else if (last_in_log_) {
       // options.first_index is not stored: a log must be reopened with the
       // value it was written with.
-      auto it = store_.new_iterator(k_log_family);
-      it->seek(keys_.log(0));
-      auto first = it->valid() ? keys_.index_of(it->key()) : std::nullopt;
-      if (first && *first != options_.first_index)
+      auto first = store_.template first_log_index<KeyFormat>(address_);
+      if (!first.ok()) return first.status();
+      if (*first && **first != options_.first_index)
         return status::invalid_argument(where() + "the log begins at index " +
-                                        std::to_string(*first) + ", options.first_index is " +
+                                        std::to_string(**first) + ", options.first_index is " +
                                         std::to_string(options_.first_index));
     }
     return {};
   }
 
-  // Deletes log keys at or below `upto` (a no-op when there are none).
+  // Deletes the entries at or below `upto` (a no-op when there are none).
   status delete_purged(std::uint64_t upto) {
-    {
-      // Scoped: an iterator alive during the write below would make the
-      // memory backend copy the family.
-      auto it = store_.new_iterator(k_log_family);
-      it->seek(keys_.log(0));
-      if (!it->valid() || !keys_.in_log_range(it->key())) return it->status();
-      auto first = keys_.index_of(it->key());
-      if (first && *first > upto) return {};
-    }
-    auto batch = store_.new_batch();
-    batch.del_range(k_log_family, keys_.log(0), keys_.log(upto + 1));
-    return store_.write(batch);
+    return store_.template truncate_log_before<KeyFormat>(address_, upto + 1);
   }
 
   // The first index held in the log. REQUIRES: last_in_log_ is set.
@@ -555,22 +551,24 @@ class log_store {
   }
 
   result<std::uint64_t> read_term(std::uint64_t index) const {
-    const std::string key = keys_.log(index);
-    auto stored = store_.get(k_log_family, key);
-    if (!stored.ok()) return stored.status();
-    std::string_view payload;
-    SESHAT_RETURN_IF_ERROR(open_entry(key, *stored, payload));
-    return detail::fixed_reader(payload).u64();
+    std::uint64_t term = 0;
+    SESHAT_RETURN_IF_ERROR(store_.template read_log_entry<KeyFormat>(
+        address_, index, [&](std::uint64_t, std::string_view key, std::string_view stored) {
+          std::string_view payload;
+          SESHAT_RETURN_IF_ERROR(open_entry(key, stored, payload));
+          term = detail::fixed_reader(payload).u64();
+          return status{};
+        }));
+    return term;
   }
 
   status append_entries(std::span<const Entry> entries, bool sync) {
     std::lock_guard write(write_mutex_);
     if (entries.empty()) return {};
     std::optional<log_id> prev = get_log_state().last;
-    std::uint64_t expected = next_index();
-    auto batch = store_.new_batch();
-    std::uint64_t bytes = 0;
-    for (const Entry& e : entries) {
+    // Checks each entry (storage checks the first index against its own
+    // bounds too) and serializes it into value_, which storage then puts.
+    auto encode = [&](const Entry& e, std::uint64_t expected, std::string_view& value) -> status {
       const log_id id = id_of(e);
       if (id.index > k_max_log_index)
         return status::invalid_log_index(where() + "append of entry " + to_string(id) + ": " +
@@ -585,22 +583,21 @@ class log_store {
                                          ": term goes backwards, expected at least " +
                                          std::to_string(prev->term) + ", got " +
                                          std::to_string(id.term));
-      keys_.log_into(key_, id.index);
       value_.clear();
       const std::size_t at = envelope::begin(value_);
       detail::put_u64(value_, id.term);
       Serializer::encode(e, value_);
       envelope::seal(value_, at);
-      batch.put(k_log_family, key_, value_);
-      bytes += key_.size() + value_.size();
+      value = value_;
       prev = id;
-      ++expected;
-    }
-    if (sync) batch.set_sync();
-    SESHAT_RETURN_IF_ERROR(store_.write(batch));
+      return {};
+    };
+    log_append_info written;
+    SESHAT_RETURN_IF_ERROR(store_.template append_log_encoded<KeyFormat>(
+        address_, next_index(), entries, encode, write_options{sync}, &written));
     log_counters& counters = tracking_.counters();
-    counters.appended(entries.size(), bytes);
-    if (sync) counters.synced(entries.size(), batch.synced_in());
+    counters.appended(entries.size(), written.bytes);
+    if (sync) counters.synced(entries.size(), written.synced_in);
     std::unique_lock lock(state_mutex_);
     last_in_log_ = prev;
     return {};
@@ -608,13 +605,14 @@ class log_store {
 
   storage_type& store_;
   const Shard shard_;
-  const group_keys<KeyFormat> keys_;
+  const log_address address_;          // this group's log, in store_
+  const group_keys<KeyFormat> keys_;   // its state keys
   const log_store_options options_;
   detail::open_groups::claim claim_;  // this group's log, in store_
 
-  // Serializes mutations; guards the buffers.
+  // Serializes mutations; guards the buffer.
   mutable std::mutex write_mutex_;
-  std::string key_, value_;
+  std::string value_;
 
   // Guards what follows; written only with write_mutex_ held too, after the
   // write that makes it true.

@@ -4,19 +4,25 @@
 // backend.hpp) and knows nothing of Raft. It adds to the backend:
 //   - sync where a family requires it: a write touching system_raft_state
 //     or data_raft_state is durable before it returns;
-//   - log helpers on bytes (log_key.hpp): append with a gap check, read of a
-//     half-open range, truncation of a prefix or a suffix, first/last index;
-//   - metrics on demand (metrics.hpp), counted as operations happen
-//     (detail/counters.hpp);
+//   - the log layer, on bytes: every log of the store (one per family and
+//     group, log_address in key_format.hpp) is appended with a gap check,
+//     read by half-open ranges, truncated before or from an index, and its
+//     first/last index cached. log_store (log_store.hpp) is built on it and
+//     writes no log key of its own;
+//   - metrics on demand (metrics.hpp);
 //   - snapshots of the whole store (snapshot.hpp): create_snapshot,
 //     validate_snapshot, restore_snapshot.
 //
-// Log helpers. A log family holds entries at consecutive indices
-// [first, last]. append_log(cf, i, ...) accepts only i == last + 1 or, on an
-// empty log, i == its floor (1 for a new log; otherwise where the last
-// truncation that emptied it left it: log_key.hpp). The helpers cache first/last per family;
-// they assume they are the only writers of log keys (a batch that touches a
-// log family drops the cache, which is then read again).
+// Logs. A log holds entries at consecutive indices [first, last].
+// append_log(a, i, ...) accepts only i == last + 1 or, on an empty log,
+// i == its floor (1 for a new log; otherwise where the last truncation that
+// emptied it left it). The key format F of each call spells the keys
+// (key_format.hpp); with the default, decimal_key_format, the system
+// group's keys are log_key.hpp's, and a column family alone names its
+// system group's log (append_log(column_family::system_raft_log, 1, "x")).
+// storage caches first/last/floor per log and assumes its log operations
+// are the only writers of log keys (a batch that touches a log family
+// drops that family's caches, which are then read again).
 //
 // Snapshots. create_snapshot(dir, last_included) writes, into a new
 // directory `dir`, the backend's point-in-time checkpoint of all six
@@ -44,6 +50,7 @@
 #include <functional>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -60,8 +67,9 @@
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/group_sync.hpp"
 #include "seshat/detail/open_groups.hpp"
+#include "seshat/detail/printable.hpp"
+#include "seshat/key_format.hpp"
 #include "seshat/log_id.hpp"
-#include "seshat/log_key.hpp"
 #include "seshat/metrics.hpp"
 #include "seshat/options.hpp"
 #include "seshat/snapshot.hpp"
@@ -69,6 +77,30 @@
 #include "seshat/storage_batch.hpp"
 
 namespace seshat {
+
+// Who keeps a log's floor, the index an empty log accepts next, across a
+// reopen (storage::open_log):
+//   stored()                storage, under the key format's floor key
+//                           (key_format.hpp), written with the truncation
+//                           that moves it; the default;
+//   kept_by_caller(next)    the caller, which passes it at every open:
+//                           storage writes no floor key and takes `next` as
+//                           the floor until a truncation moves it (log_store
+//                           keeps last purged + 1, or options.first_index).
+struct log_floor {
+  static constexpr log_floor stored() { return {}; }
+  static constexpr log_floor kept_by_caller(std::uint64_t next) { return {true, next}; }
+  bool by_caller = false;
+  std::uint64_t index = 1;
+};
+
+// What a log append wrote (storage::append_log_encoded), for its caller's
+// metrics: the bytes of its keys and values, and how long its sync took
+// (zero when it was not synced).
+struct log_append_info {
+  std::uint64_t bytes = 0;
+  std::chrono::nanoseconds synced_in{0};
+};
 
 template <backend B>
 class storage {
@@ -139,8 +171,7 @@ class storage {
     if (b.empty()) return status::invalid_argument("write of an empty batch");
     const auto start = b.sync() ? detail::metrics_clock::now() : detail::metrics_clock::time_point{};
     status s = backend_->write(b.batch_, write_options{b.sync()});
-    for (column_family cf : k_all_column_families)
-      if (b.log_families_ & (1u << index_of(cf))) forget_bounds(cf);
+    forget_logs(b.log_families_);
     if (!s.ok()) return s;
     if (b.sync()) b.tally_.synced_in = counters_.syncs().record_since(start);
     counters_.written(b.tally_);
@@ -150,151 +181,275 @@ class storage {
   // An iterator over `cf` that sees it as it is now (snapshot isolation).
   std::unique_ptr<iterator> new_iterator(column_family cf) { return backend_->new_iterator(cf); }
 
-  // ---- log helpers --------------------------------------------------------
+  // ---- logs ----------------------------------------------------------------
+  //
+  // The one log layer: every log of the store, log_store's included, is
+  // written and read through these. A log is named by its log_address
+  // (family and group) and its keys are spelled by the KeyFormat F
+  // (key_format.hpp; decimal_key_format by default, whose system group keys
+  // are log_key.hpp's). Values are the caller's bytes, unchanged.
+  //
+  // A log holds consecutive indices [first, last]. An append at i is
+  // accepted only when i == last + 1 or, on an empty log, i == its floor
+  // (log_floor). Refusals name the log (describe(log_address)), the index
+  // and what was expected, and write nothing. storage caches each log's
+  // first, last and floor; it assumes its log operations are the only
+  // writers of a log's keys (a batch that touches a log family drops that
+  // family's caches, which are then read again).
 
-  // Appends `entry` at `index`. See the class comment for which index is
-  // accepted; any other is refused with invalid-log-index and nothing is
-  // written.
-  status append_log(column_family cf, std::uint64_t index, std::string_view entry,
+  // Opens the log at `a` with its floor kept by `floor`'s owner, and reads
+  // its first and last index. A log used without open_log has its floor
+  // kept by storage. corrupted-data when a key in the log's range is not a
+  // log key of F, or a stored floor does not parse.
+  template <key_format F = decimal_key_format>
+  status open_log(log_address a, log_floor floor = log_floor::stored()) {
+    SESHAT_RETURN_IF_ERROR(check_log_family(a));
+    log_cache& c = cache_of<F>(a);
+    std::lock_guard lock(c.mutex);
+    c.floor_by_caller = floor.by_caller;
+    if (floor.by_caller) c.floor = floor.index;
+    c.loaded = false;
+    return load_log<F>(a, c);
+  }
+
+  // Appends `entry` at `index` (see above for which index is accepted).
+  template <key_format F = decimal_key_format>
+  status append_log(log_address a, std::uint64_t index, std::string_view entry,
                     write_options options = {}) {
     const std::array<std::string_view, 1> one{entry};
-    return append_log(cf, index, one, options);
+    return append_log<F>(a, index, one, options);
   }
 
   // Appends `entries` at [first_index, first_index + size), atomically.
-  template <std::ranges::input_range R>
+  template <key_format F = decimal_key_format, std::ranges::input_range R>
     requires std::convertible_to<std::ranges::range_reference_t<R>, std::string_view>
-  status append_log(column_family cf, std::uint64_t first_index, const R& entries,
+  status append_log(log_address a, std::uint64_t first_index, const R& entries,
                     write_options options = {}) {
-    SESHAT_RETURN_IF_ERROR(check_log_family(cf));
-    log_bounds& bounds = bounds_[index_of(cf)];
-    std::lock_guard lock(bounds.mutex);
-    SESHAT_RETURN_IF_ERROR(load_bounds(cf, bounds));
-    const std::uint64_t expected = bounds.last ? *bounds.last + 1 : bounds.floor;
-    if (first_index != expected)
-      return status::invalid_log_index(
-          std::string(name_of(cf)) + ": append at index " + std::to_string(first_index) +
-          ", expected " + std::to_string(expected) +
-          (bounds.last ? " (last index is " + std::to_string(*bounds.last) + ")"
-                       : std::string(" (the log is empty)")));
-    auto wb = backend_->new_batch();
-    std::string key(log_key::k_prefix);
-    std::uint64_t index = first_index;
-    std::uint64_t bytes = 0;
-    for (auto&& entry : entries) {
-      if (index > k_max_log_index)
-        return status::invalid_log_index(std::string(name_of(cf)) + ": append at index " +
-                                         std::to_string(first_index) + ": entry " +
-                                         past_max_index(index) + " (nothing written)");
-      const std::string_view value = entry;
-      key.resize(log_key::k_prefix.size());
-      key += log_key::digits(index++);
-      wb.put(cf, key, value);
-      bytes += key.size() + value.size();
-    }
-    if (index == first_index) return {};
-    SESHAT_RETURN_IF_ERROR(synced_write(wb, options));
-    if (!bounds.first) bounds.first = first_index;
-    bounds.last = index - 1;
-    counters_.written(cf, index - first_index, bytes);
-    return {};
+    return append_log_encoded<F>(
+        a, first_index, entries,
+        [](const auto& entry, std::uint64_t, std::string_view& value) {
+          value = entry;
+          return status{};
+        },
+        options);
   }
 
-  // The entries at [start, end). Fails with invalid-log-index naming the
-  // first index of the range that the log does not hold. Never throws: out
-  // of memory for the entries is a backend-error.
-  result<std::vector<std::string>> read_log(column_family cf, std::uint64_t start,
-                                            std::uint64_t end) try {
-    SESHAT_RETURN_IF_ERROR(check_log_family(cf));
-    if (end < start)
-      return status::invalid_argument(std::string(name_of(cf)) + ": read of [" +
-                                      std::to_string(start) + ", " + std::to_string(end) +
-                                      "): end is before start");
+  // Appends one entry per item of `items` at [first_index, ...), atomically:
+  // `encode(item, index, value)` points `value` at entry `index`'s bytes
+  // (valid until its next call). A non-ok status from it refuses the
+  // append: it is returned and nothing is written. For log_store, which
+  // serializes straight into its buffer (no copy per entry).
+  template <key_format F = decimal_key_format, std::ranges::input_range R, class Encode>
+  status append_log_encoded(log_address a, std::uint64_t first_index, const R& items,
+                            Encode&& encode, write_options options = {},
+                            log_append_info* info = nullptr) {
+    return with_log<F>(a, [&](log_cache& c) -> status {
+      const std::uint64_t expected = c.last ? *c.last + 1 : c.floor;
+      if (first_index != expected)
+        return status::invalid_log_index(
+            describe(a) + ": append at index " + std::to_string(first_index) + ", expected " +
+            std::to_string(expected) +
+            (c.last ? " (last index is " + std::to_string(*c.last) + ")"
+                    : std::string(" (the log is empty)")));
+      auto wb = backend_->new_batch();
+      std::string& key = c.key;
+      std::uint64_t index = first_index;
+      std::uint64_t bytes = 0;
+      for (auto&& item : items) {
+        std::string_view value;
+        SESHAT_RETURN_IF_ERROR(encode(item, index, value));
+        if (index > k_max_log_index)
+          return status::invalid_log_index(describe(a) + ": append at index " +
+                                           std::to_string(first_index) + ": entry " +
+                                           past_max_index(index) + " (nothing written)");
+        key.resize(c.prefix.size());
+        F::append_index(key, index++);
+        wb.put(a.cf, key, value);
+        bytes += key.size() + value.size();
+      }
+      if (index == first_index) return {};
+      SESHAT_RETURN_IF_ERROR(synced_write(wb, options, info ? &info->synced_in : nullptr));
+      if (!c.first) c.first = first_index;
+      c.last = index - 1;
+      counters_.written(a.cf, index - first_index, bytes);
+      if (info) info->bytes = bytes;
+      return {};
+    });
+  }
+
+  // Calls `visit(index, key, value)` for each entry of [start, end), in
+  // order; a non-ok status from it ends the read and is returned. Fails with
+  // invalid-log-index naming the first index of the range that the log does
+  // not hold (the entries before it were visited). Takes no lock: it reads
+  // what an iterator made at the call sees. Never throws: what `visit`
+  // throws is a backend-error.
+  template <key_format F = decimal_key_format, class Visit>
+    requires std::invocable<Visit&, std::uint64_t, std::string_view, std::string_view>
+  status read_log(log_address a, std::uint64_t start, std::uint64_t end, Visit&& visit) try {
+    SESHAT_RETURN_IF_ERROR(check_log_family(a));
+    auto range = [&] {
+      return "read of [" + std::to_string(start) + ", " + std::to_string(end) + ")";
+    };
+    if (end < start) return status::invalid_argument(describe(a) + ": " + range() + ": end is before start");
+    if (start == end) return {};
+    const group_keys<F> keys(a);
+    std::string key;
+    keys.log_into(key, start);
+    auto it = backend_->new_iterator(a.cf);
+    it->seek(key);
+    std::uint64_t bytes = 0;
+    std::uint64_t index = start;
+    for (; index < end; ++index, it->next()) {
+      if (!it->valid() || keys.index_of(it->key()) != index) {
+        SESHAT_RETURN_IF_ERROR(it->status());
+        counters_.read(a.cf, index - start, bytes);
+        return status::invalid_log_index(describe(a) + ": " + range() + ": entry " +
+                                         std::to_string(index) + " is not in the log");
+      }
+      const std::string_view value = it->value();
+      bytes += value.size();
+      SESHAT_RETURN_IF_ERROR(visit(index, it->key(), value));
+    }
+    counters_.read(a.cf, index - start, bytes);
+    return {};
+  } catch (const std::exception& e) {
+    return status::backend_error(describe(a) + ": read of [" + std::to_string(start) + ", " +
+                                 std::to_string(end) + "): " + e.what());
+  }
+
+  // The entries at [start, end), copied. As above; out of memory for them
+  // is a backend-error.
+  template <key_format F = decimal_key_format>
+  result<std::vector<std::string>> read_log(log_address a, std::uint64_t start,
+                                            std::uint64_t end) {
     std::vector<std::string> out;
     // The range is checked entry by entry as it is read: reserve no more
     // than a bounded guess.
-    out.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(end - start, 4096)));
-    auto it = backend_->new_iterator(cf);
-    it->seek(log_key::encode(start));
-    std::uint64_t bytes = 0;
-    for (std::uint64_t index = start; index < end; ++index, it->next()) {
-      if (!it->valid() || log_key::decode(it->key()) != index) {
-        SESHAT_RETURN_IF_ERROR(it->status());
-        return status::invalid_log_index(std::string(name_of(cf)) + ": read of [" +
-                                         std::to_string(start) + ", " + std::to_string(end) +
-                                         "): entry " + std::to_string(index) +
-                                         " is not in the log");
-      }
-      out.emplace_back(it->value());
-      bytes += it->value().size();
-    }
-    counters_.read(cf, out.size(), bytes);
+    if (end > start)
+      out.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(end - start, 4096)));
+    SESHAT_RETURN_IF_ERROR(read_log<F>(a, start, end,
+                                       [&](std::uint64_t, std::string_view, std::string_view v) {
+                                         out.emplace_back(v);
+                                         return status{};
+                                       }));
     return out;
-  } catch (const std::exception& e) {
-    return status::backend_error(std::string(name_of(cf)) + ": read of [" + std::to_string(start) +
-                                 ", " + std::to_string(end) + "): " + e.what());
+  }
+
+  // Calls `visit(index, key, value)` for entry `index` and returns what it
+  // returns: one read, no iterator. invalid-log-index when the log does not
+  // hold the entry.
+  template <key_format F = decimal_key_format, class Visit>
+    requires std::invocable<Visit&, std::uint64_t, std::string_view, std::string_view>
+  status read_log_entry(log_address a, std::uint64_t index, Visit&& visit) {
+    SESHAT_RETURN_IF_ERROR(check_log_family(a));
+    std::string key, value;
+    group_keys<F>(a).log_into(key, index);
+    status s = backend_->get(a.cf, key, &value);
+    if (s.is(errc::not_found))
+      return status::invalid_log_index(describe(a) + ": entry " + std::to_string(index) +
+                                       " is not in the log");
+    SESHAT_RETURN_IF_ERROR(s);
+    counters_.read(a.cf, 1, value.size());
+    return visit(index, std::string_view(key), std::string_view(value));
   }
 
   // Deletes every entry before `index`, [first, index), and makes `index`
   // the floor (the index the next append takes if the log is now empty).
-  // Entries at `index` and after are kept.
-  status truncate_log_before(column_family cf, std::uint64_t index) {
-    SESHAT_RETURN_IF_ERROR(check_log_family(cf));
-    log_bounds& bounds = bounds_[index_of(cf)];
-    std::lock_guard lock(bounds.mutex);
-    SESHAT_RETURN_IF_ERROR(load_bounds(cf, bounds));
-    if (bounds.first ? index <= *bounds.first : index <= bounds.floor) return {};
-    auto wb = backend_->new_batch();
-    wb.del_range(cf, log_key::k_prefix, log_key::encode(index));
-    wb.put(cf, log_key::k_floor, log_key::digits(index));
-    SESHAT_RETURN_IF_ERROR(backend_->write(wb, write_options{}));
-    bounds.floor = index;
-    if (bounds.last && *bounds.last >= index) {
-      bounds.first = std::max(*bounds.first, index);
-    } else {
-      bounds.first.reset();
-      bounds.last.reset();
-    }
-    counters_.written(cf, 2, 0);
-    return {};
+  // Entries at `index` and after are kept. Nothing to do when index <= first
+  // (or <= the floor of an empty log). A stored floor is written in the same
+  // atomic write as the deletion.
+  template <key_format F = decimal_key_format>
+  status truncate_log_before(log_address a, std::uint64_t index, write_options options = {}) {
+    return with_log<F>(a, [&](log_cache& c) -> status {
+      if (c.first ? index <= *c.first : index <= c.floor) return {};
+      const group_keys<F> keys(a);
+      auto wb = backend_->new_batch();
+      wb.del_range(a.cf, keys.log(0), keys.log(index));
+      if (!c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(index));
+      SESHAT_RETURN_IF_ERROR(synced_write(wb, options));
+      c.floor = index;
+      if (c.last && *c.last >= index) {
+        c.first = std::max(*c.first, index);
+      } else {
+        c.first.reset();
+        c.last.reset();
+      }
+      counters_.written(a.cf, c.floor_by_caller ? 1 : 2, 0);
+      return {};
+    });
   }
 
-  // Deletes every entry from `index` on, [index, last]. Refused with
-  // invalid-log-index when `index` is below the log's first index or floor.
-  status truncate_log_from(column_family cf, std::uint64_t index) {
-    SESHAT_RETURN_IF_ERROR(check_log_family(cf));
-    log_bounds& bounds = bounds_[index_of(cf)];
-    std::lock_guard lock(bounds.mutex);
-    SESHAT_RETURN_IF_ERROR(load_bounds(cf, bounds));
-    const std::uint64_t first = bounds.first ? *bounds.first : bounds.floor;
-    if (index < first)
-      return status::invalid_log_index(std::string(name_of(cf)) + ": truncate from index " +
-                                       std::to_string(index) + ", expected at least " +
-                                       std::to_string(first) + " (the log's first index)");
-    if (!bounds.last || index > *bounds.last) return {};
-    const bool empties = index == *bounds.first;
-    auto wb = backend_->new_batch();
-    wb.del_range(cf, log_key::encode(index), log_key::k_end);
-    // An emptied log takes its next append where its entries began.
-    if (empties) wb.put(cf, log_key::k_floor, log_key::digits(index));
-    SESHAT_RETURN_IF_ERROR(backend_->write(wb, write_options{}));
-    if (empties) {
-      bounds.first.reset();
-      bounds.last.reset();
-      bounds.floor = index;
-    } else {
-      bounds.last = index - 1;
-    }
-    counters_.written(cf, 1, 0);
-    return {};
+  // Deletes every entry from `index` on, [index, last]. Nothing to do when
+  // index > last. Refused with invalid-log-index when `index` is below the
+  // log's first index (or an empty log's floor). When it empties the log,
+  // `index` becomes the floor.
+  template <key_format F = decimal_key_format>
+  status truncate_log_from(log_address a, std::uint64_t index, write_options options = {}) {
+    return with_log<F>(a, [&](log_cache& c) -> status {
+      const std::uint64_t first = c.first ? *c.first : c.floor;
+      if (index < first)
+        return status::invalid_log_index(describe(a) + ": truncate from index " +
+                                         std::to_string(index) + ", expected at least " +
+                                         std::to_string(first) + " (the log's first index)");
+      if (!c.last || index > *c.last) return {};
+      const bool empties = index == *c.first;
+      const group_keys<F> keys(a);
+      auto wb = backend_->new_batch();
+      wb.del_range(a.cf, keys.log(index), keys.log_end());
+      // An emptied log takes its next append where its entries began.
+      if (empties && !c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(index));
+      SESHAT_RETURN_IF_ERROR(synced_write(wb, options));
+      if (empties) {
+        c.first.reset();
+        c.last.reset();
+        c.floor = index;
+      } else {
+        c.last = index - 1;
+      }
+      counters_.written(a.cf, 1, 0);
+      return {};
+    });
   }
 
-  // The first and last index held by a log family; nothing when it is empty.
-  result<std::optional<std::uint64_t>> first_log_index(column_family cf) {
-    return bound(cf, &log_bounds::first);
+  // Deletes every entry and makes `next` the floor, in one atomic write
+  // together with the operations of `with` (when given; synced when
+  // with->sync()). For log_store::reset_to (installing a snapshot), which
+  // checks that its log does not move back. Refused (nothing changes) with
+  // invalid-log-index when `next` - 1 is past k_max_log_index,
+  // invalid-argument when `with` touches a log family.
+  template <key_format F = decimal_key_format>
+  status reset_log(log_address a, std::uint64_t next, batch* with = nullptr) {
+    SESHAT_RETURN_IF_ERROR(check_log_family(a));
+    if (with && with->log_families_ != 0)
+      return status::invalid_argument(describe(a) + ": reset of the log with a batch that "
+                                      "writes to a log family (write it separately)");
+    return with_log<F>(a, [&](log_cache& c) -> status {
+      if (next > k_max_log_index + 1)
+        return status::invalid_log_index(describe(a) + ": reset to next index " +
+                                         std::to_string(next) + ": " + past_max_index(next - 1));
+      const group_keys<F> keys(a);
+      typename B::batch own = backend_->new_batch();
+      typename B::batch& wb = with ? with->batch_ : own;
+      wb.del_range(a.cf, keys.log(0), keys.log_end());
+      if (!c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(next));
+      SESHAT_RETURN_IF_ERROR(synced_write(wb, write_options{with && with->sync()}));
+      c.first.reset();
+      c.last.reset();
+      c.floor = next;
+      counters_.written(a.cf, 1, 0);
+      if (with) counters_.written(with->tally_);
+      return {};
+    });
   }
-  result<std::optional<std::uint64_t>> last_log_index(column_family cf) {
-    return bound(cf, &log_bounds::last);
+
+  // The first and last index held by a log; nothing when it is empty.
+  template <key_format F = decimal_key_format>
+  result<std::optional<std::uint64_t>> first_log_index(log_address a) {
+    return bound<F>(a, &log_cache::first);
+  }
+  template <key_format F = decimal_key_format>
+  result<std::optional<std::uint64_t>> last_log_index(log_address a) {
+    return bound<F>(a, &log_cache::last);
   }
 
   // ---- snapshots -----------------------------------------------------------
@@ -395,7 +550,7 @@ class storage {
     const auto after = detail::identity_of(dir_);
     const bool switched = before && after && *before != *after;
     auto reopened = B::open(dir_, options_);
-    for (column_family cf : k_all_column_families) forget_bounds(cf);
+    forget_logs(~0u);
     group_sync_.restart();
     if (reopened.ok()) backend_ = std::move(*reopened);
     if (!installed.ok()) {
@@ -483,13 +638,17 @@ class storage {
   }
 
  private:
-  // The cached extent of one log family.
+  // The cached extent of one log. Guarded by `mutex`, which also
+  // serializes the log's writers.
   // Invariant (when loaded): first and last are both set or both empty.
-  struct log_bounds {
+  struct log_cache {
     std::mutex mutex;
     bool loaded = false;
+    bool floor_by_caller = false;  // see log_floor
     std::optional<std::uint64_t> first, last;
     std::uint64_t floor = 1;
+    std::string prefix;  // the group's key prefix under the log's format
+    std::string key;     // the appends' key buffer
   };
 
   storage(std::unique_ptr<B> backend, std::filesystem::path dir, open_options options)
@@ -498,90 +657,144 @@ class storage {
         options_(options),
         group_sync_([this] { return timed_sync(); }) {}
 
-  static status check_log_family(column_family cf) {
-    if (holds_log(cf)) return {};
-    return status::invalid_argument("column family " + std::string(name_of(cf)) +
+  static status check_log_family(const log_address& a) {
+    if (holds_log(a.cf)) return {};
+    return status::invalid_argument("column family " + std::string(name_of(a.cf)) +
                                     " holds no log");
   }
 
-  status load_bounds(column_family cf, log_bounds& b) {
-    if (b.loaded) return {};
-    b.first.reset();
-    b.last.reset();
-    b.floor = 1;
-    auto it = backend_->new_iterator(cf);
+  // The cache of the log at `a` under format F, made on first use. The
+  // reference stays valid as long as the storage.
+  template <key_format F>
+  log_cache& cache_of(const log_address& a) {
+    std::lock_guard lock(logs_mutex_);
+    auto [it, made] = logs_.try_emplace(log_id_key{index_of(a.cf), a.group, F::k_name});
+    if (made) {
+      it->second = std::make_unique<log_cache>();
+      it->second->prefix = F::group_prefix(a.group == k_system_shard, a.group);
+      it->second->key = it->second->prefix;
+    }
+    return *it->second;
+  }
+
+  // REQUIRES: c.mutex held.
+  template <key_format F>
+  status load_log(const log_address& a, log_cache& c) {
+    if (c.loaded) return {};
+    c.first.reset();
+    c.last.reset();
+    const group_keys<F> keys(a);
+    const std::string begin = keys.log(0), end = keys.log_end();
+    auto it = backend_->new_iterator(a.cf);
     auto index_here = [&]() -> result<std::optional<std::uint64_t>> {
-      if (!it->valid() || it->key().substr(0, log_key::k_prefix.size()) != log_key::k_prefix) {
+      if (!it->valid() || it->key() < begin || it->key() >= end) {
         SESHAT_RETURN_IF_ERROR(it->status());
         return std::optional<std::uint64_t>();
       }
-      auto index = log_key::decode(it->key());
-      if (!index)
-        return status::corrupted_data(std::string(name_of(cf)) + ": key '" +
-                                      std::string(it->key()) + "' is not a log key");
+      auto index = keys.index_of(it->key());
+      if (!index || *index > k_max_log_index)
+        return status::corrupted_data(describe(a) + ": key '" + detail::printable(it->key()) +
+                                      "' is not a log key" +
+                                      (index ? " (" + past_max_index(*index) + ")" : ""));
       return index;
     };
-    it->seek(log_key::k_prefix);
+    it->seek(begin);
     auto first = index_here();
     if (!first.ok()) return first.status();
-    it->seek_for_prev(log_key::k_end);
+    it->seek_for_prev(end);
     auto last = index_here();
     if (!last.ok()) return last.status();
-    std::string floor;
-    status s = backend_->get(cf, log_key::k_floor, &floor);
-    if (s.ok()) {
-      auto parsed = log_key::parse_digits(floor);
-      if (!parsed)
-        return status::corrupted_data(std::string(name_of(cf)) + ": key '" +
-                                      std::string(log_key::k_floor) + "' holds '" + floor +
-                                      "', not 20 digits");
-      b.floor = *parsed;
-    } else if (!s.is(errc::not_found)) {
-      return s;
+    if (!c.floor_by_caller) {
+      c.floor = 1;
+      std::string floor;
+      const std::string floor_key = keys.floor();
+      status s = backend_->get(a.cf, floor_key, &floor);
+      if (s.ok()) {
+        auto parsed = F::parse_floor(floor);
+        if (!parsed)
+          return status::corrupted_data(describe(a) + ": key '" + detail::printable(floor_key) +
+                                        "' holds '" + detail::printable(floor) +
+                                        "', not a log index");
+        c.floor = *parsed;
+      } else if (!s.is(errc::not_found)) {
+        return s;
+      }
     }
     if (first->has_value() != last->has_value())
-      return status::corrupted_data(std::string(name_of(cf)) + ": log bounds disagree");
-    b.first = *first;
-    b.last = *last;
-    b.loaded = true;
+      return status::corrupted_data(describe(a) + ": log bounds disagree");
+    c.first = *first;
+    c.last = *last;
+    c.loaded = true;
     return {};
   }
 
-  result<std::optional<std::uint64_t>> bound(column_family cf,
-                                             std::optional<std::uint64_t> log_bounds::*which) {
-    SESHAT_RETURN_IF_ERROR(check_log_family(cf));
-    log_bounds& b = bounds_[index_of(cf)];
-    std::lock_guard lock(b.mutex);
-    SESHAT_RETURN_IF_ERROR(load_bounds(cf, b));
-    return b.*which;
+  // Runs fn(cache) with the log's cache locked and loaded: the one way a
+  // log operation reaches the bounds it checks and updates.
+  template <key_format F, class Fn>
+  status with_log(const log_address& a, Fn&& fn) {
+    SESHAT_RETURN_IF_ERROR(check_log_family(a));
+    log_cache& c = cache_of<F>(a);
+    std::lock_guard lock(c.mutex);
+    SESHAT_RETURN_IF_ERROR(load_log<F>(a, c));
+    return fn(c);
   }
 
-  void forget_bounds(column_family cf) {
-    log_bounds& b = bounds_[index_of(cf)];
-    std::lock_guard lock(b.mutex);
-    b.loaded = false;
+  template <key_format F>
+  result<std::optional<std::uint64_t>> bound(const log_address& a,
+                                             std::optional<std::uint64_t> log_cache::*which) {
+    std::optional<std::uint64_t> out;
+    SESHAT_RETURN_IF_ERROR(with_log<F>(a, [&](log_cache& c) {
+      out = c.*which;
+      return status{};
+    }));
+    return out;
   }
 
-  // Every sync of the WAL goes through write(batch) or one of these two,
-  // which time it.
+  // Drops the cache of every log in the families of `families` (bit
+  // index_of(cf) set): something else wrote there.
+  void forget_logs(unsigned families) {
+    if (families == 0) return;
+    std::lock_guard lock(logs_mutex_);
+    for (auto& [id, c] : logs_) {
+      if (!(families & (1u << id.cf))) continue;
+      std::lock_guard cache(c->mutex);
+      c->loaded = false;
+    }
+  }
+
+  // Every sync of the WAL goes through write(batch), synced_write or
+  // timed_sync, which time it.
   status timed_sync() {
     const auto start = detail::metrics_clock::now();
     status s = backend_->sync_wal();
     if (s.ok()) counters_.syncs().record_since(start);
     return s;
   }
-  status synced_write(typename B::batch& wb, write_options options) {
+  // Writes `wb`; when synced, the sync is timed and `*took` (if given) says
+  // how long it took.
+  status synced_write(typename B::batch& wb, write_options options,
+                      std::chrono::nanoseconds* took = nullptr) {
     if (!options.sync) return backend_->write(wb, options);
     const auto start = detail::metrics_clock::now();
     status s = backend_->write(wb, options);
-    if (s.ok()) counters_.syncs().record_since(start);
+    if (!s.ok()) return s;
+    const auto elapsed = counters_.syncs().record_since(start);
+    if (took) *took = elapsed;
     return s;
   }
 
   std::unique_ptr<B> backend_;
   const std::filesystem::path dir_;
   const open_options options_;
-  std::array<log_bounds, k_column_family_count> bounds_;
+  // Every log used so far, by family, group and key format.
+  struct log_id_key {
+    std::size_t cf;
+    shard_id group;
+    std::string_view format;
+    auto operator<=>(const log_id_key&) const = default;
+  };
+  std::mutex logs_mutex_;  // guards logs_ (the map, not the caches)
+  std::map<log_id_key, std::unique_ptr<log_cache>> logs_;
   detail::store_counters counters_;
   detail::group_registry groups_;
   detail::open_groups open_groups_;

@@ -5,6 +5,13 @@
 // that touches a family whose writes require sync (the raft_state ones) is
 // written with sync, whatever the caller asked.
 //
+// Log tracking: the batch records which log families it touches. Its keys
+// there bypass storage's log operations (storage.hpp), so storage::write
+// drops the cached bounds of every log in those families (they are read
+// again at their next use); storage::reset_log refuses such a batch as the
+// companion of a log write. Logs are written through storage's log
+// operations, not through batches.
+//
 // Thread-safety: a batch belongs to one thread at a time.
 #pragma once
 

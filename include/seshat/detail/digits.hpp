@@ -50,4 +50,14 @@ inline std::string padded_digits(std::uint64_t value, std::size_t width, int bas
   return s;
 }
 
+// Appends `value` in base 10 to `out`, zero-padded to exactly `width`
+// digits (its lowest `width` digits when it has more): no temporary, for
+// keys built on the append and read paths.
+inline void append_padded_decimal(std::string& out, std::uint64_t value, std::size_t width) {
+  const std::size_t at = out.size();
+  out.resize(at + width);
+  char* p = out.data() + at + width;
+  for (std::size_t i = 0; i < width; ++i, value /= 10) *--p = static_cast<char>('0' + value % 10);
+}
+
 }  // namespace seshat::detail

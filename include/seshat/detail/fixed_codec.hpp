@@ -10,7 +10,9 @@
 namespace seshat::detail {
 
 inline void put_u64(std::string& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out += static_cast<char>(v >> (8 * i));
+  const std::size_t at = out.size();
+  out.resize(at + 8);  // one size change, not eight appends
+  for (int i = 0; i < 8; ++i) out[at + i] = static_cast<char>(v >> (8 * i));
 }
 inline void put_u8(std::string& out, std::uint8_t v) { out += static_cast<char>(v); }
 
