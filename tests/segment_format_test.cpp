@@ -186,6 +186,22 @@ TEST_CASE("a frame of every record kind round-trips, byte for byte") {
   CHECK(s.purged == log_id{3, 5});
 }
 
+TEST_CASE("the example frame of format.md section 11 is what the encoder writes") {
+  std::string frame;
+  const std::size_t start = seg::begin_frame(frame, {42, 9, 4096});
+  const seg::entry_input one[] = {{3, "a"}};
+  REQUIRE(seg::append_entries(frame, 42, k_data7, 5, one).ok());
+  seg::finish_frame(frame, start);
+  const char expected[] =
+      "\x42\x00\x00\x00" "\xee\x99\x5e\xd5" "\x46" "\x2a\x00\x00\x00\x00\x00\x00\x00"
+      "\x09\x00\x00\x00\x00\x00\x00\x00" "\x00\x10\x00\x00"
+      "\x01" "\x03\x07\x00\x00\x00\x00\x00\x00\x00" "\x05\x00\x00\x00\x00\x00\x00\x00"
+      "\x01\x00\x00\x00" "\x01\x00" "\x03\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00"
+      "\x01\x00\x00\x00" "\x2c\xb7\x4a\xf5" "a";
+  CHECK(frame.size() == 74);
+  CHECK(frame == std::string(expected, sizeof expected - 1));
+}
+
 TEST_CASE("an entries record's sizes are the design's: 36 + 4 a size + 4 a CRC, one term run") {
   const std::string one = entries_bytes(1, {{1, std::string(285, 'p')}});
   CHECK(one.size() == 40 + 289);
