@@ -12,6 +12,7 @@
 #include "kv_entries.hpp"
 #include "log_entries.hpp"
 #include "seshat/cluster_metadata.hpp"
+#include "seshat/detail/segment_format.hpp"
 
 using namespace seshat;
 
@@ -35,5 +36,35 @@ int main(int argc, char** argv) {
                            test::make_entry<test::fixed_entry>(2, 9));
   write<boost_serializer>(dir + "/boost_unordered_map", 15,
                           std::unordered_map<std::string, std::uint64_t>{{"a", 1}, {"bc", 2}});
+  // The segment format (selectors 16-18): a header, a frame of every record
+  // kind for segment 42, a footer of segment 42.
+  namespace seg = detail::segment;
+  auto raw = [&](const std::string& name, char selector, const std::string& bytes) {
+    std::ofstream(dir + "/" + name, std::ios::binary) << std::string(1, selector) + bytes;
+  };
+  raw("segment_header", 16, seg::encode_header({512, 42, 17, 1 << 20, 1796010499438}));
+  std::string frame;
+  const std::size_t start = seg::begin_frame(frame, {42, 9, 4096});
+  const seg::entry_input entries[] = {{3, "a"}, {3, "bc"}, {4, "def"}};
+  if (!seg::append_entries(frame, 42, {3, 7}, 5, entries).ok()) return 1;
+  seg::encode_record(frame, seg::vote_record{{0, 0}, vote{7, 2, true}});
+  seg::encode_record(frame, seg::committed_record{{3, 7}, {4, 6}});
+  seg::encode_record(frame, seg::truncate_record{{3, 7}, 7});
+  seg::encode_record(frame, seg::purge_record{{3, 7}, {3, 5}});
+  seg::encode_record(frame, seg::reset_record{{0, 0}, {9, 100}});
+  seg::encode_record(frame, seg::state_record{{3, 7}, vote{8, 1, false}, log_id{4, 6}, log_id{3, 5}, log_id{4, 6}});
+  seg::finish_frame(frame, start);
+  raw("segment_frame", 17, frame);
+  seg::group_summary s;
+  s.group = {3, 7};
+  s.cut = 3;
+  s.purged = log_id{1, 4};
+  s.vote_value = vote{2, 1, true};
+  s.committed = log_id{2, 9};
+  s.own.base = 5;
+  s.own.count = 6;
+  s.own.runs = {{1, 2}, {2, 4}};
+  s.own.records = {{4096, 0}, {4200, 2}, {4300, 5}};
+  raw("segment_footer", 18, seg::encode_footer({5000, 3, 77, {s}}, 42));
   return 0;
 }
