@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(g++ meson ninja-build pkg-config
           librocksdb-dev libleveldb-dev libboost-serialization-dev
           doctest-dev libbenchmark-dev libraft-dev libuv1-dev python3
+          cmake libasio-dev
           clang libclang-rt-14-dev "$@")
 
 missing=()
