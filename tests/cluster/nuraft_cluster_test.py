@@ -4,7 +4,7 @@
 Runs itself inside a new network namespace that has only loopback
 (`unshare -n`, then `ip link set lo up`): NuRaft listens on 0.0.0.0. Starts
 3 nuraft_kv processes with parallel log appending on, writes commands
-through the leader, and then, for each round:
+through the leader, and then, for each round (3 by default):
   1. SIGKILLs the leader with a window of writes in flight, waits for a new
      leader, keeps writing until both survivors' logs start past the last
      index the killed node has (round 1 only: it then catches up by
@@ -82,7 +82,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
     ap.add_argument("--backend", default="rocksdb")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--commands", type=int, default=2000)
     ap.add_argument("--keep", action="store_true", help="keep the data directories")
     a = ap.parse_args()
@@ -94,11 +94,12 @@ def main():
     t0 = time.time()
     deadline = t0 + DEADLINE_S
     root = tempfile.mkdtemp(prefix="seshat-nuraft-cluster-")
-    # frequent snapshots, 512 entries kept behind each: a follower killed
-    # under load (~600 entries missed) may catch up either way, the leader
-    # of round 1 (made to miss more than the survivors keep) by snapshot
+    # frequent snapshots, 1536 entries kept behind each: a follower killed
+    # under load (~900 entries missed) catches up by log unless a snapshot
+    # overtook it, the leader of round 1 (made to miss more than the
+    # survivors keep) by snapshot
     extra = ["--backend", a.backend, "--parallel", "1",
-             "--snapshot-distance", "256", "--reserved-logs", "512",
+             "--snapshot-distance", "256", "--reserved-logs", "1536",
              "--election-timeout", "500", "--heartbeat", "50"]
     cluster = ct.Cluster(os.path.abspath(a.binary), root, 20000, extra)
     acked = {}
