@@ -231,8 +231,14 @@ class seshat_log_store : public ::nuraft::log_store {
   // (parallel appending). nullptr detaches it: returns once no call to the
   // old one runs.
   void set_raft_server(::nuraft::raft_server* server) {
-    std::lock_guard lock(server_mutex_);
-    server_ = server;
+    {
+      std::lock_guard lock(server_mutex_);
+      server_ = server;
+    }
+    // Completions before this call notified no one: tell the new server.
+    std::lock_guard lock(mutex_);
+    notify_pending_ = server != nullptr;
+    wake_.notify_all();
   }
 
   // The state machine helper received the snapshot `id` and will install it

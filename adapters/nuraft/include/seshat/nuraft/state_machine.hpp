@@ -204,60 +204,6 @@ class seshat_state_machine : public ::nuraft::state_machine {
     if (received) log_->expect_snapshot(*received, [this] { return install_pending(); });
   }
 
-  // save_logical_snp_obj under mutex_: the id of a snapshot received whole.
-  std::optional<log_id> save_object(::nuraft::snapshot& s, ::nuraft::ulong& obj_id,
-                                    ::nuraft::buffer& data, bool is_first_obj, bool is_last_obj) {
-    if (obj_id == 0) {
-      receiving_.reset();
-      auto meta = decode_meta(to_view(data));
-      status s_ok = meta.status();
-      if (s_ok.ok() && (!meta->last_log_id || meta->last_log_id->index != s.get_last_log_idx() ||
-                        meta->last_log_id->term != s.get_last_log_term()))
-        s_ok = status::snapshot_failed("snapshot meta at " + seshat::detail::id_text(meta->last_log_id) +
-                                       " is not NuRaft's snapshot (term " +
-                                       std::to_string(s.get_last_log_term()) + ", index " +
-                                       std::to_string(s.get_last_log_idx()) + ")");
-      if (s_ok.ok()) {
-        auto receiver = snaps_->begin_receiving_snapshot(*meta);
-        if (receiver.ok())
-          receiving_.emplace(receiving{*meta, std::move(*receiver), 0});
-        else
-          s_ok = receiver.status();
-      }
-      if (!s_ok.ok()) {
-        warn(s_ok.with_context("receive of snapshot object 0: "));
-        return std::nullopt;  // obj_id stays 0: the leader sends the meta again
-      }
-      obj_id = 1;
-      return std::nullopt;
-    }
-    if (!receiving_) {
-      obj_id = 0;
-      return std::nullopt;
-    }
-    (void)is_first_obj;
-    status written = receiving_->receiver.write_chunk(receiving_->offset, to_view(data));
-    if (!written.ok()) {
-      warn(written);
-      receiving_.reset();
-      obj_id = 0;
-      return std::nullopt;
-    }
-    receiving_->offset += data.size();
-    obj_id += 1;
-    if (!is_last_obj) return std::nullopt;
-    auto finished = receiving_->receiver.finish();
-    if (!finished.ok()) {
-      warn(finished.status());
-      receiving_.reset();
-      obj_id = 0;
-      return std::nullopt;
-    }
-    pending_.emplace(pending{receiving_->meta, std::move(*finished), s.serialize()});
-    receiving_.reset();
-    return pending_->meta.last_log_id;
-  }
-
   bool apply_snapshot(::nuraft::snapshot& s) override {
     {
       std::lock_guard lock(mutex_);
@@ -318,6 +264,60 @@ class seshat_state_machine : public ::nuraft::state_machine {
                             if (e.index == index) f(batch);
                           });
     if (!s.ok()) warn(s.with_context("commit of index " + std::to_string(index) + ": "));
+  }
+
+  // save_logical_snp_obj under mutex_: the id of a snapshot received whole.
+  std::optional<log_id> save_object(::nuraft::snapshot& s, ::nuraft::ulong& obj_id,
+                                    ::nuraft::buffer& data, bool is_first_obj, bool is_last_obj) {
+    if (obj_id == 0) {
+      receiving_.reset();
+      auto meta = decode_meta(to_view(data));
+      status s_ok = meta.status();
+      if (s_ok.ok() && (!meta->last_log_id || meta->last_log_id->index != s.get_last_log_idx() ||
+                        meta->last_log_id->term != s.get_last_log_term()))
+        s_ok = status::snapshot_failed("snapshot meta at " + seshat::detail::id_text(meta->last_log_id) +
+                                       " is not NuRaft's snapshot (term " +
+                                       std::to_string(s.get_last_log_term()) + ", index " +
+                                       std::to_string(s.get_last_log_idx()) + ")");
+      if (s_ok.ok()) {
+        auto receiver = snaps_->begin_receiving_snapshot(*meta);
+        if (receiver.ok())
+          receiving_.emplace(receiving{*meta, std::move(*receiver), 0});
+        else
+          s_ok = receiver.status();
+      }
+      if (!s_ok.ok()) {
+        warn(s_ok.with_context("receive of snapshot object 0: "));
+        return std::nullopt;  // obj_id stays 0: the leader sends the meta again
+      }
+      obj_id = 1;
+      return std::nullopt;
+    }
+    if (!receiving_) {
+      obj_id = 0;
+      return std::nullopt;
+    }
+    (void)is_first_obj;
+    status written = receiving_->receiver.write_chunk(receiving_->offset, to_view(data));
+    if (!written.ok()) {
+      warn(written);
+      receiving_.reset();
+      obj_id = 0;
+      return std::nullopt;
+    }
+    receiving_->offset += data.size();
+    obj_id += 1;
+    if (!is_last_obj) return std::nullopt;
+    auto finished = receiving_->receiver.finish();
+    if (!finished.ok()) {
+      warn(finished.status());
+      receiving_.reset();
+      obj_id = 0;
+      return std::nullopt;
+    }
+    pending_.emplace(pending{receiving_->meta, std::move(*finished), s.serialize()});
+    receiving_.reset();
+    return pending_->meta.last_log_id;
   }
 
   // Installs the pending received snapshot (log_store::compact calls it).
