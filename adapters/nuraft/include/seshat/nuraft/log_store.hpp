@@ -36,7 +36,9 @@
 //                        resets the log so that start_index() == i + 1 (the
 //                        term of i comes from expect_snapshot(), which the
 //                        state machine helper calls with the snapshot it
-//                        received). true on success
+//                        received). true on success; false (printed to
+//                        stderr, nothing changed) when refused: NuRaft
+//                        then asks the leader for the snapshot again
 //   compact_async(i, done)
 //                        compact(i), then done(result, nullptr): synchronous
 //   flush()              returns once every entry written is durable
@@ -405,18 +407,23 @@ class seshat_log_store : public ::nuraft::log_store {
       expected_snapshot expected = std::move(*expected_);
       expected_.reset();
       status s = expected.install();
-      if (!s.ok()) return report(s.with_context(where() + "compact(" +
+      if (!s.ok()) return refuse(s.with_context(where() + "compact(" +
                                                 std::to_string(last_log_index) +
                                                 ") installing the received snapshot: "));
-      reset_durable(std::max<std::uint64_t>(last_log_index, next_slot() - 1));
+      if (next_slot() - 1 == last_log_index) {
+        reset_durable(last_log_index);  // reset: nothing after it, older callbacks prove nothing past it
+      } else {
+        std::lock_guard lock(mutex_);  // purged: [start, last_log_index] is gone
+        durable_ = std::max<std::uint64_t>(durable_, last_log_index);
+      }
       return true;
     }
     if (st.last_purged && last_log_index <= st.last_purged->index) return true;
     if (st.last && last_log_index <= st.last->index) {
       status s = log_->purge(last_log_index);
-      return s.ok() || report(s);
+      return s.ok() || refuse(s);
     }
-    return report(status::invalid_argument(
+    return refuse(status::invalid_argument(
         where() + "compact(" + std::to_string(last_log_index) + ") is past the last index " +
         std::to_string(next_slot() - 1) +
         " and no received snapshot ends there: the term to reset the log to is unknown"));
@@ -459,6 +466,11 @@ class seshat_log_store : public ::nuraft::log_store {
   }
 
   void fatal(const status& s) { report(s); }
+  // A refused compaction: NuRaft takes false as "ask the leader again".
+  bool refuse(const status& s) const {
+    std::fprintf(stderr, "seshat nuraft log store: %s\n", s.to_string().c_str());
+    return false;
+  }
   bool report(const status& s) {
     if (options_.on_fatal) {
       options_.on_fatal(s);

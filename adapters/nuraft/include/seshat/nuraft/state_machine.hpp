@@ -136,7 +136,8 @@ class seshat_state_machine : public ::nuraft::state_machine {
                        ::nuraft::async_result<bool>::handler_type& when_done) override {
     bool ok = false;
     {
-      std::lock_guard lock(mutex_);
+      // Built without mutex_ (snapshot_manager serializes builds): NuRaft
+      // asks last_snapshot() meanwhile.
       auto built = snaps_->build_snapshot();
       if (!built.ok()) {
         warn(built.status().with_context("create_snapshot: "));
@@ -145,7 +146,10 @@ class seshat_state_machine : public ::nuraft::state_machine {
                                      std::to_string(s.get_last_log_idx()) + ": built at " +
                                      seshat::detail::id_text(built->last_log_id)));
       } else {
-        ok = keep_last_snapshot(built->snapshot_id, s).ok();
+        std::lock_guard lock(mutex_);
+        status kept = keep_last_snapshot(built->snapshot_id, s);
+        if (!kept.ok()) warn(kept.with_context("create_snapshot: "));
+        ok = kept.ok();
       }
     }
     ptr<std::exception> none;
