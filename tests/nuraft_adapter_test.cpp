@@ -192,7 +192,7 @@ TEST_CASE_TEMPLATE("after write_at(i) the durable index stays below i until the 
   CHECK(f.count() == 0);
 }
 
-TEST_CASE_TEMPLATE("a completion of an append from before an overwrite does not make the new entries durable",
+TEST_CASE_TEMPLATE("completions of appends from before an overwrite never lift the durable index past next_slot() - 1",
                    B, SESHAT_ALL_BACKENDS) {
   scratch_dir dir;
   auto s = open_store<B>(dir.store());
