@@ -42,8 +42,12 @@ common_args="-O0 -g1 -fno-omit-frame-pointer"
 configure() {
   local dir=$1 sanitize=$2 args=$3
   shift 3
+  # NuRaft (adapters/nuraft) is left out: building it again instrumented
+  # would cost CI minutes for code that is not seshat's; its adapter's tests
+  # run in build/. Never a download either (scripts/build.sh).
   local options=(-Dbuildtype=plain -Db_ndebug=false -Db_sanitize="$sanitize"
-                 -Dbenchmarks=disabled -Dcpp_args="$args" -Dcpp_link_args="$args" "$@")
+                 -Dbenchmarks=disabled -Dnuraft=disabled -Dwrap_mode=nodownload
+                 -Dcpp_args="$args" -Dcpp_link_args="$args" "$@")
   if [ -f "$dir/build.ninja" ]; then
     meson configure "$dir" "${options[@]}" >/dev/null
   else

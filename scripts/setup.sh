@@ -6,7 +6,8 @@ set -euo pipefail
 
 packages=(g++ meson ninja-build pkg-config
           librocksdb-dev libleveldb-dev libboost-serialization-dev
-          doctest-dev libbenchmark-dev libraft-dev libuv1-dev python3 cmake
+          doctest-dev libbenchmark-dev libraft-dev libuv1-dev python3
+          cmake libasio-dev
           clang libclang-rt-14-dev
           prometheus  # promtool: the test of the Prometheus text (tests/promtool_check.sh)
           "$@")
