@@ -19,7 +19,7 @@
 //                         is applied past s meanwhile); done(true) when the
 //                         snapshot ends exactly at s
 //   last_snapshot()       the snapshot NuRaft knows (s, with its config)
-//   read_logical_snp_obj  object 0: the seshat snapshot_meta; objects 1..n:
+//   read_logical_snp_obj  object 0: the seshat raft_snapshot_meta; objects 1..n:
 //                         the file in chunks of k_chunk_bytes
 //   save_logical_snp_obj  object 0 begins a snapshot_receiver; the last one
 //                         finishes it (checked whole) and hands the log store
@@ -224,12 +224,12 @@ class seshat_state_machine : public ::nuraft::state_machine {
 
  private:
   struct receiving {
-    snapshot_meta meta;
+    raft_snapshot_meta meta;
     snapshot_receiver receiver;
     std::uint64_t offset;
   };
   struct pending {
-    snapshot_meta meta;
+    raft_snapshot_meta meta;
     received_snapshot received;
     ptr<::nuraft::buffer> nuraft_snapshot;
   };
@@ -359,7 +359,7 @@ class seshat_state_machine : public ::nuraft::state_machine {
     auto current = snaps_->get_current_snapshot();
     if (!current.ok()) return current.status();
     if (!*current || !(*current)->meta.last_log_id) return {};
-    const snapshot_meta& meta = (*current)->meta;
+    const raft_snapshot_meta& meta = (*current)->meta;
     auto stored = store_.get(k_state_family, keys_.state("nuraft_snapshot"));
     if (stored.ok() && stored->size() >= 8) {
       const std::uint64_t n = detail::get_le(*stored, 0, 8);
@@ -377,9 +377,9 @@ class seshat_state_machine : public ::nuraft::state_machine {
     return {};
   }
 
-  // Object 0 of a transfer: seshat's snapshot_meta, little-endian:
+  // Object 0 of a transfer: seshat's raft_snapshot_meta, little-endian:
   //   flags:u8 [term:u64 index:u64] shard:u64 size:u64 id_size:u64 id membership
-  static std::string encode_meta(const snapshot_meta& m) {
+  static std::string encode_meta(const raft_snapshot_meta& m) {
     std::string out;
     detail::put_le(out, m.last_log_id ? 1 : 0, 1);
     if (m.last_log_id) {
@@ -394,12 +394,12 @@ class seshat_state_machine : public ::nuraft::state_machine {
     return out;
   }
 
-  static result<snapshot_meta> decode_meta(std::string_view in) {
+  static result<raft_snapshot_meta> decode_meta(std::string_view in) {
     auto bad = [&] {
       return status::snapshot_failed("snapshot meta of " + std::to_string(in.size()) +
                                      " bytes (object 0) does not decode");
     };
-    snapshot_meta m;
+    raft_snapshot_meta m;
     std::size_t at = 0;
     auto take = [&](int bytes, std::uint64_t& v) {
       if (in.size() - at < static_cast<std::size_t>(bytes)) return false;
