@@ -560,7 +560,9 @@ status rocksdb_backend::write(batch& b, write_options wo) {
       return state_->sync_wal("write of an empty synced batch: sync WAL of " + state_->of_store());
     }
     SESHAT_RETURN_IF_ERROR(state_->refuse_after_write_error(what));
-    rocksdb::WriteBatch wb;
+    // Reserved whole (op_batch's bytes cover WriteBatch's records and its
+    // 12-byte header): one copy of each key and value, no regrowth.
+    rocksdb::WriteBatch wb(b.byte_size() + 12);
     for (const batch::op& op : b) {
       rocksdb::ColumnFamilyHandle* h = state_->handle(op.cf);
       rocksdb::Status s;

@@ -249,11 +249,7 @@ class log_store {
     }
     // The counters live in the storage's registry, which outlives every
     // sync_async callback (storage stops its sync thread first).
-    store_.sync_async([counters = &tracking_.counters(), n = entries.size(), start,
-                       done = std::move(done)](status synced) {
-      if (synced.ok()) counters->synced(n, start);
-      done(std::move(synced));
-    });
+    store_.sync_async(std::move(done), {&tracking_.counters(), entries.size(), start});
     return {};
   }
 

@@ -596,6 +596,12 @@ class storage {
     counters_.group_commit_requested();
     group_sync_.request(std::move(done));
   }
+  // As above, and counts `tally` (a group's synced entries and their
+  // latency) once the sync succeeded: for log_store::append_async.
+  void sync_async(std::function<void(status)> done, detail::group_sync::synced_tally tally) {
+    counters_.group_commit_requested();
+    group_sync_.request(std::move(done), tally);
+  }
 
   // How many syncs sync_async has run so far.
   std::uint64_t group_syncs() const { return group_sync_.syncs(); }

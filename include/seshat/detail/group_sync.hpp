@@ -24,9 +24,19 @@
 #include <utility>
 #include <vector>
 
+#include "seshat/detail/counters.hpp"
 #include "seshat/status.hpp"
 
 namespace seshat::detail {
+
+// What a request's sync counts for its group, once it succeeded: `entries`
+// entries synced, and the time since `start` (log_store::append_async's
+// metrics, kept beside the callback so that no wrapper is allocated).
+struct synced_tally {
+  log_counters* counters = nullptr;
+  std::uint64_t entries = 0;
+  metrics_clock::time_point start{};
+};
 
 class group_sync {
  public:
@@ -41,8 +51,11 @@ class group_sync {
   group_sync& operator=(const group_sync&) = delete;
   ~group_sync() { stop(); }
 
-  // Fires `done` once every write that returned before this call is durable.
-  void request(callback done) {
+  using synced_tally = detail::synced_tally;
+
+  // Fires `done` once every write that returned before this call is durable;
+  // first counts `tally` when the sync succeeded.
+  void request(callback done, synced_tally tally = {}) {
     std::unique_lock lock(mutex_);
     if (stopped_) {
       lock.unlock();
@@ -50,7 +63,7 @@ class group_sync {
       return;
     }
     if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
-    pending_.push_back(std::move(done));
+    pending_.push_back({std::move(done), tally});
     last_request_ = clock::now();
     if (pending_.size() == 1) wake_.notify_one();
   }
@@ -84,7 +97,7 @@ class group_sync {
 
  private:
   void run() {
-    std::vector<callback> batch;
+    std::vector<pending_request> batch;
     std::unique_lock lock(mutex_);
     for (;;) {
       wake_.wait(lock, [&] { return stopped_ || !pending_.empty(); });
@@ -102,16 +115,27 @@ class group_sync {
       ++syncs_;
       lock.unlock();
       const status s = sync_();
-      for (auto& done : batch) done(s);
+      // One clock read a round: every request of it became durable now.
+      const auto synced_at = s.ok() ? metrics_clock::now() : metrics_clock::time_point{};
+      for (auto& r : batch) {
+        if (s.ok() && r.tally.counters)
+          r.tally.counters->synced(r.tally.entries, synced_at - r.tally.start);
+        r.done(s);
+      }
       batch.clear();
       lock.lock();
     }
   }
 
+  struct pending_request {
+    callback done;
+    synced_tally tally;
+  };
+
   std::function<status()> sync_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::vector<callback> pending_;
+  std::vector<pending_request> pending_;
   std::thread thread_;
   clock::time_point last_request_;
   bool stopped_ = false;

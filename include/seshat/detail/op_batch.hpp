@@ -61,6 +61,9 @@ class op_batch {
   // Operations added since the batch was made or cleared.
   std::size_t size() const noexcept { return count_; }
   bool empty() const noexcept { return count_ == 0; }
+  // The bytes the operations take here: at least what an engine's own batch
+  // of them takes, so a backend can reserve that much before it copies them.
+  std::size_t byte_size() const noexcept { return rep_.size(); }
   void clear() noexcept {
     rep_.clear();
     count_ = 0;
