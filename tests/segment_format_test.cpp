@@ -157,7 +157,9 @@ TEST_CASE("a frame of every record kind round-trips, byte for byte") {
   const std::string frame = frame_of(records, 42, 1234, 4096);
   CHECK(frame.size() == seg::k_frame_header_bytes + records.size());
 
-  auto f = seg::decode_frame(frame + std::string(8, '\0'), 8192, 42);
+  // The scanned frame views its bytes: they must outlive it.
+  const std::string bytes = frame + std::string(8, '\0');
+  auto f = seg::decode_frame(bytes, 8192, 42);
   REQUIRE(f.ok());
   CHECK(f->what == seg::scanned_frame::kind::frame);
   CHECK(f->header.seq == 42);
@@ -249,7 +251,8 @@ TEST_CASE("a scan finds the end, a stale frame of an older life, or this life's 
   CHECK(seg::decode_frame("abc", 4096, 42).value().what == seg::scanned_frame::kind::end);
   std::string rec;
   seg::encode_record(rec, seg::truncate_record{k_data7, 3});
-  auto stale = seg::decode_frame(frame_of(rec, 41), 4096, 42);
+  const std::string stale_bytes = frame_of(rec, 41);
+  auto stale = seg::decode_frame(stale_bytes, 4096, 42);
   REQUIRE(stale.ok());
   CHECK(stale->what == seg::scanned_frame::kind::stale);
   CHECK(stale->header.seq == 41);

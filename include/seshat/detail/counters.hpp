@@ -37,6 +37,9 @@ namespace seshat::detail {
 
 using metrics_clock = std::chrono::steady_clock;
 
+// Counters written by different threads are kept this far apart.
+inline constexpr std::size_t k_cache_line = 64;
+
 // Durations in the buckets of k_latency_bounds.
 class latency_histogram {
  public:
@@ -89,9 +92,12 @@ struct family_tally {
 // One group's log. Owned by the storage's group_registry (shared with the
 // log_store open on the group), so counts outlive a log_store.
 struct log_counters {
+  // What the appending and reading threads count...
   std::atomic<std::uint64_t> appends{0}, entries_appended{0}, bytes_appended{0};
-  std::atomic<std::uint64_t> entries_synced{0};
   std::atomic<std::uint64_t> reads{0}, entries_read{0}, truncations{0}, purges{0};
+  // ...and, on cache lines of their own, what the group-commit thread counts
+  // (append_async's syncs): the two threads never write one line.
+  alignas(k_cache_line) std::atomic<std::uint64_t> entries_synced{0};
   latency_histogram sync_seconds;
 
   void appended(std::uint64_t entries, std::uint64_t bytes) noexcept {
@@ -277,8 +283,8 @@ class store_counters {
     std::atomic<std::uint64_t> reads{0}, writes{0}, bytes_read{0}, bytes_written{0};
   };
   std::array<family, k_column_family_count> families_;
-  latency_histogram syncs_;
-  std::atomic<std::uint64_t> group_commit_requests_{0};
+  latency_histogram syncs_;  // also written by the group-commit thread
+  alignas(k_cache_line) std::atomic<std::uint64_t> group_commit_requests_{0};
 };
 
 }  // namespace seshat::detail

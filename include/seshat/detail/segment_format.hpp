@@ -671,6 +671,7 @@ struct scanned_frame {
 // clean end). Refused (corrupted_data): a length too small or past `in`, a
 // CRC mismatch, another kind, a seq above `seq`, a durable offset outside
 // [4096, offset] (nothing of a frame is durable when it is written). Records are not parsed here: decode_records.
+// The result views `in`: `in`'s bytes must outlive it.
 inline result<scanned_frame> decode_frame(std::string_view in, std::uint32_t offset,
                                           std::uint64_t seq) {
   scanned_frame f;
