@@ -48,6 +48,7 @@ std::string frame_of(std::string_view records, std::uint64_t seq = 42, std::uint
 }
 
 // Decodes `frame` at `offset` as one frame of segment 42 and its records.
+// The records put in `out` view `frame`: it must outlive them.
 seshat::status decode_all(std::string_view frame, std::uint32_t offset = 8192,
                           std::vector<seg::record>* out = nullptr) {
   auto f = seg::decode_frame(frame, offset, 42);
@@ -216,7 +217,8 @@ TEST_CASE("an entries record's sizes are the design's: 36 + 4 a size + 4 a CRC, 
 
 TEST_CASE("an entry read under another segment's seq or index fails its checksum") {
   std::vector<seg::record> decoded;
-  REQUIRE(decode_all(frame_of(entries_bytes(5, {{3, "abc"}}, k_data7, 42)), 8192, &decoded).ok());
+  const std::string frame = frame_of(entries_bytes(5, {{3, "abc"}}, k_data7, 42));  // outlives `decoded`
+  REQUIRE(decode_all(frame, 8192, &decoded).ok());
   auto e = std::get<seg::entries_record>(decoded[0].body);
   CHECK(seg::entry_payload(e, 42, 0).value() == "abc");
   check_refused(seg::entry_payload(e, 43, 0).status(),
