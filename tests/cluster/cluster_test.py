@@ -246,8 +246,9 @@ def check_metrics(cluster, i, group):
 def start_lines(cluster, i):
     """The log states node i found on disk at each start (from its log file)."""
     with open(os.path.join(cluster.root, f"node{i}.log"), errors="replace") as f:
-        lines = [l.split() for l in f if l.startswith("kv_node: start log")]
-    # kv_node: start log first F last L applied A
+        start = os.path.basename(cluster.binary) + ": start log"
+        lines = [l.split() for l in f if l.startswith(start)]
+    # <program>: start log first F last L applied A (kv_node, nuraft_kv)
     return [{"first": int(l[4]), "last": int(l[6]), "applied": int(l[8])} for l in lines]
 
 

@@ -30,7 +30,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cluster_test as ct  # noqa: E402  (Cluster, Conn, write, find_leader, dump, stats)
+import cluster_test as ct  # noqa: E402  (Cluster, Conn, write, find_leader, dump, stats, restart)
 
 DEADLINE_S = int(os.environ.get("NURAFT_CLUSTER_DEADLINE", "100"))
 SKIP = 77
@@ -56,26 +56,6 @@ def in_namespace():
 def loopback_up():
     ip = shutil.which("ip") or "/usr/sbin/ip"
     subprocess.run([ip, "link", "set", "lo", "up"], check=True)
-
-
-def start_lines(cluster, i):
-    with open(os.path.join(cluster.root, f"node{i}.log"), errors="replace") as f:
-        lines = [l.split() for l in f if l.startswith("nuraft_kv: start log")]
-    # nuraft_kv: start log first F last L applied A
-    return [{"first": int(l[4]), "last": int(l[6]), "applied": int(l[8])} for l in lines]
-
-
-def restart(cluster, i, deadline):
-    before = len(start_lines(cluster, i))
-    cluster.start(i)
-    while True:
-        lines = start_lines(cluster, i)
-        if len(lines) > before:
-            return lines[-1]
-        cluster.alive()
-        if time.time() > deadline:
-            raise ct.Failure(f"node {i}: no start line after its restart")
-        time.sleep(0.02)
 
 
 def main():
@@ -159,7 +139,7 @@ def main():
                     ct.write(cluster, fresh(128, f"r{rnd}p"), acked, deadline)
                 print(f"{el()} survivors' log start indices {firsts} (node {k} had at most "
                       f"{bound}): restarting it")
-            had = restart(cluster, k, deadline)
+            had = ct.restart(cluster, k, deadline)
             print(f"{el()} node {k} restarted with log [{had['first']}, {had['last']}], "
                   f"applied {had['applied']}")
             ct.write(cluster, fresh(200, f"r{rnd}x"), acked, deadline)
@@ -194,7 +174,7 @@ def main():
             kills += 1
             ct.write(cluster, [(f"k{i}", f"r{rnd}z{i}") for i in range(0, a.commands // 8)],
                      acked, deadline)
-            fhad = restart(cluster, follower, deadline)
+            fhad = ct.restart(cluster, follower, deadline)
             ct.write(cluster, fresh(200, f"r{rnd}u"), acked, deadline)
             st = ct.wait_caught_up(cluster, follower, acked, deadline, t0)
             how = "snapshot" if st["installs"] > 0 else "log"
