@@ -128,7 +128,11 @@ TEST_CASE_TEMPLATE("a durable append is one sync of its entries; a buffered one 
   const group_metrics& d = group_of(m, false, 1);
   CHECK(d.sync_seconds.count() == 4);
   CHECK(d.entries_synced == 12);
-  CHECK(d.sync_seconds.sum_seconds > 0);
+  // A backend whose syncs cost nothing (memory) records them as 0 s.
+  if constexpr (times_syncs<B>)
+    CHECK(d.sync_seconds.sum_seconds > 0);
+  else
+    CHECK(d.sync_seconds.sum_seconds == 0);
   const group_metrics& b = group_of(m, false, 2);
   CHECK(b.sync_seconds.count() == 0);
   CHECK(b.entries_synced == 0);

@@ -559,7 +559,7 @@ status leveldb_backend::del(column_family cf, std::string_view key, write_option
 
 status leveldb_backend::write(batch& b, write_options wo) {
   try {
-    SESHAT_RETURN_IF_ERROR(b.check().with_context("write to " + store_context(path_) + ": "));
+    if (!b.ok()) return b.check().with_context("write to " + store_context(path_) + ": ");
     bool has_range = false;
     for (const batch::op& op : b)  // (b.check() refused unknown families)
       has_range = has_range || op.kind == batch::op_kind::del_range;

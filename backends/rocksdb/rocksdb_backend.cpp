@@ -551,7 +551,7 @@ rocksdb_backend::batch rocksdb_backend::new_batch() { return {}; }
 status rocksdb_backend::write(batch& b, write_options wo) {
   return guarded("write", state_->path_text, [&]() -> status {
     const std::string what = "write of a batch of " + std::to_string(b.size()) + " operations";
-    SESHAT_RETURN_IF_ERROR(b.check().with_context("write to " + state_->of_store() + ": "));
+    if (!b.ok()) return b.check().with_context("write to " + state_->of_store() + ": ");
     std::shared_lock lock(state_->mu);
     if (state_->closed) return state_->closed_error("write");
     if (b.empty()) {

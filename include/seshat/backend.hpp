@@ -16,6 +16,10 @@
 //     create_if_missing is off (not-found). A store is open at most once at a
 //     time; a second open fails (the store is locked).
 //   static constexpr std::string_view k_name;       "rocksdb", "leveldb", ...
+//   static constexpr bool k_syncs_are_free;         optional, false if absent:
+//     true when a synced write costs what an unsynced one does (memory keeps
+//     no disk). storage then records each sync as taking 0 s and reads no
+//     clock for it (sync latency metrics).
 //
 //   status get(column_family, std::string_view key, std::string* value);
 //     not-found when the key is absent.
@@ -164,5 +168,9 @@ concept backend =
       { b.checkpoint(dir) } -> std::same_as<status>;
       { B::install_checkpoint(dir, dir) } -> std::same_as<status>;
     };
+
+// Whether storage times the syncs of B (see k_syncs_are_free above).
+template <class B>
+inline constexpr bool times_syncs = !requires { requires B::k_syncs_are_free; };
 
 }  // namespace seshat

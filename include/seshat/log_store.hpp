@@ -241,7 +241,7 @@ class log_store {
   // refused or fails, `done` is called at once with that error, which is
   // also returned.
   status append_async(std::span<const Entry> entries, callback done) {
-    const auto start = detail::metrics_clock::now();
+    const auto start = storage_type::sync_clock();
     status s = append_entries(entries, false);
     if (!s.ok()) {
       done(s);
@@ -444,6 +444,9 @@ class log_store {
     SESHAT_RETURN_IF_ERROR(store_.template open_log<KeyFormat>(
         address_, log_floor::kept_by_caller(last_purged_ ? last_purged_->index + 1
                                                          : options_.first_index)));
+    auto found = store_.template find_log<KeyFormat>(address_);
+    if (!found.ok()) return found.status();
+    log_.emplace(*found);
     auto last = store_.template last_log_index<KeyFormat>(address_);
     if (!last.ok()) return last.status();
     if (*last) {
@@ -589,8 +592,8 @@ class log_store {
       return {};
     };
     log_append_info written;
-    SESHAT_RETURN_IF_ERROR(store_.template append_log_encoded<KeyFormat>(
-        address_, next_index(), entries, encode, write_options{sync}, &written));
+    SESHAT_RETURN_IF_ERROR(store_.append_log_encoded(*log_, next_index(), entries, encode,
+                                                     write_options{sync}, &written));
     log_counters& counters = tracking_.counters();
     counters.appended(entries.size(), written.bytes);
     if (sync) counters.synced(entries.size(), written.synced_in);
@@ -602,6 +605,8 @@ class log_store {
   storage_type& store_;
   const Shard shard_;
   const log_address address_;          // this group's log, in store_
+  // The same log, found at load() (its appends skip the store's lookup).
+  std::optional<typename storage_type::template found_log<KeyFormat>> log_;
   const group_keys<KeyFormat> keys_;   // its state keys
   const log_store_options options_;
   detail::open_groups::claim claim_;  // this group's log, in store_

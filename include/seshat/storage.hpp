@@ -169,11 +169,11 @@ class storage {
   // Writes `b` atomically; synced when b.sync(). An empty batch is refused.
   status write(batch& b) {
     if (b.empty()) return status::invalid_argument("write of an empty batch");
-    const auto start = b.sync() ? detail::metrics_clock::now() : detail::metrics_clock::time_point{};
+    const auto start = b.sync() ? sync_clock() : detail::metrics_clock::time_point{};
     status s = backend_->write(b.batch_, write_options{b.sync()});
     forget_logs(b.log_families_);
     if (!s.ok()) return s;
-    if (b.sync()) b.tally_.synced_in = counters_.syncs().record_since(start);
+    if (b.sync()) b.tally_.synced_in = record_sync(start);
     counters_.written(b.tally_);
     return {};
   }
@@ -182,6 +182,10 @@ class storage {
   std::unique_ptr<iterator> new_iterator(column_family cf) { return backend_->new_iterator(cf); }
 
   // ---- logs ----------------------------------------------------------------
+ private:
+  struct log_cache;  // below
+
+ public:
   //
   // The one log layer: every log of the store, log_store's included, is
   // written and read through these. A log is named by its log_address
@@ -243,7 +247,38 @@ class storage {
   status append_log_encoded(log_address a, std::uint64_t first_index, const R& items,
                             Encode&& encode, write_options options = {},
                             log_append_info* info = nullptr) {
-    return with_log<F>(a, [&](log_cache& c) -> status {
+    auto log = find_log<F>(a);
+    if (!log.ok()) return log.status();
+    return append_log_encoded(*log, first_index, items, encode, options, info);
+  }
+
+  // The log at `a`, found once: a log_store keeps it, so that its appends
+  // skip the store-wide lookup of an address (a lock every thread takes).
+  // Valid for the storage's life. invalid-argument when `a.cf` holds no log.
+  template <key_format F>
+  class found_log {
+   public:
+    const log_address& address() const noexcept { return address_; }
+
+   private:
+    friend class storage;
+    found_log(log_address a, log_cache* c) : address_(a), cache_(c) {}
+    log_address address_;
+    log_cache* cache_;
+  };
+  template <key_format F = decimal_key_format>
+  result<found_log<F>> find_log(log_address a) {
+    SESHAT_RETURN_IF_ERROR(check_log_family(a));
+    return found_log<F>(a, &cache_of<F>(a));
+  }
+
+  // As above, on a log found by find_log.
+  template <key_format F, std::ranges::input_range R, class Encode>
+  status append_log_encoded(const found_log<F>& log, std::uint64_t first_index, const R& items,
+                            Encode&& encode, write_options options = {},
+                            log_append_info* info = nullptr) {
+    const log_address& a = log.address_;
+    return with_log<F>(log, [&](log_cache& c) -> status {
       const std::uint64_t expected = c.last ? *c.last + 1 : c.floor;
       if (first_index != expected)
         return status::invalid_log_index(
@@ -643,11 +678,18 @@ class storage {
     return groups_.track(system, shard, std::move(extent));
   }
 
+  // Now, for timing a sync; the epoch when B's syncs are not timed
+  // (times_syncs<B>, backend.hpp): such a sync is recorded as taking 0 s.
+  static detail::metrics_clock::time_point sync_clock() noexcept {
+    if constexpr (times_syncs<B>) return detail::metrics_clock::now();
+    return {};
+  }
+
  private:
   // The cached extent of one log. Guarded by `mutex`, which also
   // serializes the log's writers.
   // Invariant (when loaded): first and last are both set or both empty.
-  struct log_cache {
+  struct log_cache {  // one log's bounds, guarded by `mutex`
     std::mutex mutex;
     bool loaded = false;
     bool floor_by_caller = false;  // see log_floor
@@ -739,9 +781,13 @@ class storage {
   template <key_format F, class Fn>
   status with_log(const log_address& a, Fn&& fn) {
     SESHAT_RETURN_IF_ERROR(check_log_family(a));
-    log_cache& c = cache_of<F>(a);
+    return with_log<F>(found_log<F>(a, &cache_of<F>(a)), fn);
+  }
+  template <key_format F, class Fn>
+  status with_log(const found_log<F>& log, Fn&& fn) {
+    log_cache& c = *log.cache_;
     std::lock_guard lock(c.mutex);
-    SESHAT_RETURN_IF_ERROR(load_log<F>(a, c));
+    SESHAT_RETURN_IF_ERROR(load_log<F>(log.address_, c));
     return fn(c);
   }
 
@@ -771,20 +817,26 @@ class storage {
   // Every sync of the WAL goes through write(batch), synced_write or
   // timed_sync, which time it.
   status timed_sync() {
-    const auto start = detail::metrics_clock::now();
+    const auto start = sync_clock();
     status s = backend_->sync_wal();
-    if (s.ok()) counters_.syncs().record_since(start);
+    if (s.ok()) record_sync(start);
     return s;
+  }
+  // Records a sync that began at `start` (from sync_clock()) and ended now.
+  std::chrono::nanoseconds record_sync(detail::metrics_clock::time_point start) noexcept {
+    const std::chrono::nanoseconds took = sync_clock() - start;
+    counters_.syncs().record(took);
+    return took;
   }
   // Writes `wb`; when synced, the sync is timed and `*took` (if given) says
   // how long it took.
   status synced_write(typename B::batch& wb, write_options options,
                       std::chrono::nanoseconds* took = nullptr) {
     if (!options.sync) return backend_->write(wb, options);
-    const auto start = detail::metrics_clock::now();
+    const auto start = sync_clock();
     status s = backend_->write(wb, options);
     if (!s.ok()) return s;
-    const auto elapsed = counters_.syncs().record_since(start);
+    const auto elapsed = record_sync(start);
     if (took) *took = elapsed;
     return s;
   }

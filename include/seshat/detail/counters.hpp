@@ -100,10 +100,12 @@ struct log_counters {
   alignas(k_cache_line) std::atomic<std::uint64_t> entries_synced{0};
   latency_histogram sync_seconds;
 
+  // REQUIRES: one caller at a time (the group's one log_store, under its
+  // write lock), so the adds need no locked instruction.
   void appended(std::uint64_t entries, std::uint64_t bytes) noexcept {
-    appends.fetch_add(1, std::memory_order_relaxed);
-    entries_appended.fetch_add(entries, std::memory_order_relaxed);
-    bytes_appended.fetch_add(bytes, std::memory_order_relaxed);
+    add_one_writer(appends, 1);
+    add_one_writer(entries_appended, entries);
+    add_one_writer(bytes_appended, bytes);
   }
   // `entries` appended at `start` are durable now.
   void synced(std::uint64_t entries, metrics_clock::time_point start) noexcept {
@@ -120,6 +122,11 @@ struct log_counters {
     entries_read.fetch_add(entries, std::memory_order_relaxed);
   }
   static void add(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
+  // `c += n` where only one thread writes `c` at a time (readers still see
+  // whole values): a load and a store, no read-modify-write.
+  static void add_one_writer(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
 };
 
 // A log's bounds as its log_store knows them (see group_metrics).

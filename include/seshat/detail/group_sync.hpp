@@ -31,7 +31,9 @@ namespace seshat::detail {
 
 // What a request's sync counts for its group, once it succeeded: `entries`
 // entries synced, and the time since `start` (log_store::append_async's
-// metrics, kept beside the callback so that no wrapper is allocated).
+// metrics, kept beside the callback so that no wrapper is allocated). A
+// `start` at the epoch is a backend whose syncs are not timed
+// (storage::sync_clock): 0 s is recorded.
 struct synced_tally {
   log_counters* counters = nullptr;
   std::uint64_t entries = 0;
@@ -118,8 +120,11 @@ class group_sync {
       // One clock read a round: every request of it became durable now.
       const auto synced_at = s.ok() ? metrics_clock::now() : metrics_clock::time_point{};
       for (auto& r : batch) {
+        const metrics_clock::time_point untimed{};
         if (s.ok() && r.tally.counters)
-          r.tally.counters->synced(r.tally.entries, synced_at - r.tally.start);
+          r.tally.counters->synced(r.tally.entries, r.tally.start == untimed
+                                                        ? std::chrono::nanoseconds{0}
+                                                        : synced_at - r.tally.start);
         r.done(s);
       }
       batch.clear();

@@ -71,6 +71,9 @@ class op_batch {
     unknown_family_ = std::nullopt;
   }
 
+  // Whether the batch can be written: check() is then ok. Cheap, for the
+  // write path (which builds check()'s context only when it fails).
+  bool ok() const noexcept { return !out_of_memory_ && !unknown_family_; }
   // Success, or why the batch cannot be written (an operation did not fit
   // in memory). A backend's write() returns it, writing nothing.
   status check() const {

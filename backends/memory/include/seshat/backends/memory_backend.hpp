@@ -80,6 +80,7 @@ namespace seshat {
 class memory_backend {
  public:
   static constexpr std::string_view k_name = "memory";
+  static constexpr bool k_syncs_are_free = true;  // nothing is on a disk
   using map = std::map<std::string, std::string, std::less<>>;
 
   // An ordered list of operations, applied atomically by write()
@@ -174,7 +175,7 @@ class memory_backend {
   batch new_batch() { return {}; }
 
   status write(batch& b, write_options wo) {
-    SESHAT_RETURN_IF_ERROR(b.check().with_context("write to store at " + path_ + ": "));
+    if (!b.ok()) return b.check().with_context("write to store at " + path_ + ": ");
     std::unique_lock lock(disk_->mutex);
     if (closed_) return closed_error();
     if (latch_.latched()) return latch_.refusal("write to store at " + path_);
