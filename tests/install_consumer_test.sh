@@ -54,9 +54,30 @@ cmake)
        code && /^```/ { exit } code' "$source/README.md" >"$scratch/readme_example.cpp"
   [ -s "$scratch/readme_example.cpp" ] || { echo "README.md: no cpp block under 'Using it'"; exit 1; }
   components=$(IFS=';'; echo "$*")
+  prefixes="$root$prefix"
+  # seshat::nuraft links the user's NuRaft: staged here as NuRaft's own
+  # install lays it out (include/libnuraft/, lib/libnuraft.a).
+  if [[ " $* " == *" nuraft "* ]]; then
+    : "${SESHAT_NURAFT_INCLUDE_DIR:?the nuraft component needs SESHAT_NURAFT_INCLUDE_DIR}"
+    : "${SESHAT_NURAFT_LIBRARY:?the nuraft component needs SESHAT_NURAFT_LIBRARY}"
+    mkdir -p "$scratch/nuraft/include" "$scratch/nuraft/lib"
+    cp -r "$SESHAT_NURAFT_INCLUDE_DIR/libnuraft" "$scratch/nuraft/include/"
+    # meson's archive is thin (it names its members' files): copy them in.
+    (cd "$(dirname "$SESHAT_NURAFT_LIBRARY")" &&
+      ar qcs "$scratch/nuraft/lib/libnuraft.a" $(ar t "$SESHAT_NURAFT_LIBRARY"))
+    prefixes="$prefixes;$scratch/nuraft"
+    # Without NuRaft where CMake looks, the component fails naming it.
+    if cmake -S "$source/tests/consumer" -B "$scratch/cmake-no-nuraft" -G Ninja \
+         -DCMAKE_CXX_COMPILER="${compiler[-1]}" -DCMAKE_PREFIX_PATH="$root$prefix" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF \
+         -DEXTRA_COMPONENTS=nuraft >"$scratch/cmake-no-nuraft.log" 2>&1 ||
+       ! grep -q "seshat::nuraft: needs libnuraft" "$scratch/cmake-no-nuraft.log"; then
+      echo "find_package(seshat COMPONENTS nuraft) without NuRaft did not fail naming libnuraft:"
+      cat "$scratch/cmake-no-nuraft.log"; exit 1
+    fi
+  fi
   cmake -S "$source/tests/consumer" -B "$scratch/cmake-build" -G Ninja \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="${compiler[-1]}" "${launcher[@]}" \
-    -DCMAKE_PREFIX_PATH="$root$prefix" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF \
+    -DCMAKE_PREFIX_PATH="$prefixes" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF \
     -DREADME_EXAMPLE="$scratch/readme_example.cpp" -DEXTRA_COMPONENTS="$components" \
     >"$scratch/cmake-configure.log" || { cat "$scratch/cmake-configure.log"; exit 1; }
   # The package found must be the staged one.
