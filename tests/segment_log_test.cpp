@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -49,6 +50,11 @@ class test_fs final : public log_fs {
 
   std::atomic<int> pwrites{0}, datasyncs{0}, dsync_writes{0};
   void reset_counts() { pwrites = datasyncs = dsync_writes = 0; }
+  // "pwrite <file name>", "datasync <file name>", in call order.
+  std::vector<std::string> calls() {
+    std::lock_guard l(mu_);
+    return calls_;
+  }
   // Fails the next call of kind `c` with EIO (once).
   void fail_next(call c) { fail_ = static_cast<int>(c); }
   void hold_syncs(bool hold) {
@@ -71,6 +77,7 @@ class test_fs final : public log_fs {
     if (take(call::pwrite)) return eio("pwritev2", f.path);
     ++pwrites;
     if (w.dsync) ++dsync_writes;
+    note("pwrite " + f.path.filename().string());
     return inner_.pwrite(f, off, pieces, w);
   }
   fs_result<std::size_t> pread(const log_file& f, std::uint64_t off, std::span<char> b) override {
@@ -86,6 +93,7 @@ class test_fs final : public log_fs {
     }
     if (take(call::datasync)) return eio("fdatasync", f.path);
     ++datasyncs;
+    note("datasync " + f.path.filename().string());
     return inner_.datasync(f);
   }
   fs_status allocate(const log_file& f, std::uint64_t size) override {
@@ -116,6 +124,10 @@ class test_fs final : public log_fs {
     int want = static_cast<int>(c);
     return fail_.compare_exchange_strong(want, -1);
   }
+  void note(std::string c) {
+    std::lock_guard l(mu_);
+    calls_.push_back(std::move(c));
+  }
   static fs_status eio(const char* what, const fs::path& p) {
     return seshat::detail::os_failure(what, p, EIO);
   }
@@ -125,6 +137,7 @@ class test_fs final : public log_fs {
   std::condition_variable cv_;
   bool hold_ = false;
   int held_ = 0;
+  std::vector<std::string> calls_;
 };
 
 // Entries with payloads "<tag>-<index>", all of term `term`.
@@ -301,6 +314,21 @@ TEST_CASE("the writer thread rounds append_async work by itself, one write and o
   REQUIRE(cv.wait_for(l, std::chrono::seconds(10), [&] { return fired == 8; }));
   CHECK(counting.pwrites >= 1);
   CHECK(counting.pwrites == counting.datasyncs);
+}
+
+TEST_CASE("a round that writes a later segment first syncs the earlier one") {
+  memory_log_fs mem;
+  test_fs order(mem);
+  auto log = open_log(order, small_segments());
+  const std::string big(10000, 'x');
+  const log_entry_input one[] = {{1, big}};
+  REQUIRE(log->append(k_system, 1, one, false).ok());  // written into seg 1, not synced
+  REQUIRE(log->append(k_system, 2, one, false).ok());  // does not fit: seg 2
+  const std::vector<std::string> calls = order.calls();
+  const auto sync1 = std::find(calls.begin(), calls.end(), "datasync seg-00000000000000000001.log");
+  const auto write2 = std::find(calls.begin(), calls.end(), "pwrite seg-00000000000000000002.log");
+  REQUIRE(write2 != calls.end());
+  CHECK(sync1 < write2);
 }
 
 TEST_CASE("no callback fires before its round's sync returned") {

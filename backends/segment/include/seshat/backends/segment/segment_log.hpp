@@ -72,6 +72,7 @@
 #include "seshat/backends/segment/options.hpp"
 #include "seshat/backends/segment/record_reader.hpp"
 #include "seshat/backends/segment/recovery.hpp"
+#include "seshat/backends/segment/round_writer.hpp"
 #include "seshat/backends/segment/segment_file.hpp"
 #include "seshat/detail/backend_guard.hpp"
 #include "seshat/detail/log_fs.hpp"
@@ -151,6 +152,10 @@ class segment_log {
       callbacks_.push_back({ticket, now, std::move(done)});
       last_async_ = now;
       writer_cv_.notify_all();
+      // A producer faster than the disk is slowed, not buffered without
+      // bound: past k_max_staged_bytes it waits for a round (whose outcome
+      // `done` reports).
+      if (staged_bytes_ > k_max_staged_bytes) await(lk, ticket, false).ignore();
       return status{};
     });
   }
@@ -361,6 +366,7 @@ class segment_log {
 
  private:
   using clock = std::chrono::steady_clock;
+  static constexpr std::size_t k_max_staged_bytes = std::size_t{16} << 20;
   using segment_state = detail::segment::segment_state;
 
   // Staged bytes of one segment: one frame, begun at bytes[0], still open.
@@ -532,6 +538,7 @@ class segment_log {
     r.body = std::move(body);
     staged_.back().bytes += rec;
     stage_end_ += rec.size();
+    staged_bytes_ += rec.size();
     groups_[g].replay().apply(r, open_seg_->seq).ignore();  // checked above: cannot refuse
     return ++staged_ops_;
   }
@@ -553,66 +560,41 @@ class segment_log {
     }
   }
 
-  // One round: takes every staged byte, writes it (one pwritev2 a segment),
-  // makes it durable when `durable` or when it carries a callback, then
-  // wakes the callers and queues the covered callbacks. Under mu_, which it
-  // releases while writing. REQUIRES: no round running.
+  // One round: takes every staged byte, has round_writer.hpp write it,
+  // durable when `durable` or when it carries a callback, then wakes the
+  // callers and queues the covered callbacks. Under mu_, which it releases
+  // while writing. REQUIRES: no round running.
   void run_round(std::unique_lock<std::mutex>& lk, bool durable) {
     using namespace detail::segment;
     round_running_ = true;
-    for (chunk& c : staged_) {
-      store32(c.bytes, 25, static_cast<std::uint32_t>(c.seg->synced_end));  // the frame's durable
-      finish_frame(c.bytes, 0);
-    }
     inflight_ = std::move(staged_);
     staged_.clear();
+    staged_bytes_ = 0;
     const std::uint64_t upto = staged_ops_;
     if (!callbacks_.empty() && callbacks_.front().ticket <= upto) durable = true;
-    struct step {
-      segment_state* seg;
-      bool create;
-      detail::log_file file;
-      std::uint64_t written, synced;
-    };
-    std::vector<step> steps;
-    for (const chunk& c : inflight_)
-      steps.push_back({c.seg.get(), !c.seg->on_disk, c.seg->file, c.seg->written_end, c.seg->synced_end});
-    std::shared_ptr<segment_state> tail = inflight_.empty() ? last_written_ : inflight_.back().seg;
-    const bool sync_tail_only = inflight_.empty() && durable && tail && tail->written_end > tail->synced_end;
-    const detail::log_file tail_file = tail ? tail->file : detail::log_file{};
+    round_plan plan;
+    plan.dsync = dsync_;
+    for (std::size_t i = 0; i < inflight_.size(); ++i) {
+      chunk& c = inflight_[i];
+      store32(c.bytes, 25, static_cast<std::uint32_t>(c.seg->synced_end));  // the frame's durable
+      finish_frame(c.bytes, 0);
+      plan.steps.push_back({c.seg.get(), !c.seg->on_disk, c.seg->file, c.base, c.bytes,
+                            durable || i + 1 < inflight_.size(), c.seg->written_end,
+                            c.seg->synced_end});
+    }
+    segment_state* prev = last_written_.get();
+    if (prev && prev->written_end > prev->synced_end &&
+        (plan.steps.empty() ? durable : plan.steps.front().seg != prev)) {
+      plan.flush = prev;
+      plan.flush_file = prev->file;
+    }
     lk.unlock();
-
     status failed;
     try {
-      const std::string zeros(4, '\0');
-      for (std::size_t i = 0; i < steps.size() && failed.ok(); ++i) {
-        step& st = steps[i];
-        const chunk& c = inflight_[i];
-        if (st.create) {
-          auto f = create_segment(fs_, dir_, *st.seg);
-          if (!f.ok()) {
-            failed = f.status().with_context(where() + "preparing " + segment_name(st.seg->seq) + ": ");
-            break;
-          }
-          st.file = *f;
-        }
-        const bool sync = durable || i + 1 < steps.size();
-        const bool dsync = sync && dsync_ && st.written == st.synced;
-        const std::string_view pieces[] = {c.bytes, zeros};
-        status s = fs_.pwrite(st.file, c.base, pieces, {.dsync = dsync});
-        if (s.ok() && sync && !dsync) s = fs_.datasync(st.file);
-        if (!s.ok()) {
-          failed = s.with_context(where());
-          break;
-        }
-        st.written = c.base + c.bytes.size();
-        if (sync) st.synced = st.written;
-      }
-      if (failed.ok() && sync_tail_only) failed = fs_.datasync(tail_file).with_context(where());
+      failed = write_round(fs_, dir_, plan);
     } catch (...) {
       failed = detail::current_exception_status("log engine round", dir_.string());
     }
-
     lk.lock();
     if (!failed.ok()) {
       latch_.note(failed).ignore();
@@ -623,8 +605,10 @@ class segment_log {
         to_fire_.push_back({std::move(callbacks_.front().done), failed});
         callbacks_.pop_front();
       }
+      // inflight_ is kept: reads go on from it.
     } else {
-      for (const step& st : steps) {
+      if (plan.flush) plan.flush->synced_end = plan.flush->written_end;
+      for (const round_step& st : plan.steps) {
         if (st.create) {
           st.seg->file = st.file;
           st.seg->on_disk = true;
@@ -632,15 +616,14 @@ class segment_log {
         st.seg->written_end = st.written;
         st.seg->synced_end = st.synced;
       }
-      if (sync_tail_only) tail->synced_end = tail->written_end;
-      if (tail) last_written_ = tail;
+      if (!inflight_.empty()) last_written_ = inflight_.back().seg;
       written_ops_ = upto;
       if (durable) durable_ops_ = upto;
       while (!callbacks_.empty() && callbacks_.front().ticket <= durable_ops_) {
         to_fire_.push_back({std::move(callbacks_.front().done), status{}});
         callbacks_.pop_front();
       }
-      inflight_.clear();  // after a failure, kept: reads go on from it
+      inflight_.clear();
     }
     round_running_ = false;
     round_cv_.notify_all();
@@ -765,6 +748,7 @@ class segment_log {
   std::shared_ptr<segment_state> last_written_;  // the segment the last round wrote
   std::uint64_t stage_end_ = 0;                 // open_seg_'s offset of the next staged byte
   std::deque<chunk> staged_;                    // not yet taken by a round
+  std::size_t staged_bytes_ = 0;                // their record bytes
   std::deque<chunk> inflight_;                  // being written: readable until written
   std::map<log_group, detail::segment::group_log> groups_;
   std::uint64_t next_seq_ = 1, next_number_ = 1;
