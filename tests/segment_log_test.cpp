@@ -471,6 +471,28 @@ TEST_CASE("damage before a later frame refuses the open, naming segment and byte
   CHECK(mem.contents(seg).substr(4096 + 40, 1) == flipped);  // nothing changed
 }
 
+TEST_CASE("damage in the last frame of a segment followed by a written one refuses the open") {
+  memory_log_fs mem;
+  const std::string big(10000, 'x');
+  const log_entry_input one[] = {{1, big}};
+  {
+    auto log = open_log(mem, small_segments());
+    REQUIRE(log->append(k_system, 1, one, true).ok());
+    REQUIRE(log->append(k_system, 2, one, true).ok());  // in seg 2
+  }
+  const fs::path seg = "/log/seg-00000000000000000001.log";
+  auto f = mem.open(seg, {});
+  REQUIRE(f.ok());
+  const std::string flipped = "\x7f";
+  const std::string_view pieces[] = {flipped};
+  REQUIRE(mem.pwrite(*f, 4096 + 5000, pieces, {}).ok());  // seg 1's only (last) frame
+  REQUIRE(mem.close(*f).ok());
+  auto refused = segment_log::open(mem, "/log", small_segments());
+  REQUIRE(refused.status().is(errc::corrupted_data));
+  CHECK(refused.status().message().find("seg-00000000000000000002.log holds a frame") !=
+        std::string::npos);
+}
+
 TEST_CASE("dsync mode makes a durable round one write and no fdatasync") {
   memory_log_fs mem;
   test_fs counting(mem);

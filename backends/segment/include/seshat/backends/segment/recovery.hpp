@@ -50,12 +50,26 @@ struct recovered_log {
 
 namespace recovery_detail {
 
-inline fs_status read_file(log_fs& fs, const log_file& f, std::uint64_t size, std::string& out) {
-  out.assign(static_cast<std::size_t>(size), '\0');
-  auto n = fs.pread(f, 0, std::span<char>(out.data(), out.size()));
+// Reads [offset, offset + length) of `f` into `out` (fewer bytes at the file's end).
+inline fs_status read_range(log_fs& fs, const log_file& f, std::uint64_t offset, std::uint64_t length,
+                            std::string& out) {
+  out.assign(static_cast<std::size_t>(length), '\0');
+  auto n = fs.pread(f, offset, std::span<char>(out.data(), out.size()));
   if (!n.ok()) return fs_status(n.status(), n.os_error());
   out.resize(*n);
   return {};
+}
+
+// True when segment `s` holds a first frame that checks (two small reads).
+inline bool holds_a_frame(log_fs& fs, const segment_state& s) {
+  std::string head;
+  if (!read_range(fs, s.file, k_header_bytes, 8, head).ok() || head.size() < 8) return false;
+  const std::uint64_t length = load32(head.data());
+  if (length == 0 || length > s.size - k_header_bytes - 8) return false;
+  std::string frame;
+  if (!read_range(fs, s.file, k_header_bytes, 8 + length, frame).ok()) return false;
+  auto f = decode_frame(frame, static_cast<std::uint32_t>(k_header_bytes), s.seq);
+  return f.ok() && f->what == scanned_frame::kind::frame;
 }
 
 // True when a frame of `seq` that checks starts after `d` in `image` and
@@ -150,8 +164,6 @@ inline result<recovered_log> recover(log_fs& fs, const std::filesystem::path& di
     for (auto& s : out.segments) fs.close(s->file).ignore();
   };
   std::uint64_t max_number = 0;
-  std::vector<std::string> images(segs.size());
-  std::vector<header> headers(segs.size());
   // Headers first: a segment whose header does not check is refused in both modes.
   for (std::size_t i = 0; i < segs.size(); ++i) {
     const std::string ctx = where + segs[i].second + ", ";
@@ -167,46 +179,49 @@ inline result<recovered_log> recover(log_fs& fs, const std::filesystem::path& di
     st->on_disk = true;
     out.segments.push_back(st);
     auto size = fs.size(*f);
-    fs_status rd = size.ok() ? read_file(fs, *f, *size, images[i]) : fs_status(size.status());
+    std::string head;
+    fs_status rd = size.ok() ? read_range(fs, *f, 0, k_header_bytes, head) : fs_status(size.status());
     if (!rd.ok()) {
       close_all();
       return rd.with_context(where);
     }
-    auto h = decode_header(images[i]);
+    auto h = decode_header(head);
     status bad;
     if (!h.ok()) bad = h.status();
     else if (h->seq != segs[i].first)
       bad = damage(12, "header seq " + std::to_string(h->seq) + ": expected the name's " +
                            std::to_string(segs[i].first));
-    else if (h->size != images[i].size())
+    else if (h->size != *size)
       bad = damage(28, "header size " + std::to_string(h->size) + ": the file has " +
-                           std::to_string(images[i].size()) + " bytes");
+                           std::to_string(*size) + " bytes");
     if (!bad.ok()) {
       close_all();
       return bad.with_context(ctx, " (refusing to open, nothing changed)");
     }
-    headers[i] = *h;
     st->size = h->size;
   }
   std::vector<bool> has_frames(segs.size());
   std::optional<std::pair<std::size_t, std::uint64_t>> cut;  // segment, byte
+  // Then each segment's frames, one image in memory at a time.
   for (std::size_t i = 0; i < segs.size(); ++i) {
-    scan_result r = scan(images[i], segs[i].first, out.groups, max_number);
+    std::string image;
+    if (fs_status rd = read_range(fs, out.segments[i]->file, 0, out.segments[i]->size, image); !rd.ok()) {
+      close_all();
+      return rd.with_context(where);
+    }
+    scan_result r = scan(image, segs[i].first, out.groups, max_number);
     has_frames[i] = r.has_frames;
     out.segments[i]->written_end = out.segments[i]->synced_end = r.end;
     if (!r.damage_at) continue;
     const std::string ctx = where + segs[i].second + ", ";
     const std::uint64_t d = *r.damage_at;
     std::string proof;
-    if (later_frame_proves_durable(images[i], segs[i].first, d)) {
+    if (later_frame_proves_durable(image, segs[i].first, d)) {
       proof = "a later frame shows the segment durable past it";
     } else {
-      for (std::size_t j = i + 1; j < segs.size() && proof.empty(); ++j) {
-        auto f = decode_frame(std::string_view(images[j]).substr(k_header_bytes),
-                              static_cast<std::uint32_t>(k_header_bytes), segs[j].first);
-        if (f.ok() && f->what == scanned_frame::kind::frame)
+      for (std::size_t j = i + 1; j < segs.size() && proof.empty(); ++j)
+        if (holds_a_frame(fs, *out.segments[j]))
           proof = segs[j].second + " holds a frame, written after this segment was synced";
-      }
     }
     if (!proof.empty()) {
       close_all();
