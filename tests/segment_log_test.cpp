@@ -279,10 +279,12 @@ TEST_CASE("a durable round of 64 groups' append_async is one write and one sync"
   batches.reserve(64);  // batch holds views of its own strings: never moved
   for (int i = 0; i < 64; ++i) batches.emplace_back(1, 16, 1);
   std::atomic<int> fired{0};
+  std::vector<std::uint64_t> order;  // written by the writer thread only
   counting.reset_counts();
   for (std::uint64_t i = 0; i < 64; ++i)
-    REQUIRE(log->append_async(data_group(i + 1), 1, batches[i].inputs, [&](status s) {
+    REQUIRE(log->append_async(data_group(i + 1), 1, batches[i].inputs, [&, i](status s) {
       CHECK(s.ok());
+      order.push_back(i);
       ++fired;
     }).ok());
   REQUIRE(log->sync().ok());
@@ -290,6 +292,7 @@ TEST_CASE("a durable round of 64 groups' append_async is one write and one sync"
   CHECK(counting.datasyncs == 1);
   REQUIRE(log->close().ok());  // fires what is left to fire
   CHECK(fired == 64);
+  CHECK(std::is_sorted(order.begin(), order.end()));  // in staging order
   CHECK(counting.pwrites == 1);
   CHECK(counting.datasyncs == 1);
 }

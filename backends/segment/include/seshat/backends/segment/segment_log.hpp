@@ -23,15 +23,16 @@
 // or a purge point (any first >= 1 before: the caller keeps the floor, as
 // log_store does), terms never below the last; else invalid-log-index, and
 // nothing changes. Every operation is one record, staged into the open frame
-// under the engine's mutex, applied to the in-memory index at once
+// under the engine's mutex (staging.hpp), applied to the in-memory index at once
 // (group_index.hpp) and written by the next round:
 //   - a synchronous caller leads a round itself when none is running
 //     (raft-engine's leader of queue), else waits and the first waiter leads
 //     the next one, taking everything staged meanwhile;
 //   - append_async work is rounded by the writer thread once stagings pause
 //     for idle_gap_us, or max_linger_us after the first.
-// A round: one pwritev2 of every staged byte of a segment, then (durable
-// rounds) one fdatasync, or one RWF_DSYNC write (segment_io::dsync). When a
+// A round (round_writer.hpp): one pwritev2 of every staged byte of a
+// segment, then (durable rounds) one fdatasync, or one RWF_DSYNC write
+// (segment_io::dsync). When a
 // round spans two segments, the older one's part is written and synced
 // first. Callbacks fire in staging order, only after their round's sync.
 //
@@ -74,6 +75,7 @@
 #include "seshat/backends/segment/recovery.hpp"
 #include "seshat/backends/segment/round_writer.hpp"
 #include "seshat/backends/segment/segment_file.hpp"
+#include "seshat/backends/segment/staging.hpp"
 #include "seshat/detail/backend_guard.hpp"
 #include "seshat/detail/log_fs.hpp"
 #include "seshat/detail/segment_format.hpp"
@@ -155,7 +157,7 @@ class segment_log {
       // A producer faster than the disk is slowed, not buffered without
       // bound: past k_max_staged_bytes it waits for a round (whose outcome
       // `done` reports).
-      if (staged_bytes_ > k_max_staged_bytes) await(lk, ticket, false).ignore();
+      if (staging_.staged_bytes() > k_max_staged_bytes) await(lk, ticket, false).ignore();
       return status{};
     });
   }
@@ -369,12 +371,6 @@ class segment_log {
   static constexpr std::size_t k_max_staged_bytes = std::size_t{16} << 20;
   using segment_state = detail::segment::segment_state;
 
-  // Staged bytes of one segment: one frame, begun at bytes[0], still open.
-  struct chunk {
-    std::shared_ptr<segment_state> seg;
-    std::uint64_t base = 0;  // the segment offset of bytes[0]
-    std::string bytes;
-  };
   struct waiting_callback {
     std::uint64_t ticket = 0;
     clock::time_point staged;
@@ -423,7 +419,6 @@ class segment_log {
     for (auto& s : rec.segments) segments_[s->seq] = s;
     groups_ = std::move(rec.groups);
     next_seq_ = rec.next_seq;
-    next_number_ = rec.next_number;
     if (rec.last_is_empty && rec.segments.back()->size == options_.segment_bytes) {
       open_seg_ = rec.segments.back();
     } else {
@@ -433,7 +428,7 @@ class segment_log {
       open_seg_->file = *f;
       open_seg_->on_disk = true;
     }
-    stage_end_ = open_seg_->written_end;
+    staging_.start(open_seg_, rec.next_number);
     last_written_ = open_seg_;
     started_ = true;
     writer_ = std::thread([this] { writer_loop(); });
@@ -512,33 +507,22 @@ class segment_log {
   result<std::uint64_t> place(const log_group& g, Encode& encode, Body body) {
     using namespace detail::segment;
     std::string rec;
-    SESHAT_RETURN_IF_ERROR(encode(rec, open_seg_->seq));
-    bool new_frame = staged_.empty() || staged_.back().seg != open_seg_;
-    if (stage_end_ + (new_frame ? k_frame_header_bytes : 0) + rec.size() + 4 > open_seg_->size) {
-      const std::uint64_t fit = k_header_bytes + k_frame_header_bytes + rec.size() + 4;
+    SESHAT_RETURN_IF_ERROR(encode(rec, staging_.open_segment().seq));
+    if (!staging_.fits(rec.size())) {
+      const std::uint64_t fit = staging_buffer::segment_bytes_for(rec.size());
       if (fit > k_max_segment_bytes)
         return status::invalid_argument(where(g) + "a record of " + std::to_string(rec.size()) +
                                         " bytes: at most " +
-                                        std::to_string(k_max_segment_bytes - k_header_bytes -
-                                                       k_frame_header_bytes - 4));
+                                        std::to_string(k_max_segment_bytes - (fit - rec.size())));
       open_seg_ = new_segment_state(std::max(options_.segment_bytes, (fit + 4095) / 4096 * 4096));
-      stage_end_ = k_header_bytes;
+      staging_.switch_to(open_seg_);
       rec.clear();
       SESHAT_RETURN_IF_ERROR(encode(rec, open_seg_->seq));
-      new_frame = true;
-    }
-    if (new_frame) {
-      staged_.push_back({open_seg_, stage_end_, {}});
-      begin_frame(staged_.back().bytes, {open_seg_->seq, next_number_++, 0});
-      stage_end_ += k_frame_header_bytes;
     }
     record r;
-    r.offset = static_cast<std::uint32_t>(stage_end_);
+    r.offset = staging_.add(rec);
     r.size = static_cast<std::uint32_t>(rec.size());
     r.body = std::move(body);
-    staged_.back().bytes += rec;
-    stage_end_ += rec.size();
-    staged_bytes_ += rec.size();
     groups_[g].replay().apply(r, open_seg_->seq).ignore();  // checked above: cannot refuse
     return ++staged_ops_;
   }
@@ -567,19 +551,15 @@ class segment_log {
   void run_round(std::unique_lock<std::mutex>& lk, bool durable) {
     using namespace detail::segment;
     round_running_ = true;
-    inflight_ = std::move(staged_);
-    staged_.clear();
-    staged_bytes_ = 0;
+    const std::deque<staging_buffer::chunk>& chunks = staging_.take();
     const std::uint64_t upto = staged_ops_;
     if (!callbacks_.empty() && callbacks_.front().ticket <= upto) durable = true;
     round_plan plan;
     plan.dsync = dsync_;
-    for (std::size_t i = 0; i < inflight_.size(); ++i) {
-      chunk& c = inflight_[i];
-      store32(c.bytes, 25, static_cast<std::uint32_t>(c.seg->synced_end));  // the frame's durable
-      finish_frame(c.bytes, 0);
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+      const staging_buffer::chunk& c = chunks[i];
       plan.steps.push_back({c.seg.get(), !c.seg->on_disk, c.seg->file, c.base, c.bytes,
-                            durable || i + 1 < inflight_.size(), c.seg->written_end,
+                            durable || i + 1 < chunks.size(), c.seg->written_end,
                             c.seg->synced_end});
     }
     segment_state* prev = last_written_.get();
@@ -605,7 +585,7 @@ class segment_log {
         to_fire_.push_back({std::move(callbacks_.front().done), failed});
         callbacks_.pop_front();
       }
-      // inflight_ is kept: reads go on from it.
+      // The chunks stay in staging_: reads go on from them.
     } else {
       if (plan.flush) plan.flush->synced_end = plan.flush->written_end;
       for (const round_step& st : plan.steps) {
@@ -616,14 +596,14 @@ class segment_log {
         st.seg->written_end = st.written;
         st.seg->synced_end = st.synced;
       }
-      if (!inflight_.empty()) last_written_ = inflight_.back().seg;
+      if (!chunks.empty()) last_written_ = chunks.back().seg;
       written_ops_ = upto;
       if (durable) durable_ops_ = upto;
       while (!callbacks_.empty() && callbacks_.front().ticket <= durable_ops_) {
         to_fire_.push_back({std::move(callbacks_.front().done), status{}});
         callbacks_.pop_front();
       }
-      inflight_.clear();
+      staging_.written();
     }
     round_running_ = false;
     round_cv_.notify_all();
@@ -718,20 +698,18 @@ class segment_log {
   // round in flight, or still staged). Under mu_.
   status copy_staged(const segment_state& seg, std::uint32_t offset, planned_read& p) const {
     using namespace detail::segment;
-    for (const std::deque<chunk>* q : {&inflight_, &staged_})
-      for (const chunk& c : *q) {
-        if (c.seg.get() != &seg || offset < c.base || offset >= c.base + c.bytes.size()) continue;
-        const std::string_view rest = std::string_view(c.bytes).substr(offset - c.base);
-        field_reader r(rest, offset);
-        auto rec = decode_record(r);
-        if (!rec.ok()) return rec.status().with_context(where() + segment_name(seg.seq) + " (staged), ");
-        p.memory.assign(rest.substr(0, rec->size));
-        p.memory_base = offset;
-        return {};
-      }
-    return status::corrupted_data(where() + segment_name(seg.seq) + ", byte " +
-                                  std::to_string(offset) + ": a record past the written end (" +
-                                  std::to_string(seg.written_end) + ") that is not staged");
+    const staging_buffer::chunk* c = staging_.find(seg, offset);
+    if (!c)
+      return status::corrupted_data(where() + segment_name(seg.seq) + ", byte " +
+                                    std::to_string(offset) + ": a record past the written end (" +
+                                    std::to_string(seg.written_end) + ") that is not staged");
+    const std::string_view rest = std::string_view(c->bytes).substr(offset - c->base);
+    field_reader r(rest, offset);
+    auto rec = decode_record(r);
+    if (!rec.ok()) return rec.status().with_context(where() + segment_name(seg.seq) + " (staged), ");
+    p.memory.assign(rest.substr(0, rec->size));
+    p.memory_base = offset;
+    return {};
   }
 
   detail::log_fs& fs_;
@@ -746,12 +724,9 @@ class segment_log {
   std::map<std::uint64_t, std::shared_ptr<segment_state>> segments_;
   std::shared_ptr<segment_state> open_seg_;     // where staging goes
   std::shared_ptr<segment_state> last_written_;  // the segment the last round wrote
-  std::uint64_t stage_end_ = 0;                 // open_seg_'s offset of the next staged byte
-  std::deque<chunk> staged_;                    // not yet taken by a round
-  std::size_t staged_bytes_ = 0;                // their record bytes
-  std::deque<chunk> inflight_;                  // being written: readable until written
+  detail::segment::staging_buffer staging_;
   std::map<log_group, detail::segment::group_log> groups_;
-  std::uint64_t next_seq_ = 1, next_number_ = 1;
+  std::uint64_t next_seq_ = 1;
   // Tickets: operations staged, written, durable (counting up from 1).
   std::uint64_t staged_ops_ = 0, written_ops_ = 0, durable_ops_ = 0;
   bool round_running_ = false;
