@@ -496,6 +496,29 @@ TEST_CASE("damage in the last frame of a segment followed by a written one refus
         std::string::npos);
 }
 
+TEST_CASE("a read of a damaged entry is corrupted data naming segment and byte, never other bytes") {
+  memory_log_fs mem;
+  auto log = open_log(mem);
+  REQUIRE(log->append(k_system, 1, batch(1, 3, 1).inputs, true).ok());
+  const fs::path seg = "/log/seg-00000000000000000001.log";
+  const std::string image = mem.contents(seg);
+  const std::size_t at = image.find("e-2");
+  REQUIRE(at != std::string::npos);
+  auto f = mem.open(seg, {});
+  REQUIRE(f.ok());
+  const std::string other = "e-9";
+  const std::string_view pieces[] = {other};
+  REQUIRE(mem.pwrite(*f, at, pieces, {}).ok());
+  REQUIRE(mem.close(*f).ok());
+  check_entries(*log, k_system, 1, 2);  // the entry before is intact
+  auto got = log->read(k_system, 1, 4);
+  REQUIRE(got.status().is(errc::corrupted_data));
+  const std::string want = "log engine /log: seg-00000000000000000001.log, byte " +
+                           std::to_string(at - 4) +
+                           ": entry 2 of group (family 0, id 0) checksum mismatch (stored 0x";
+  CHECK(got.status().message().substr(0, want.size()) == want);
+}
+
 TEST_CASE("dsync mode makes a durable round one write and no fdatasync") {
   memory_log_fs mem;
   test_fs counting(mem);
