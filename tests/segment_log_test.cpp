@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "seshat/backends/segment/segment_log.hpp"
+#include "seshat/log_backend.hpp"
 
 using seshat::errc;
 using seshat::log_entry_input;
@@ -35,6 +36,8 @@ using seshat::detail::log_file;
 using seshat::detail::log_fs;
 using seshat::detail::memory_log_fs;
 namespace fs = std::filesystem;
+
+static_assert(seshat::log_engine<segment_log>, "segment_log has the operations of docs/log-engine.md section 2");
 
 namespace {
 
