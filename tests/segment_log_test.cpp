@@ -337,6 +337,22 @@ TEST_CASE("a round that writes a later segment first syncs the earlier one") {
   CHECK(sync1 < write2);
 }
 
+TEST_CASE("a buffered append is in the file on return, and sync() then makes it durable with one fdatasync") {
+  memory_log_fs mem;
+  test_fs counting(mem);
+  auto log = open_log(counting);
+  counting.reset_counts();
+  REQUIRE(log->append(k_system, 1, batch(1, 2, 1, "buffered").inputs, false).ok());
+  CHECK(counting.pwrites == 1);
+  CHECK(counting.datasyncs == 0);
+  CHECK(mem.contents("/log/seg-00000000000000000001.log").find("buffered-2") != std::string::npos);
+  REQUIRE(log->sync().ok());
+  CHECK(counting.pwrites == 1);
+  CHECK(counting.datasyncs == 1);
+  REQUIRE(log->sync().ok());  // nothing left to sync
+  CHECK(counting.datasyncs == 1);
+}
+
 TEST_CASE("no callback fires before its round's sync returned") {
   memory_log_fs mem;
   test_fs gate(mem);

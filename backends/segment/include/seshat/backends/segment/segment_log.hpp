@@ -646,7 +646,7 @@ class segment_log {
         run_round(lk, true);
         continue;
       }
-      if (stop_) return;
+      if (stop_ && callbacks_.empty()) return;  // every callback fired
       writer_cv_.wait(lk);
     }
   }
