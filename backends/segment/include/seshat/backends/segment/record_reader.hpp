@@ -1,0 +1,87 @@
+// seshat/backends/segment/record_reader.hpp: reading entries back from one
+// entries record of a segment (docs/log-engine.md section 7), from the file
+// (pread) or from the engine's staging buffer, each entry's CRC checked
+// (seeded with the segment's seq and the entry's index), so that bytes read
+// from the wrong place are an error, never other bytes.
+//
+// M3 reads a record's fixed part, its term runs and size table, then the
+// entries wanted: three reads a record touched (the table cache of the
+// design is M7).
+//
+// Thread-safety: a function of its arguments; `fetch` must be safe to call.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "seshat/detail/segment_format.hpp"
+#include "seshat/status.hpp"
+
+namespace seshat::detail::segment {
+
+// Reads `length` bytes at segment offset `offset` into `out` (resized);
+// fewer only at the end of the file.
+using fetch_fn = std::function<status(std::uint64_t offset, std::size_t length, std::string& out)>;
+// Called with each entry's index and payload, in order; a failure stops the read.
+using visit_fn = std::function<status(std::uint64_t index, std::string_view payload)>;
+
+inline constexpr std::size_t k_entries_fixed_bytes = 24;  // kind group first count runs
+
+// Visits the entries [lo, hi) of the entries record at `offset` of segment
+// `seq`, which must belong to `g` and start at index `record_first`.
+// corrupted_data (byte offsets in the segment) when the bytes are not that record.
+inline status read_record_entries(const fetch_fn& fetch, std::uint64_t seq, std::uint64_t offset,
+                                  const group_address& g, std::uint64_t record_first,
+                                  std::uint64_t lo, std::uint64_t hi, const visit_fn& visit) {
+  std::string buf;
+  SESHAT_RETURN_IF_ERROR(fetch(offset, k_entries_fixed_bytes, buf));
+  if (buf.size() < k_entries_fixed_bytes)
+    return damage(offset, "entries record of " + to_string(g) + " runs past the file's end");
+  field_reader r(buf, offset);
+  const std::uint8_t kind = r.u8("record kind");
+  group_address got;
+  got.family = r.u8("group family");
+  got.id = r.u64("group id");
+  const std::uint64_t first = r.u64("entries first");
+  const std::uint32_t count = r.u32("entries count");
+  const std::uint16_t runs = r.u16("entries runs");
+  if (kind != static_cast<std::uint8_t>(record_kind::entries) || got != g || first != record_first ||
+      hi - record_first > count)
+    return damage(offset, "expected an entries record of " + to_string(g) + " from index " +
+                              std::to_string(record_first) + " with at least " +
+                              std::to_string(hi - record_first) + " entries, found kind " +
+                              hex32(kind) + " of " + to_string(got) + " from " +
+                              std::to_string(first) + " with " + std::to_string(count));
+  const std::uint64_t sizes_at = offset + k_entries_fixed_bytes + 12 * std::uint64_t{runs};
+  std::string sizes;
+  SESHAT_RETURN_IF_ERROR(fetch(sizes_at, std::size_t{4} * count, sizes));
+  if (sizes.size() != std::size_t{4} * count)
+    return damage(sizes_at, "entries size table runs past the file's end");
+  std::uint64_t pos = sizes_at + std::uint64_t{4} * count;  // entry `record_first`'s crc
+  const std::uint64_t skip = lo - record_first, take = hi - lo;
+  for (std::uint64_t i = 0; i < skip; ++i) pos += 4 + std::uint64_t{load32(sizes.data() + 4 * i)};
+  std::uint64_t span = 0;
+  for (std::uint64_t i = skip; i < skip + take; ++i) span += 4 + std::uint64_t{load32(sizes.data() + 4 * i)};
+  std::string body;
+  SESHAT_RETURN_IF_ERROR(fetch(pos, static_cast<std::size_t>(span), body));
+  if (body.size() != span) return damage(pos, "entries run past the file's end");
+  std::size_t at = 0;
+  for (std::uint64_t i = skip; i < skip + take; ++i) {
+    const std::uint32_t size = load32(sizes.data() + 4 * i);
+    const std::uint32_t stored = load32(body.data() + at);
+    const std::string_view payload(body.data() + at + 4, size);
+    const std::uint64_t index = record_first + i;
+    const std::uint32_t computed = entry_crc(seq, index, payload);
+    if (stored != computed)
+      return damage(pos + at, "entry " + std::to_string(index) + " of " + to_string(g) +
+                                  " checksum mismatch (stored " + hex32(stored) + ", computed " +
+                                  hex32(computed) + ")");
+    SESHAT_RETURN_IF_ERROR(visit(index, payload));
+    at += 4 + std::size_t{size};
+  }
+  return {};
+}
+
+}  // namespace seshat::detail::segment

@@ -1,0 +1,261 @@
+// seshat/backends/segment/recovery.hpp: what a log engine's open rebuilds
+// from its directory (docs/log-engine.md section 9), by scanning: M3 reads
+// every segment's frames (open from sealed segments' footers is M5).
+//
+//   1 delete prep-*.tmp and probe.tmp (then fsync the directory); other
+//     names than seg-* are left alone
+//   2 each seg-* in seq order: its header must check and carry the name's
+//     seq and the file's size; its frames are checked (CRC) and their
+//     records replayed (group_index.hpp's rules) until the body's end
+//     (a zero length) or a stale frame (an older seq)
+//   3 damage at byte d of segment S (a frame that does not check or parse,
+//     a record that does not replay) is inside synced data when a later
+//     frame of S's seq that checks has durable > d, or a later segment
+//     holds a frame (the writer syncs S before it writes a later segment):
+//     refused. Otherwise it is the unsynced tail a power loss leaves: cut
+//     under tolerate_corrupted_tail (the groups as before d; the cut made
+//     durable, a zero `end` at d and fdatasync, before open returns),
+//     refused under absolute_consistency.
+// Nothing is changed by a refused open. Every refusal is corrupted_data
+// (version_mismatch for a newer header) naming the segment and byte.
+//
+// Thread-safety: a function of the directory; run before the engine starts.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "seshat/backends/segment/group_index.hpp"
+#include "seshat/backends/segment/segment_file.hpp"
+#include "seshat/detail/log_fs.hpp"
+#include "seshat/detail/segment_format.hpp"
+#include "seshat/options.hpp"
+#include "seshat/status.hpp"
+
+namespace seshat::detail::segment {
+
+struct recovered_log {
+  std::vector<std::shared_ptr<segment_state>> segments;  // in seq order, open, on disk
+  std::map<group_address, group_log> groups;
+  std::uint64_t next_seq = 1;     // above every segment's
+  std::uint64_t next_number = 1;  // above every frame's
+  bool last_is_empty = false;     // the last segment holds no frame (a prepared one)
+};
+
+namespace recovery_detail {
+
+// Reads [offset, offset + length) of `f` into `out` (fewer bytes at the file's end).
+inline fs_status read_range(log_fs& fs, const log_file& f, std::uint64_t offset, std::uint64_t length,
+                            std::string& out) {
+  out.assign(static_cast<std::size_t>(length), '\0');
+  auto n = fs.pread(f, offset, std::span<char>(out.data(), out.size()));
+  if (!n.ok()) return fs_status(n.status(), n.os_error());
+  out.resize(*n);
+  return {};
+}
+
+// True when segment `s` holds a first frame that checks (two small reads).
+inline bool holds_a_frame(log_fs& fs, const segment_state& s) {
+  std::string head;
+  if (!read_range(fs, s.file, k_header_bytes, 8, head).ok() || head.size() < 8) return false;
+  const std::uint64_t length = load32(head.data());
+  if (length == 0 || length > s.size - k_header_bytes - 8) return false;
+  std::string frame;
+  if (!read_range(fs, s.file, k_header_bytes, 8 + length, frame).ok()) return false;
+  auto f = decode_frame(frame, static_cast<std::uint32_t>(k_header_bytes), s.seq);
+  return f.ok() && f->what == scanned_frame::kind::frame;
+}
+
+// True when a frame of `seq` that checks starts after `d` in `image` and
+// says the segment was durable past d: damage at d is then inside synced
+// data. A byte-by-byte search, run only when there is damage.
+inline bool later_frame_proves_durable(std::string_view image, std::uint64_t seq, std::uint64_t d) {
+  for (std::uint64_t p = d + 1; p + k_frame_header_bytes <= image.size(); ++p) {
+    const char* at = image.data() + p;
+    if (static_cast<std::uint8_t>(at[8]) != k_frame_kind || load64(at + 9) != seq) continue;
+    auto f = decode_frame(image.substr(static_cast<std::size_t>(p)), static_cast<std::uint32_t>(p), seq);
+    if (f.ok() && f->what == scanned_frame::kind::frame && f->header.durable > d) return true;
+  }
+  return false;
+}
+
+// What a scan of one segment image found.
+struct scan_result {
+  std::uint64_t end = k_header_bytes;  // where the next frame would start
+  bool has_frames = false;
+  std::optional<std::uint64_t> damage_at;
+  status damage;  // the refusal at damage_at
+};
+
+// Scans `image` (segment `seq`) frame by frame, replaying every record
+// into `groups` (a frame's records only once all of it checks and parses).
+inline scan_result scan(std::string_view image, std::uint64_t seq,
+                        std::map<group_address, group_log>& groups, std::uint64_t& max_number) {
+  scan_result out;
+  std::uint64_t at = k_header_bytes;
+  std::vector<record> records;
+  while (at < image.size()) {
+    auto f = decode_frame(image.substr(static_cast<std::size_t>(at)), static_cast<std::uint32_t>(at), seq);
+    if (!f.ok()) {
+      out.damage_at = at;
+      out.damage = f.status();
+      break;
+    }
+    if (f->what != scanned_frame::kind::frame) break;  // end, or a stale frame: a clean end
+    records.clear();
+    status s = decode_records(*f, records);
+    // Replay on copies, so that a frame that fails half way changes nothing.
+    std::map<group_address, group_log> touched;
+    for (std::size_t i = 0; s.ok() && i < records.size(); ++i) {
+      const group_address& g = records[i].group();
+      auto t = touched.find(g);
+      if (t == touched.end()) {
+        auto it = groups.find(g);
+        t = touched.emplace(g, it == groups.end() ? group_log{} : it->second).first;
+      }
+      s = t->second.replay().apply(records[i], seq);
+      if (!s.ok())
+        s = damage(records[i].offset, "record of " + to_string(g) + " does not replay: " + s.message());
+    }
+    if (!s.ok()) {
+      out.damage_at = at;
+      out.damage = s;
+      break;
+    }
+    for (auto& [g, log] : touched) groups[g] = std::move(log);
+    out.has_frames = true;
+    max_number = std::max(max_number, f->header.number);
+    at += f->size;
+  }
+  out.end = at;
+  return out;
+}
+
+}  // namespace recovery_detail
+
+// Rebuilds the index of the log in `dir` (which must exist), as the file
+// comment says. The segments come back open, read-write.
+inline result<recovered_log> recover(log_fs& fs, const std::filesystem::path& dir, recovery_mode mode) {
+  using namespace recovery_detail;
+  const std::string where = "log engine " + dir.string() + ": ";
+  auto names = fs.list(dir);
+  if (!names.ok()) return names.status().with_context(where);
+  bool removed = false;
+  std::vector<std::pair<std::uint64_t, std::string>> segs;
+  for (const std::string& name : *names) {
+    if (is_leftover_name(name)) {
+      SESHAT_RETURN_IF_ERROR(fs.unlink(dir / name).with_context(where));
+      removed = true;
+    } else if (auto seq = parse_segment_name(name)) {
+      segs.emplace_back(*seq, name);
+    }
+  }
+  if (removed) SESHAT_RETURN_IF_ERROR(fs.sync_directory(dir).with_context(where));
+  std::sort(segs.begin(), segs.end());
+
+  recovered_log out;
+  auto close_all = [&] {
+    for (auto& s : out.segments) fs.close(s->file).ignore();
+  };
+  std::uint64_t max_number = 0;
+  // Headers first: a segment whose header does not check is refused in both modes.
+  for (std::size_t i = 0; i < segs.size(); ++i) {
+    const std::string ctx = where + segs[i].second + ", ";
+    auto f = fs.open(dir / segs[i].second, {});
+    if (!f.ok()) {
+      close_all();
+      return f.status().with_context(where);
+    }
+    auto st = std::make_shared<segment_state>();
+    st->seq = segs[i].first;
+    st->path = dir / segs[i].second;
+    st->file = *f;
+    st->on_disk = true;
+    out.segments.push_back(st);
+    auto size = fs.size(*f);
+    std::string head;
+    fs_status rd = size.ok() ? read_range(fs, *f, 0, k_header_bytes, head) : fs_status(size.status());
+    if (!rd.ok()) {
+      close_all();
+      return rd.with_context(where);
+    }
+    auto h = decode_header(head);
+    status bad;
+    if (!h.ok()) bad = h.status();
+    else if (h->seq != segs[i].first)
+      bad = damage(12, "header seq " + std::to_string(h->seq) + ": expected the name's " +
+                           std::to_string(segs[i].first));
+    else if (h->size != *size)
+      bad = damage(28, "header size " + std::to_string(h->size) + ": the file has " +
+                           std::to_string(*size) + " bytes");
+    if (!bad.ok()) {
+      close_all();
+      return bad.with_context(ctx, " (refusing to open, nothing changed)");
+    }
+    st->size = h->size;
+  }
+  std::vector<bool> has_frames(segs.size());
+  std::optional<std::pair<std::size_t, std::uint64_t>> cut;  // segment, byte
+  // Then each segment's frames, one image in memory at a time.
+  for (std::size_t i = 0; i < segs.size(); ++i) {
+    std::string image;
+    if (fs_status rd = read_range(fs, out.segments[i]->file, 0, out.segments[i]->size, image); !rd.ok()) {
+      close_all();
+      return rd.with_context(where);
+    }
+    scan_result r = scan(image, segs[i].first, out.groups, max_number);
+    has_frames[i] = r.has_frames;
+    out.segments[i]->written_end = out.segments[i]->synced_end = r.end;
+    if (!r.damage_at) continue;
+    const std::string ctx = where + segs[i].second + ", ";
+    const std::uint64_t d = *r.damage_at;
+    std::string proof;
+    if (later_frame_proves_durable(image, segs[i].first, d)) {
+      proof = "a later frame shows the segment durable past it";
+    } else {
+      for (std::size_t j = i + 1; j < segs.size() && proof.empty(); ++j)
+        if (holds_a_frame(fs, *out.segments[j]))
+          proof = segs[j].second + " holds a frame, written after this segment was synced";
+    }
+    if (!proof.empty()) {
+      close_all();
+      return r.damage.with_context(ctx, "; " + proof +
+                                            ": damage inside synced data, refusing to open "
+                                            "(nothing changed)");
+    }
+    if (mode == recovery_mode::absolute_consistency) {
+      close_all();
+      return r.damage.with_context(ctx, "; an unsynced tail, refused under absolute_consistency "
+                                        "(nothing changed)");
+    }
+    cut = {{i, d}};
+    break;  // no later segment holds a frame: nothing after the damage to replay
+  }
+  if (cut) {
+    // The cut, durable before any new frame: the body's `end` at d.
+    const auto& s = out.segments[cut->first];
+    const std::string zeros(4, '\0');
+    const std::string_view pieces[] = {zeros};
+    fs_status e = fs.pwrite(s->file, cut->second, pieces, {});
+    if (e.ok()) e = fs.datasync(s->file);
+    if (!e.ok()) {
+      close_all();
+      return e.with_context(where + "cutting the unsynced tail: ");
+    }
+    s->written_end = s->synced_end = cut->second;
+  }
+  if (!segs.empty()) {
+    out.next_seq = segs.back().first + 1;
+    out.last_is_empty = !has_frames.back();  // after a cut, later segments hold none
+  }
+  out.next_number = max_number + 1;
+  return out;
+}
+
+}  // namespace seshat::detail::segment

@@ -1,0 +1,111 @@
+// seshat/backends/segment/segment_file.hpp: one segment file of a log
+// engine: its names (docs/log-engine.md section 3), its state while the
+// engine is open, and its creation in durable order (section 8):
+//   1 create prep-<seq20>.tmp (O_EXCL)  2 fallocate the whole size
+//   3 write the header, fdatasync        4 rename to seg-<seq20>.log
+//   5 fsync the log directory
+// so a seg- name always names a segment whose header is durable. A crash
+// before step 5 leaves a .tmp (deleted at open) or an empty segment.
+//
+// Thread-safety: segment_state's fields are guarded by the engine's mutex,
+// except `file`, set once before the segment is first written and read-only
+// after; bytes below written_end never change while the engine is open.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "seshat/detail/log_fs.hpp"
+#include "seshat/detail/segment_format.hpp"
+#include "seshat/status.hpp"
+
+namespace seshat::detail::segment {
+
+// "seg-00000000000000000042.log"
+inline std::string segment_name(std::uint64_t seq) {
+  char b[32];
+  std::snprintf(b, sizeof b, "seg-%020llu.log", static_cast<unsigned long long>(seq));
+  return b;
+}
+
+// "prep-00000000000000000042.tmp": the name a segment is prepared under.
+inline std::string prepare_name(std::uint64_t seq) {
+  char b[32];
+  std::snprintf(b, sizeof b, "prep-%020llu.tmp", static_cast<unsigned long long>(seq));
+  return b;
+}
+
+// The seq of a segment_name, or nothing for any other name.
+inline std::optional<std::uint64_t> parse_segment_name(std::string_view name) {
+  if (name.size() != 28 || name.substr(0, 4) != "seg-" || name.substr(24) != ".log") return {};
+  std::uint64_t seq = 0;
+  for (char c : name.substr(4, 20)) {
+    if (c < '0' || c > '9') return {};
+    const auto digit = static_cast<std::uint64_t>(c - '0');
+    if (seq > (UINT64_MAX - digit) / 10) return {};
+    seq = seq * 10 + digit;
+  }
+  return seq;
+}
+
+// True for the names open deletes: prep-*.tmp and probe.tmp.
+inline bool is_leftover_name(std::string_view name) {
+  return name == "probe.tmp" ||
+         (name.size() > 9 && name.substr(0, 5) == "prep-" && name.substr(name.size() - 4) == ".tmp");
+}
+
+// One segment of an open engine.
+// Invariant: 4096 <= synced_end <= written_end <= size; the bytes of
+// [4096, written_end) are whole frames; [written_end, written_end + 4) is zero
+// (the body's `end`) once written_end > 4096.
+struct segment_state {
+  std::uint64_t seq = 0;
+  std::uint64_t size = 0;
+  std::filesystem::path path;  // seg-<seq20>.log in the log directory
+  log_file file;               // valid once on_disk
+  bool on_disk = false;        // durable under its seg- name
+  std::uint64_t written_end = k_header_bytes;
+  std::uint64_t synced_end = k_header_bytes;
+};
+
+inline std::uint64_t now_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+// Creates segment `s` (seq, size and path set) in `dir` in the durable
+// order of the file comment and returns it open, read-write, named by its
+// seg- path. Touches no field of `s`. A failure is the failed call's
+// io-error; a .tmp it leaves is deleted by the next open.
+inline fs_result<log_file> create_segment(log_fs& fs, const std::filesystem::path& dir,
+                                          const segment_state& s) {
+  const std::filesystem::path tmp = dir / prepare_name(s.seq);
+  auto f = fs.open(tmp, {.create_exclusive = true});
+  if (!f.ok()) return fs_status(f.status(), f.os_error());
+  auto fail = [&](fs_status e) {
+    fs.close(*f).ignore();
+    return e;
+  };
+  if (fs_status e = fs.allocate(*f, s.size); !e.ok()) return fail(e);
+  header h;
+  h.seq = s.seq;
+  h.size = s.size;
+  h.created_ms = now_ms();
+  const std::string bytes = encode_header(h);
+  const std::string_view pieces[] = {bytes};
+  if (fs_status e = fs.pwrite(*f, 0, pieces, {}); !e.ok()) return fail(e);
+  if (fs_status e = fs.datasync(*f); !e.ok()) return fail(e);
+  if (fs_status e = fs.rename(tmp, s.path); !e.ok()) return fail(e);
+  if (fs_status e = fs.sync_directory(dir); !e.ok()) return fail(e);
+  log_file out = *f;
+  out.path = s.path;  // the descriptor follows the rename
+  return out;
+}
+
+}  // namespace seshat::detail::segment

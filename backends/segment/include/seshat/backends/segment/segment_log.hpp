@@ -1,0 +1,743 @@
+// seshat/backends/segment/segment_log.hpp: segment_log, seshat's own log
+// engine (docs/log-engine.md): the entries, vote, committed id and last
+// purged id of every group of a store, in preallocated segment files
+// written in place by rounds that commit the pending work of every group
+// with one write and one sync.
+//
+//   append(g, first, entries, sync)   one entries record; readable on return;
+//                                     durable on return when sync, else written
+//                                     (survives a process crash)
+//   append_async(g, first, entries, done)
+//                                     readable on return; done(status) once, on
+//                                     the engine's writer thread, after the round
+//                                     that synced it
+//   read(g, lo, hi, visit), term_at(g, i), state(g)
+//   truncate_from(g, since, sync)     deletes [since, last]
+//   purge_to(g, id)                   deletes [first, id.index]; id: the last purged
+//   reset(g, id)                      deletes every entry; the log continues after id
+//   save_vote(g, v), save_committed(g, id)      durable on return
+//   sync()                            every staged operation durable
+//   close()
+//
+// Appends continue the log: first == last + 1 once the group holds an entry
+// or a purge point (any first >= 1 before: the caller keeps the floor, as
+// log_store does), terms never below the last; else invalid-log-index, and
+// nothing changes. Every operation is one record, staged into the open frame
+// under the engine's mutex (staging.hpp), applied to the in-memory index at once
+// (group_index.hpp) and written by the next round:
+//   - a synchronous caller leads a round itself when none is running
+//     (raft-engine's leader of queue), else waits and the first waiter leads
+//     the next one, taking everything staged meanwhile;
+//   - append_async work is rounded by the writer thread once stagings pause
+//     for idle_gap_us, or max_linger_us after the first.
+// A round (round_writer.hpp): one pwritev2 of every staged byte of a
+// segment, then (durable rounds) one fdatasync, or one RWF_DSYNC write
+// (segment_io::dsync). When a
+// round spans two segments, the older one's part is written and synced
+// first. Callbacks fire in staging order, only after their round's sync.
+//
+// Fail-stop (section 10): the first failed write, sync or segment creation
+// latches the engine (detail::write_latch): that round's callers and
+// callbacks get the error, every later write, sync and close fails with
+// io-error naming it, until the engine is reopened. Reads go on.
+//
+// Every file access goes through the detail::log_fs given to open(). Errors
+// are seshat::status naming the log directory, the segment and the byte
+// offset; no exception leaves the engine.
+//
+// Thread-safety: every member may be called from any thread, except close()
+// and the destructor from a callback. Ownership: the engine refers to its
+// log_fs, which must outlive it.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "seshat/backends/segment/group_index.hpp"
+#include "seshat/backends/segment/options.hpp"
+#include "seshat/backends/segment/record_reader.hpp"
+#include "seshat/backends/segment/recovery.hpp"
+#include "seshat/backends/segment/round_writer.hpp"
+#include "seshat/backends/segment/segment_file.hpp"
+#include "seshat/backends/segment/staging.hpp"
+#include "seshat/detail/backend_guard.hpp"
+#include "seshat/detail/log_fs.hpp"
+#include "seshat/detail/segment_format.hpp"
+#include "seshat/detail/write_latch.hpp"
+#include "seshat/hard_state.hpp"
+#include "seshat/log_id.hpp"
+#include "seshat/status.hpp"
+
+namespace seshat {
+
+// A group's address in the engine: {family, id} (segment_format.hpp).
+using log_group = detail::segment::group_address;
+// One entry to append: its term and the Serializer's bytes.
+using log_entry_input = detail::segment::entry_input;
+
+// A group's state, from memory. `last` is the last entry's id, else the last
+// purged id, else nothing (log_store's log_state).
+struct segment_group_state {
+  std::optional<vote> vote_value;
+  std::optional<log_id> committed;
+  std::optional<log_id> last_purged;
+  std::optional<log_id> last;
+  friend bool operator==(const segment_group_state&, const segment_group_state&) = default;
+};
+
+class segment_log {
+ public:
+  using callback = std::function<void(status)>;
+  using visit_fn = detail::segment::visit_fn;
+
+  // Opens (creating it, durably, when absent) the log in `dir`: recovery by
+  // scanning (recovery.hpp), then a new segment to write into (or the last
+  // one, when it holds no frame). REQUIRES: `dir`'s parent exists; no other
+  // engine has `dir` open.
+  static result<std::unique_ptr<segment_log>> open(detail::log_fs& fs, std::filesystem::path dir,
+                                                   segment_log_options options = {}) {
+    try {
+      SESHAT_RETURN_IF_ERROR(validate(options));
+      std::unique_ptr<segment_log> log(new segment_log(fs, std::move(dir), options));
+      SESHAT_RETURN_IF_ERROR(log->start());
+      return log;
+    } catch (...) {
+      return detail::current_exception_status("log engine open", "");
+    }
+  }
+
+  segment_log(const segment_log&) = delete;
+  segment_log& operator=(const segment_log&) = delete;
+  ~segment_log() { close().ignore(); }
+
+  // ---- writing ---------------------------------------------------------------
+
+  status append(const log_group& g, std::uint64_t first, std::span<const log_entry_input> entries,
+                bool sync) {
+    return guarded("append", [&] {
+      std::unique_lock lk(mu_);
+      SESHAT_ASSIGN_OR_RETURN(const std::uint64_t ticket, stage_entries(g, first, entries));
+      return await(lk, ticket, sync);
+    });
+  }
+
+  // Stages the append and returns; `done` is called once, on the writer
+  // thread, with the status of the round that synced it. Refused (returned,
+  // `done` not called) as append would refuse it.
+  status append_async(const log_group& g, std::uint64_t first,
+                      std::span<const log_entry_input> entries, callback done) {
+    return guarded("append_async", [&] {
+      std::unique_lock lk(mu_);
+      SESHAT_ASSIGN_OR_RETURN(const std::uint64_t ticket, stage_entries(g, first, entries));
+      if (ticket == 0) {  // nothing staged: nothing to wait for
+        to_fire_.push_back({std::move(done), status{}});
+        writer_cv_.notify_all();
+        return status{};
+      }
+      const auto now = clock::now();
+      callbacks_.push_back({ticket, now, std::move(done)});
+      last_async_ = now;
+      writer_cv_.notify_all();
+      // A producer faster than the disk is slowed, not buffered without
+      // bound: past k_max_staged_bytes it waits for a round (whose outcome
+      // `done` reports).
+      if (staging_.staged_bytes() > k_max_staged_bytes) await(lk, ticket, false).ignore();
+      return status{};
+    });
+  }
+
+  // Deletes [since, last]. Nothing to do when since > last. Refused
+  // (compacted) when since is at or below the last purged index.
+  status truncate_from(const log_group& g, std::uint64_t since, bool sync) {
+    return guarded("truncate", [&]() -> status {
+      std::unique_lock lk(mu_);
+      SESHAT_RETURN_IF_ERROR(writable(g));
+      auto it = groups_.find(g);
+      if (it == groups_.end() || !it->second.has_entries() || since > it->second.last_index())
+        return {};
+      if (const auto& p = it->second.last_purged(); p && since <= p->index)
+        return status::compacted(where(g) + "truncate from index " + std::to_string(since) +
+                                 ": entries up to " + std::to_string(p->index) + " are purged");
+      SESHAT_ASSIGN_OR_RETURN(const std::uint64_t ticket,
+                              stage_record(detail::segment::truncate_record{g, since}));
+      return await(lk, ticket, sync);
+    });
+  }
+
+  // Records `id` as the last purged id and deletes [first, id.index],
+  // durably. Nothing to do when id.index is at or below the last purged
+  // index. Refused: unavailable past the last index, invalid-argument when
+  // id.term is not the entry's.
+  status purge_to(const log_group& g, const log_id& id) {
+    return guarded("purge", [&]() -> status {
+      std::unique_lock lk(mu_);
+      SESHAT_RETURN_IF_ERROR(writable(g));
+      auto it = groups_.find(g);
+      if (it != groups_.end() && it->second.last_purged() && id.index <= it->second.last_purged()->index)
+        return {};
+      if (it == groups_.end() || !it->second.has_entries() || id.index > it->second.last_index())
+        return status::unavailable(where(g) + "purge up to index " + std::to_string(id.index) +
+                                   " is past the last index " +
+                                   (it == groups_.end() ? std::string("(empty log)")
+                                                        : std::to_string(it->second.last_index())));
+      if (auto t = it->second.term_at(id.index); t && *t != id.term)
+        return status::invalid_argument(where(g) + "purge up to " + to_string(id) +
+                                        ": entry " + std::to_string(id.index) + " has term " +
+                                        std::to_string(*t));
+      SESHAT_ASSIGN_OR_RETURN(const std::uint64_t ticket,
+                              stage_record(detail::segment::purge_record{g, id}));
+      return await(lk, ticket, true);
+    });
+  }
+
+  // Deletes every entry and records `id` as the last purged id, durably:
+  // the next append is at id.index + 1. Refused: invalid-argument when
+  // id.index is below the last purged index, invalid-log-index past
+  // k_max_log_index.
+  status reset(const log_group& g, const log_id& id) {
+    return guarded("reset", [&]() -> status {
+      if (id.index > k_max_log_index)
+        return status::invalid_log_index(where(g) + "reset to " + to_string(id) + ": " +
+                                         past_max_index(id.index));
+      std::unique_lock lk(mu_);
+      SESHAT_RETURN_IF_ERROR(writable(g));
+      auto it = groups_.find(g);
+      if (it != groups_.end() && it->second.last_purged() && id.index < it->second.last_purged()->index)
+        return status::invalid_argument(where(g) + "reset to " + to_string(id) +
+                                        " goes back before the last purged " +
+                                        to_string(*it->second.last_purged()));
+      SESHAT_ASSIGN_OR_RETURN(const std::uint64_t ticket,
+                              stage_record(detail::segment::reset_record{g, id}));
+      return await(lk, ticket, true);
+    });
+  }
+
+  status save_vote(const log_group& g, const vote& v) {
+    return guarded("save_vote", [&]() -> status {
+      std::unique_lock lk(mu_);
+      SESHAT_RETURN_IF_ERROR(writable(g));
+      SESHAT_ASSIGN_OR_RETURN(const std::uint64_t ticket,
+                              stage_record(detail::segment::vote_record{g, v}));
+      return await(lk, ticket, true);
+    });
+  }
+
+  status save_committed(const log_group& g, const log_id& id) {
+    return guarded("save_committed", [&]() -> status {
+      std::unique_lock lk(mu_);
+      SESHAT_RETURN_IF_ERROR(writable(g));
+      SESHAT_ASSIGN_OR_RETURN(const std::uint64_t ticket,
+                              stage_record(detail::segment::committed_record{g, id}));
+      return await(lk, ticket, true);
+    });
+  }
+
+  // Makes every operation staged so far durable (a no-op when it is).
+  status sync() {
+    return guarded("sync", [&]() -> status {
+      std::unique_lock lk(mu_);
+      if (closing_) return closed_error("sync");
+      SESHAT_RETURN_IF_ERROR(latch_.refusal(where() + "sync"));
+      return await(lk, staged_ops_, true);
+    });
+  }
+
+  // Runs a last round, fires the callbacks, stops the writer thread and
+  // closes the files. After a latched failure it writes nothing and returns
+  // the latch's io-error. Later calls return ok. REQUIRES: not from a callback.
+  status close() {
+    return guarded("close", [&]() -> status {
+      std::unique_lock lk(mu_);
+      if (closing_) return {};
+      if (writer_.joinable() && std::this_thread::get_id() == writer_.get_id())
+        return status::invalid_argument(where() + "close from an append_async callback");
+      closing_ = true;  // refuses new work; what is staged goes in the last round
+      status s;
+      if (started_) s = latch_.latched() ? latch_.refusal(where() + "close") : await(lk, staged_ops_, true);
+      stop_ = true;
+      writer_cv_.notify_all();
+      lk.unlock();
+      if (writer_.joinable()) writer_.join();
+      std::unique_lock files(files_mu_);
+      lk.lock();
+      for (auto& [seq, seg] : segments_)
+        if (seg->on_disk) {
+          status c = fs_.close(seg->file);
+          if (s.ok() && !c.ok()) s = c.with_context(where());
+        }
+      segments_.clear();
+      return s;
+    });
+  }
+
+  // ---- reading ---------------------------------------------------------------
+
+  // Visits the entries [lo, hi) in order. Refused: invalid-argument when
+  // hi < lo, compacted when lo is at or below the last purged index,
+  // unavailable when part of the range is not in the log; corrupted-data
+  // (naming segment and byte) when stored bytes do not check.
+  status read(const log_group& g, std::uint64_t lo, std::uint64_t hi, const visit_fn& visit) const {
+    return guarded("read", [&]() -> status {
+      std::shared_lock files(files_mu_);
+      std::vector<planned_read> plan;
+      {
+        std::unique_lock lk(mu_);
+        if (closing_) return closed_error("read");
+        SESHAT_ASSIGN_OR_RETURN(plan, plan_read(g, lo, hi));
+      }
+      for (const planned_read& p : plan) {
+        detail::segment::fetch_fn fetch = [&](std::uint64_t off, std::size_t len, std::string& out) -> status {
+          if (!p.in_file) {
+            const std::uint64_t from = std::min<std::uint64_t>(off - std::min(off, p.memory_base), p.memory.size());
+            out.assign(p.memory, static_cast<std::size_t>(from), len);
+            return {};
+          }
+          out.resize(len);
+          auto n = fs_.pread(p.file, off, std::span<char>(out.data(), out.size()));
+          if (!n.ok()) return n.status();
+          out.resize(*n);
+          return {};
+        };
+        status s = detail::segment::read_record_entries(fetch, p.seq, p.offset, g, p.record_first,
+                                                        p.first, p.end, visit);
+        if (!s.ok()) {
+          if (s.is(errc::corrupted_data) || s.is(errc::io_error))
+            return s.with_context(where() + detail::segment::segment_name(p.seq) + ", ");
+          return s;
+        }
+      }
+      return status{};
+    });
+  }
+
+  // The entries [lo, hi)'s payloads (read's refusals).
+  result<std::vector<std::string>> read(const log_group& g, std::uint64_t lo, std::uint64_t hi) const {
+    std::vector<std::string> out;
+    status s = read(g, lo, hi, [&](std::uint64_t, std::string_view payload) {
+      out.emplace_back(payload);
+      return status{};
+    });
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  // The term of entry i (or of the last purged id at its index); unavailable
+  // when the group holds neither.
+  result<std::uint64_t> term_at(const log_group& g, std::uint64_t i) const {
+    std::unique_lock lk(mu_);
+    auto it = groups_.find(g);
+    std::optional<std::uint64_t> t;
+    if (it != groups_.end()) t = it->second.term_at(i);
+    if (!t) return status::unavailable(where(g) + "no entry " + std::to_string(i));
+    return *t;
+  }
+
+  segment_group_state state(const log_group& g) const {
+    std::unique_lock lk(mu_);
+    auto it = groups_.find(g);
+    if (it == groups_.end()) return {};
+    const detail::segment::group_log& gl = it->second;
+    return {gl.vote_value(), gl.committed(), gl.last_purged(), gl.last_id()};
+  }
+
+  // Every group the log holds something of, in order.
+  std::vector<log_group> groups() const {
+    std::unique_lock lk(mu_);
+    std::vector<log_group> out;
+    for (const auto& [g, gl] : groups_) out.push_back(g);
+    return out;
+  }
+
+  const std::filesystem::path& directory() const { return dir_; }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  static constexpr std::size_t k_max_staged_bytes = std::size_t{16} << 20;
+  using segment_state = detail::segment::segment_state;
+
+  struct waiting_callback {
+    std::uint64_t ticket = 0;
+    clock::time_point staged;
+    callback done;
+  };
+  struct planned_read {
+    std::uint64_t seq = 0;
+    std::uint32_t offset = 0;
+    std::uint64_t record_first = 0, first = 0, end = 0;
+    bool in_file = false;
+    detail::log_file file;     // in_file
+    std::string memory;        // !in_file: the record's bytes, copied under the mutex
+    std::uint64_t memory_base = 0;
+  };
+
+  segment_log(detail::log_fs& fs, std::filesystem::path dir, segment_log_options options)
+      : fs_(fs), dir_(std::move(dir)), options_(options) {}
+
+  std::string where() const { return "log engine " + dir_.string() + ": "; }
+  std::string where(const log_group& g) const { return where() + detail::segment::to_string(g) + ": "; }
+  status closed_error(std::string_view op) const {
+    return status::unavailable(where() + std::string(op) + ": the log engine is closed");
+  }
+
+  template <class F>
+  status guarded(std::string_view op, F&& f) const {
+    try {
+      return f();
+    } catch (...) {
+      return detail::current_exception_status("log engine " + std::string(op), dir_.string());
+    }
+  }
+
+  status start() {
+    if (auto listed = fs_.list(dir_); !listed.ok()) {
+      if (listed.os_error() != ENOENT) return listed.status().with_context(where());
+      SESHAT_RETURN_IF_ERROR(fs_.create_directory(dir_).with_context(where()));
+      const std::filesystem::path parent = dir_.parent_path().empty() ? "." : dir_.parent_path();
+      SESHAT_RETURN_IF_ERROR(fs_.sync_directory(parent).with_context(where()));
+    }
+    if (options_.io == segment_io::dsync) {
+      SESHAT_ASSIGN_OR_RETURN(auto probe, fs_.probe(dir_));
+      dsync_ = probe.dsync;
+    }
+    SESHAT_ASSIGN_OR_RETURN(auto rec, detail::segment::recover(fs_, dir_, options_.recovery));
+    for (auto& s : rec.segments) segments_[s->seq] = s;
+    groups_ = std::move(rec.groups);
+    next_seq_ = rec.next_seq;
+    if (rec.last_is_empty && rec.segments.back()->size == options_.segment_bytes) {
+      open_seg_ = rec.segments.back();
+    } else {
+      open_seg_ = new_segment_state(options_.segment_bytes);
+      auto f = detail::segment::create_segment(fs_, dir_, *open_seg_);
+      if (!f.ok()) return f.status().with_context(where());
+      open_seg_->file = *f;
+      open_seg_->on_disk = true;
+    }
+    staging_.start(open_seg_, rec.next_number);
+    last_written_ = open_seg_;
+    started_ = true;
+    writer_ = std::thread([this] { writer_loop(); });
+    return {};
+  }
+
+  std::shared_ptr<segment_state> new_segment_state(std::uint64_t size) {
+    auto s = std::make_shared<segment_state>();
+    s->seq = next_seq_++;
+    s->size = size;
+    s->path = dir_ / detail::segment::segment_name(s->seq);
+    segments_[s->seq] = s;
+    return s;
+  }
+
+  // ---- staging (under mu_) ---------------------------------------------------
+
+  status writable(const log_group& g) const {
+    if (closing_) return closed_error("write");
+    if (!detail::segment::valid(g))
+      return status::invalid_argument(where() + detail::segment::to_string(g) +
+                                      ": expected family 0 (system_raft_log) with id 0 or "
+                                      "family 3 (data_raft_log) with id > 0");
+    return latch_.refusal(where(g) + "write");
+  }
+
+  // Checks and stages an entries record; its ticket (0: nothing to stage).
+  result<std::uint64_t> stage_entries(const log_group& g, std::uint64_t first,
+                                      std::span<const log_entry_input> entries) {
+    SESHAT_RETURN_IF_ERROR(writable(g));
+    if (entries.empty()) return std::uint64_t{0};
+    auto it = groups_.find(g);
+    if (it != groups_.end() && it->second.known()) {
+      const std::uint64_t expected = it->second.last_index() + 1;
+      if (first != expected)
+        return status::invalid_log_index(where(g) + "append at index " + std::to_string(first) +
+                                         ": expected " + std::to_string(expected) +
+                                         " (the log's last index + 1)");
+      if (auto last = it->second.last_id(); last && entries.front().term < last->term)
+        return status::invalid_log_index(where(g) + "append of term " +
+                                         std::to_string(entries.front().term) + " at index " +
+                                         std::to_string(first) + " after term " +
+                                         std::to_string(last->term));
+    } else if (first == 0) {
+      return status::invalid_log_index(where(g) + "append at index 0: the first index is 1");
+    }
+    auto encode = [&](std::string& out, std::uint64_t seq) {
+      return detail::segment::append_entries(out, seq, g, first, entries)
+          .with_context(where(g));
+    };
+    detail::segment::entries_record e;
+    e.group = g;
+    e.first = first;
+    e.count = static_cast<std::uint32_t>(entries.size());
+    for (const log_entry_input& x : entries) {
+      if (e.runs.empty() || e.runs.back().term != x.term) e.runs.push_back({x.term, 0});
+      ++e.runs.back().count;
+    }
+    return place(g, encode, std::move(e));
+  }
+
+  template <class Record>
+  result<std::uint64_t> stage_record(Record r) {
+    auto encode = [&](std::string& out, std::uint64_t) {
+      detail::segment::encode_record(out, r);
+      return status{};
+    };
+    const log_group g = r.group;
+    return place(g, encode, Record(r));
+  }
+
+  // Encodes the record with `encode(out, seq)` into the open frame (a new
+  // frame, in a new segment when it does not fit), applies it to g's index
+  // and returns its ticket.
+  template <class Encode, class Body>
+  result<std::uint64_t> place(const log_group& g, Encode& encode, Body body) {
+    using namespace detail::segment;
+    std::string rec;
+    SESHAT_RETURN_IF_ERROR(encode(rec, staging_.open_segment().seq));
+    if (!staging_.fits(rec.size())) {
+      const std::uint64_t fit = staging_buffer::segment_bytes_for(rec.size());
+      if (fit > k_max_segment_bytes)
+        return status::invalid_argument(where(g) + "a record of " + std::to_string(rec.size()) +
+                                        " bytes: at most " +
+                                        std::to_string(k_max_segment_bytes - (fit - rec.size())));
+      open_seg_ = new_segment_state(std::max(options_.segment_bytes, (fit + 4095) / 4096 * 4096));
+      staging_.switch_to(open_seg_);
+      rec.clear();
+      SESHAT_RETURN_IF_ERROR(encode(rec, open_seg_->seq));
+    }
+    record r;
+    r.offset = staging_.add(rec);
+    r.size = static_cast<std::uint32_t>(rec.size());
+    r.body = std::move(body);
+    groups_[g].replay().apply(r, open_seg_->seq).ignore();  // checked above: cannot refuse
+    return ++staged_ops_;
+  }
+
+  // ---- rounds ----------------------------------------------------------------
+
+  // Waits until operation `ticket` is durable (or written, when !durable),
+  // leading rounds while none runs. Under mu_ (held by `lk`).
+  status await(std::unique_lock<std::mutex>& lk, std::uint64_t ticket, bool durable) {
+    for (;;) {
+      if ((durable ? durable_ops_ : written_ops_) >= ticket) return {};
+      if (latch_.latched())
+        return ticket <= failed_upto_ ? round_error_ : latch_.refusal(where() + "write");
+      if (!round_running_) {
+        run_round(lk, durable);
+        continue;
+      }
+      round_cv_.wait(lk);
+    }
+  }
+
+  // One round: takes every staged byte, has round_writer.hpp write it,
+  // durable when `durable` or when it carries a callback, then wakes the
+  // callers and queues the covered callbacks. Under mu_, which it releases
+  // while writing. REQUIRES: no round running.
+  void run_round(std::unique_lock<std::mutex>& lk, bool durable) {
+    using namespace detail::segment;
+    round_running_ = true;
+    const std::deque<staging_buffer::chunk>& chunks = staging_.take();
+    const std::uint64_t upto = staged_ops_;
+    if (!callbacks_.empty() && callbacks_.front().ticket <= upto) durable = true;
+    round_plan plan;
+    plan.dsync = dsync_;
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+      const staging_buffer::chunk& c = chunks[i];
+      plan.steps.push_back({c.seg.get(), !c.seg->on_disk, c.seg->file, c.base, c.bytes,
+                            durable || i + 1 < chunks.size(), c.seg->written_end,
+                            c.seg->synced_end});
+    }
+    segment_state* prev = last_written_.get();
+    if (prev && prev->written_end > prev->synced_end &&
+        (plan.steps.empty() ? durable : plan.steps.front().seg != prev)) {
+      plan.flush = prev;
+      plan.flush_file = prev->file;
+    }
+    lk.unlock();
+    status failed;
+    try {
+      failed = write_round(fs_, dir_, plan);
+    } catch (...) {
+      failed = detail::current_exception_status("log engine round", dir_.string());
+    }
+    lk.lock();
+    if (!failed.ok()) {
+      latch_.note(failed).ignore();
+      if (!latch_.latched()) latch_.note(status::io_error(failed.message())).ignore();
+      round_error_ = failed;
+      failed_upto_ = upto;
+      while (!callbacks_.empty() && callbacks_.front().ticket <= upto) {
+        to_fire_.push_back({std::move(callbacks_.front().done), failed});
+        callbacks_.pop_front();
+      }
+      // The chunks stay in staging_: reads go on from them.
+    } else {
+      if (plan.flush) plan.flush->synced_end = plan.flush->written_end;
+      for (const round_step& st : plan.steps) {
+        if (st.create) {
+          st.seg->file = st.file;
+          st.seg->on_disk = true;
+        }
+        st.seg->written_end = st.written;
+        st.seg->synced_end = st.synced;
+      }
+      if (!chunks.empty()) last_written_ = chunks.back().seg;
+      written_ops_ = upto;
+      if (durable) durable_ops_ = upto;
+      while (!callbacks_.empty() && callbacks_.front().ticket <= durable_ops_) {
+        to_fire_.push_back({std::move(callbacks_.front().done), status{}});
+        callbacks_.pop_front();
+      }
+      staging_.written();
+    }
+    round_running_ = false;
+    round_cv_.notify_all();
+    writer_cv_.notify_all();
+  }
+
+  // The writer thread: rounds async-only work after its linger, and fires
+  // every callback, in staging order, outside the mutex.
+  void writer_loop() {
+    std::unique_lock lk(mu_);
+    for (;;) {
+      if (!to_fire_.empty()) {
+        auto [done, st] = std::move(to_fire_.front());
+        to_fire_.pop_front();
+        lk.unlock();
+        try {
+          if (done) done(st);
+        } catch (...) {  // a callback's exception is its own; the writer goes on
+        }
+        lk.lock();
+        continue;
+      }
+      if (!callbacks_.empty() && latch_.latched() && !round_running_) {
+        for (auto& c : callbacks_) to_fire_.push_back({std::move(c.done), latch_.refusal(where() + "append_async")});
+        callbacks_.clear();
+        continue;
+      }
+      if (!callbacks_.empty() && !latch_.latched()) {
+        if (round_running_) {
+          round_cv_.wait(lk);
+          continue;
+        }
+        const auto deadline =
+            std::min(callbacks_.front().staged + std::chrono::microseconds(options_.max_linger_us),
+                     last_async_ + std::chrono::microseconds(options_.idle_gap_us));
+        if (!stop_ && clock::now() < deadline) {
+          writer_cv_.wait_until(lk, deadline);
+          continue;
+        }
+        run_round(lk, true);
+        continue;
+      }
+      if (stop_ && callbacks_.empty()) return;  // every callback fired
+      writer_cv_.wait(lk);
+    }
+  }
+
+  // The records holding [lo, hi) of g, each with where its bytes are now:
+  // below its segment's written end in the file, else copied from the
+  // staging buffer. Under mu_.
+  result<std::vector<planned_read>> plan_read(const log_group& g, std::uint64_t lo,
+                                              std::uint64_t hi) const {
+    using namespace detail::segment;
+    if (hi < lo)
+      return status::invalid_argument(where(g) + "read [" + std::to_string(lo) + ", " +
+                                      std::to_string(hi) + "): hi is below lo");
+    std::vector<planned_read> out;
+    if (lo == hi) return out;
+    auto it = groups_.find(g);
+    if (it != groups_.end() && it->second.last_purged() && lo <= it->second.last_purged()->index)
+      return status::compacted(where(g) + "read from index " + std::to_string(lo) +
+                               ": entries up to " + std::to_string(it->second.last_purged()->index) +
+                               " are purged");
+    if (it == groups_.end() || !it->second.has_entries() || lo < it->second.first_index() ||
+        hi > it->second.last_index() + 1)
+      return status::unavailable(
+          where(g) + "read [" + std::to_string(lo) + ", " + std::to_string(hi) + "): the log holds " +
+          (it == groups_.end() || !it->second.has_entries()
+               ? std::string("no entry")
+               : "[" + std::to_string(it->second.first_index()) + ", " +
+                     std::to_string(it->second.last_index() + 1) + ")"));
+    for (const record_location& loc : it->second.locate(lo, hi)) {
+      planned_read p;
+      p.seq = loc.seq;
+      p.offset = loc.offset;
+      p.record_first = loc.record_first;
+      p.first = loc.first;
+      p.end = loc.end;
+      const auto& seg = segments_.at(loc.seq);
+      if (loc.offset < seg->written_end) {
+        p.in_file = true;
+        p.file = seg->file;
+      } else {
+        SESHAT_RETURN_IF_ERROR(copy_staged(*seg, loc.offset, p));
+      }
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
+
+  // Copies the record at `offset` of `seg` from the staging buffer (the
+  // round in flight, or still staged). Under mu_.
+  status copy_staged(const segment_state& seg, std::uint32_t offset, planned_read& p) const {
+    using namespace detail::segment;
+    const staging_buffer::chunk* c = staging_.find(seg, offset);
+    if (!c)
+      return status::corrupted_data(where() + segment_name(seg.seq) + ", byte " +
+                                    std::to_string(offset) + ": a record past the written end (" +
+                                    std::to_string(seg.written_end) + ") that is not staged");
+    const std::string_view rest = std::string_view(c->bytes).substr(offset - c->base);
+    field_reader r(rest, offset);
+    auto rec = decode_record(r);
+    if (!rec.ok()) return rec.status().with_context(where() + segment_name(seg.seq) + " (staged), ");
+    p.memory.assign(rest.substr(0, rec->size));
+    p.memory_base = offset;
+    return {};
+  }
+
+  detail::log_fs& fs_;
+  const std::filesystem::path dir_;
+  const segment_log_options options_;
+  bool dsync_ = false;  // durable rounds use RWF_DSYNC writes
+
+  mutable std::mutex mu_;             // guards everything below but writer_
+  mutable std::shared_mutex files_mu_;  // readers share it; close takes it to close the files
+  std::condition_variable round_cv_;    // a round ended
+  std::condition_variable writer_cv_;   // async work staged, callbacks to fire, stop
+  std::map<std::uint64_t, std::shared_ptr<segment_state>> segments_;
+  std::shared_ptr<segment_state> open_seg_;     // where staging goes
+  std::shared_ptr<segment_state> last_written_;  // the segment the last round wrote
+  detail::segment::staging_buffer staging_;
+  std::map<log_group, detail::segment::group_log> groups_;
+  std::uint64_t next_seq_ = 1;
+  // Tickets: operations staged, written, durable (counting up from 1).
+  std::uint64_t staged_ops_ = 0, written_ops_ = 0, durable_ops_ = 0;
+  bool round_running_ = false;
+  std::deque<waiting_callback> callbacks_;  // in ticket order
+  std::deque<std::pair<callback, status>> to_fire_;
+  clock::time_point last_async_{};
+  detail::write_latch latch_;
+  status round_error_;            // the failed round's error
+  std::uint64_t failed_upto_ = 0;  // the operations it carried
+  bool started_ = false, closing_ = false, stop_ = false;
+  std::thread writer_;
+};
+
+}  // namespace seshat

@@ -1,0 +1,633 @@
+// The log engine (backends/segment/segment_log.hpp) through its API:
+// appends, reads, truncate, purge, reset and hard state, before and after a
+// reopen (recovery by scanning); rounds (one write and one sync, counted
+// through a log_fs wrapper); callbacks only after their sync; the latch on
+// each injected failure; the recovery of a torn tail and the refusal of
+// damage inside synced data; concurrent appenders.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "seshat/backends/segment/segment_log.hpp"
+#include "seshat/log_backend.hpp"
+
+using seshat::errc;
+using seshat::log_entry_input;
+using seshat::log_group;
+using seshat::log_id;
+using seshat::segment_log;
+using seshat::segment_log_options;
+using seshat::status;
+using seshat::detail::fs_result;
+using seshat::detail::fs_status;
+using seshat::detail::log_file;
+using seshat::detail::log_fs;
+using seshat::detail::memory_log_fs;
+namespace fs = std::filesystem;
+
+static_assert(seshat::log_engine<segment_log>, "segment_log has the operations of docs/log-engine.md section 2");
+
+namespace {
+
+const log_group k_system{0, 0};
+log_group data_group(std::uint64_t id) { return {3, id}; }
+
+// A log_fs over another that counts writes and syncs, can fail one call of
+// a kind with EIO, and can hold every datasync until released.
+class test_fs final : public log_fs {
+ public:
+  enum class call { create, allocate, pwrite, datasync, rename, sync_directory };
+  explicit test_fs(log_fs& inner) : inner_(inner) {}
+
+  std::atomic<int> pwrites{0}, datasyncs{0}, dsync_writes{0};
+  void reset_counts() { pwrites = datasyncs = dsync_writes = 0; }
+  // "pwrite <file name>", "datasync <file name>", in call order.
+  std::vector<std::string> calls() {
+    std::lock_guard l(mu_);
+    return calls_;
+  }
+  // Fails the next call of kind `c` with EIO (once).
+  void fail_next(call c) { fail_ = static_cast<int>(c); }
+  void hold_syncs(bool hold) {
+    std::lock_guard l(mu_);
+    hold_ = hold;
+    cv_.notify_all();
+  }
+  // Waits until a datasync is held.
+  void wait_held() {
+    std::unique_lock l(mu_);
+    cv_.wait(l, [&] { return held_ > 0; });
+  }
+
+  fs_result<log_file> open(const fs::path& p, seshat::detail::open_flags f) override {
+    if (f.create_exclusive && take(call::create)) return eio("open", p);
+    return inner_.open(p, f);
+  }
+  fs_status pwrite(const log_file& f, std::uint64_t off, std::span<const std::string_view> pieces,
+                   seshat::detail::write_flags w) override {
+    if (take(call::pwrite)) return eio("pwritev2", f.path);
+    ++pwrites;
+    if (w.dsync) ++dsync_writes;
+    note("pwrite " + f.path.filename().string());
+    return inner_.pwrite(f, off, pieces, w);
+  }
+  fs_result<std::size_t> pread(const log_file& f, std::uint64_t off, std::span<char> b) override {
+    return inner_.pread(f, off, b);
+  }
+  fs_status datasync(const log_file& f) override {
+    {
+      std::unique_lock l(mu_);
+      ++held_;
+      cv_.notify_all();
+      cv_.wait(l, [&] { return !hold_; });
+      --held_;
+    }
+    if (take(call::datasync)) return eio("fdatasync", f.path);
+    ++datasyncs;
+    note("datasync " + f.path.filename().string());
+    return inner_.datasync(f);
+  }
+  fs_status allocate(const log_file& f, std::uint64_t size) override {
+    if (take(call::allocate)) return eio("fallocate", f.path);
+    return inner_.allocate(f, size);
+  }
+  fs_result<bool> write_zeroes(const log_file& f, std::uint64_t o, std::uint64_t l) override {
+    return inner_.write_zeroes(f, o, l);
+  }
+  fs_result<std::uint64_t> size(const log_file& f) override { return inner_.size(f); }
+  fs_result<std::uint64_t> link_count(const log_file& f) override { return inner_.link_count(f); }
+  fs_status close(const log_file& f) override { return inner_.close(f); }
+  fs_status create_directory(const fs::path& p) override { return inner_.create_directory(p); }
+  fs_status rename(const fs::path& a, const fs::path& b) override {
+    if (take(call::rename)) return eio("rename", b);
+    return inner_.rename(a, b);
+  }
+  fs_status link(const fs::path& a, const fs::path& b) override { return inner_.link(a, b); }
+  fs_status unlink(const fs::path& p) override { return inner_.unlink(p); }
+  fs_status sync_directory(const fs::path& p) override {
+    if (take(call::sync_directory)) return eio("fsync directory", p);
+    return inner_.sync_directory(p);
+  }
+  fs_result<std::vector<std::string>> list(const fs::path& d) override { return inner_.list(d); }
+
+ private:
+  bool take(call c) {
+    int want = static_cast<int>(c);
+    return fail_.compare_exchange_strong(want, -1);
+  }
+  void note(std::string c) {
+    std::lock_guard l(mu_);
+    calls_.push_back(std::move(c));
+  }
+  static fs_status eio(const char* what, const fs::path& p) {
+    return seshat::detail::os_failure(what, p, EIO);
+  }
+  log_fs& inner_;
+  std::atomic<int> fail_{-1};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool hold_ = false;
+  int held_ = 0;
+  std::vector<std::string> calls_;
+};
+
+// Entries with payloads "<tag>-<index>", all of term `term`.
+struct batch {
+  std::vector<std::string> payloads;
+  std::vector<log_entry_input> inputs;
+  batch(std::uint64_t first, std::size_t n, std::uint64_t term, const std::string& tag = "e") {
+    for (std::size_t i = 0; i < n; ++i) payloads.push_back(tag + "-" + std::to_string(first + i));
+    for (const std::string& p : payloads) inputs.push_back({term, p});
+  }
+};
+
+std::unique_ptr<segment_log> open_log(log_fs& fs, segment_log_options o = {}) {
+  auto r = segment_log::open(fs, "/log", o);
+  REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+  return std::move(*r);
+}
+
+void check_entries(const segment_log& log, const log_group& g, std::uint64_t lo, std::uint64_t hi,
+                   const std::string& tag = "e") {
+  auto got = log.read(g, lo, hi);
+  REQUIRE_MESSAGE(got.ok(), got.status().to_string());
+  REQUIRE(got->size() == hi - lo);
+  for (std::uint64_t i = lo; i < hi; ++i) CHECK((*got)[i - lo] == tag + "-" + std::to_string(i));
+}
+
+segment_log_options small_segments() {
+  segment_log_options o;
+  o.segment_bytes = 16 * 1024;
+  return o;
+}
+
+}  // namespace
+
+TEST_SUITE_BEGIN("segment log");
+
+TEST_CASE("appended entries are readable on return and after a reopen") {
+  memory_log_fs mem;
+  {
+    auto log = open_log(mem);
+    batch a(1, 3, 1), b(4, 2, 2);
+    REQUIRE(log->append(k_system, 1, a.inputs, true).ok());
+    REQUIRE(log->append(k_system, 4, b.inputs, false).ok());
+    check_entries(*log, k_system, 1, 6);
+    CHECK(*log->term_at(k_system, 3) == 1);
+    CHECK(*log->term_at(k_system, 5) == 2);
+    CHECK(log->state(k_system).last == log_id{2, 5});
+    REQUIRE(log->close().ok());
+  }
+  auto log = open_log(mem);
+  check_entries(*log, k_system, 1, 6);
+  CHECK(*log->term_at(k_system, 4) == 2);
+  CHECK(log->state(k_system).last == log_id{2, 5});
+  batch c(6, 1, 2);
+  CHECK(log->append(k_system, 6, c.inputs, true).ok());
+  check_entries(*log, k_system, 2, 7);
+}
+
+TEST_CASE("an append that does not continue the log is refused and changes nothing") {
+  memory_log_fs mem;
+  auto log = open_log(mem);
+  batch a(5, 2, 3);
+  REQUIRE(log->append(data_group(7), 5, a.inputs, true).ok());  // the caller keeps the floor
+  batch gap(8, 1, 3), overlap(6, 1, 3), older(7, 1, 2);
+  status s = log->append(data_group(7), 8, gap.inputs, true);
+  CHECK(s.is(errc::invalid_log_index));
+  CHECK(s.message().find("expected 7") != std::string::npos);
+  CHECK(log->append(data_group(7), 6, overlap.inputs, true).is(errc::invalid_log_index));
+  CHECK(log->append(data_group(7), 7, older.inputs, true).is(errc::invalid_log_index));
+  CHECK(log->append(log_group{3, 0}, 1, a.inputs, true).is(errc::invalid_argument));
+  CHECK(log->state(data_group(7)).last == log_id{3, 6});
+  CHECK(log->read(data_group(7), 5, 8).status().is(errc::unavailable));
+  check_entries(*log, data_group(7), 5, 7);
+}
+
+TEST_CASE("vote, committed and last purged survive a reopen") {
+  memory_log_fs mem;
+  {
+    auto log = open_log(mem);
+    batch a(1, 10, 1);
+    REQUIRE(log->append(k_system, 1, a.inputs, true).ok());
+    REQUIRE(log->save_vote(k_system, seshat::vote{4, 2, true}).ok());
+    REQUIRE(log->save_committed(k_system, log_id{1, 8}).ok());
+    REQUIRE(log->purge_to(k_system, log_id{1, 3}).ok());
+  }
+  auto log = open_log(mem);
+  const auto st = log->state(k_system);
+  CHECK(st.vote_value == seshat::vote{4, 2, true});
+  CHECK(st.committed == log_id{1, 8});
+  CHECK(st.last_purged == log_id{1, 3});
+  CHECK(st.last == log_id{1, 10});
+  CHECK(log->read(k_system, 3, 5).status().is(errc::compacted));
+  check_entries(*log, k_system, 4, 11);
+}
+
+TEST_CASE("truncate, purge and reset across small segments replay the same after a reopen") {
+  memory_log_fs mem;
+  const log_group g = data_group(1), h = data_group(2);
+  const std::string gt(60, 'g'), ht(60, 'h');  // 4 segments of 16 KiB
+  std::vector<seshat::segment_group_state> before;
+  {
+    auto log = open_log(mem, small_segments());
+    for (std::uint64_t i = 1; i <= 400; i += 4) {
+      batch a(i, 4, 1 + i / 100, gt), b(i, 4, 1, ht);
+      REQUIRE(log->append(g, i, a.inputs, false).ok());
+      REQUIRE(log->append(h, i, b.inputs, false).ok());
+    }
+    REQUIRE(log->truncate_from(g, 350, true).ok());
+    REQUIRE(log->purge_to(g, log_id{*log->term_at(g, 120), 120}).ok());
+    CHECK(log->purge_to(g, log_id{99, 130}).is(errc::invalid_argument));
+    REQUIRE(log->reset(h, log_id{9, 1000}).ok());
+    batch c(1001, 2, 9, ht);
+    REQUIRE(log->append(h, 1001, c.inputs, true).ok());
+    before = {log->state(g), log->state(h)};
+    CHECK(before[0].last == log_id{4, 349});
+    CHECK(before[1].last_purged == log_id{9, 1000});
+    REQUIRE(log->close().ok());
+    CHECK(mem.contents("/log/seg-00000000000000000004.log").size() == 16 * 1024);
+  }
+  auto log = open_log(mem, small_segments());
+  CHECK(log->state(g) == before[0]);
+  CHECK(log->state(h) == before[1]);
+  check_entries(*log, g, 121, 350, gt);
+  check_entries(*log, h, 1001, 1003, ht);
+  CHECK(log->read(h, 999, 1001).status().is(errc::compacted));
+  batch d(350, 1, 5, gt);
+  CHECK(log->append(g, 350, d.inputs, true).ok());
+  check_entries(*log, g, 340, 351, gt);
+}
+
+TEST_CASE("a durable round of 64 groups' append_async is one write and one sync") {
+  memory_log_fs mem;
+  test_fs counting(mem);
+  segment_log_options o;
+  o.max_linger_us = 100000;  // the writer thread waits; sync() leads the round
+  o.idle_gap_us = 100000;
+  auto log = open_log(counting, o);
+  std::vector<batch> batches;
+  batches.reserve(64);  // batch holds views of its own strings: never moved
+  for (int i = 0; i < 64; ++i) batches.emplace_back(1, 16, 1);
+  std::atomic<int> fired{0};
+  std::vector<std::uint64_t> order;  // written by the writer thread only
+  counting.reset_counts();
+  for (std::uint64_t i = 0; i < 64; ++i)
+    REQUIRE(log->append_async(data_group(i + 1), 1, batches[i].inputs, [&, i](status s) {
+      CHECK(s.ok());
+      order.push_back(i);
+      ++fired;
+    }).ok());
+  REQUIRE(log->sync().ok());
+  CHECK(counting.pwrites == 1);
+  CHECK(counting.datasyncs == 1);
+  REQUIRE(log->close().ok());  // fires what is left to fire
+  CHECK(fired == 64);
+  CHECK(std::is_sorted(order.begin(), order.end()));  // in staging order
+  CHECK(counting.pwrites == 1);
+  CHECK(counting.datasyncs == 1);
+}
+
+TEST_CASE("the writer thread rounds append_async work by itself, one write and one sync a round") {
+  memory_log_fs mem;
+  test_fs counting(mem);
+  auto log = open_log(counting);
+  counting.reset_counts();
+  std::mutex mu;
+  std::condition_variable cv;
+  int fired = 0;
+  batch a(1, 8, 1);
+  for (std::uint64_t g = 1; g <= 8; ++g)
+    REQUIRE(log->append_async(data_group(g), 1, a.inputs, [&](status s) {
+      CHECK(s.ok());
+      std::lock_guard l(mu);
+      ++fired;
+      cv.notify_all();
+    }).ok());
+  std::unique_lock l(mu);
+  REQUIRE(cv.wait_for(l, std::chrono::seconds(10), [&] { return fired == 8; }));
+  CHECK(counting.pwrites >= 1);
+  CHECK(counting.pwrites == counting.datasyncs);
+}
+
+TEST_CASE("a round that writes a later segment first syncs the earlier one") {
+  memory_log_fs mem;
+  test_fs order(mem);
+  auto log = open_log(order, small_segments());
+  const std::string big(10000, 'x');
+  const log_entry_input one[] = {{1, big}};
+  REQUIRE(log->append(k_system, 1, one, false).ok());  // written into seg 1, not synced
+  REQUIRE(log->append(k_system, 2, one, false).ok());  // does not fit: seg 2
+  const std::vector<std::string> calls = order.calls();
+  const auto sync1 = std::find(calls.begin(), calls.end(), "datasync seg-00000000000000000001.log");
+  const auto write2 = std::find(calls.begin(), calls.end(), "pwrite seg-00000000000000000002.log");
+  REQUIRE(write2 != calls.end());
+  CHECK(sync1 < write2);
+}
+
+TEST_CASE("a buffered append is in the file on return, and sync() then makes it durable with one fdatasync") {
+  memory_log_fs mem;
+  test_fs counting(mem);
+  auto log = open_log(counting);
+  counting.reset_counts();
+  REQUIRE(log->append(k_system, 1, batch(1, 2, 1, "buffered").inputs, false).ok());
+  CHECK(counting.pwrites == 1);
+  CHECK(counting.datasyncs == 0);
+  CHECK(mem.contents("/log/seg-00000000000000000001.log").find("buffered-2") != std::string::npos);
+  REQUIRE(log->sync().ok());
+  CHECK(counting.pwrites == 1);
+  CHECK(counting.datasyncs == 1);
+  REQUIRE(log->sync().ok());  // nothing left to sync
+  CHECK(counting.datasyncs == 1);
+}
+
+TEST_CASE("no callback fires before its round's sync returned") {
+  memory_log_fs mem;
+  test_fs gate(mem);
+  auto log = open_log(gate);
+  gate.hold_syncs(true);
+  std::atomic<bool> fired{false};
+  batch a(1, 1, 1);
+  REQUIRE(log->append_async(k_system, 1, a.inputs, [&](status s) {
+    CHECK(s.ok());
+    fired = true;
+  }).ok());
+  check_entries(*log, k_system, 1, 2);  // readable on return, from the staging buffer
+  gate.wait_held();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK_FALSE(fired.load());
+  check_entries(*log, k_system, 1, 2);  // readable while its round writes
+  gate.hold_syncs(false);
+  REQUIRE(log->close().ok());
+  CHECK(fired.load());
+}
+
+TEST_CASE("each injected failure latches the engine until reopen") {
+  using call = test_fs::call;
+  for (call c : {call::pwrite, call::datasync, call::create, call::allocate, call::rename,
+                 call::sync_directory}) {
+    CAPTURE(static_cast<int>(c));
+    memory_log_fs mem;
+    test_fs faulty(mem);
+    auto log = open_log(faulty, small_segments());
+    batch first(1, 1, 1);
+    REQUIRE(log->append(k_system, 1, first.inputs, true).ok());
+    faulty.fail_next(c);
+    // Appends of 6 KiB: the third needs a new segment (its creation's calls fail there).
+    status failed;
+    std::uint64_t next = 2;
+    for (int i = 0; i < 4 && failed.ok(); ++i, ++next) {
+      std::string big(6000, 'x');
+      const log_entry_input in[] = {{1, big}};
+      failed = log->append(k_system, next, in, true);
+    }
+    REQUIRE(failed.is(errc::io_error));
+    CHECK(failed.message().find("Input/output error") != std::string::npos);
+    CHECK(failed.message().find("/log") != std::string::npos);
+    batch later(next, 1, 1);
+    status refused = log->append(k_system, next, later.inputs, true);
+    CHECK(refused.is(errc::io_error));
+    CHECK(refused.message().find("refused, an earlier write failed") != std::string::npos);
+    CHECK(log->save_vote(k_system, seshat::vote{2, 1, false}).is(errc::io_error));
+    CHECK(log->sync().is(errc::io_error));
+    std::atomic<int> async_error{0};
+    CHECK(log->append_async(k_system, next, later.inputs, [&](status) { ++async_error; })
+              .is(errc::io_error));
+    check_entries(*log, k_system, 1, 2);  // reads go on
+    CHECK(log->close().is(errc::io_error));
+    log.reset();
+    auto again = open_log(mem, small_segments());  // reopen: what is on disk
+    check_entries(*again, k_system, 1, 2);
+    CHECK(again->state(k_system).last->index >= 1);
+  }
+}
+
+TEST_CASE("a failed sync fails the callbacks of its round") {
+  memory_log_fs mem;
+  test_fs faulty(mem);
+  auto log = open_log(faulty);
+  faulty.fail_next(test_fs::call::datasync);
+  std::promise<status> got;
+  batch a(1, 2, 1);
+  REQUIRE(log->append_async(k_system, 1, a.inputs, [&](status s) { got.set_value(s); }).ok());
+  status s = got.get_future().get();
+  CHECK(s.is(errc::io_error));
+  CHECK(s.message().find("fdatasync") != std::string::npos);
+  CHECK(log->append(k_system, 3, batch(3, 1, 1).inputs, false).is(errc::io_error));
+}
+
+TEST_CASE("a torn last frame is cut under tolerate and refused under absolute consistency") {
+  memory_log_fs mem;
+  {
+    auto log = open_log(mem);
+    REQUIRE(log->append(k_system, 1, batch(1, 2, 1).inputs, true).ok());
+    REQUIRE(log->append(k_system, 3, batch(3, 2, 1).inputs, true).ok());
+    REQUIRE(log->close().ok());
+  }
+  const fs::path seg = "/log/seg-00000000000000000001.log";
+  const std::string image = mem.contents(seg);
+  // The second frame's last byte, flipped: a torn write of the last round.
+  using seshat::detail::segment::decode_frame;
+  auto one = decode_frame(std::string_view(image).substr(4096), 4096, 1);
+  REQUIRE(one.ok());
+  const std::uint32_t second_at = 4096 + one->size;
+  auto two = decode_frame(std::string_view(image).substr(second_at), second_at, 1);
+  REQUIRE(two.ok());
+  REQUIRE(two->size > 0);
+  const std::size_t end = second_at + two->size;
+  {
+    auto f = mem.open(seg, {});
+    REQUIRE(f.ok());
+    const std::string flipped(1, static_cast<char>(image[end - 1] ^ 0x5a));
+    const std::string_view pieces[] = {flipped};
+    REQUIRE(mem.pwrite(*f, end - 1, pieces, {}).ok());
+    REQUIRE(mem.close(*f).ok());
+  }
+  segment_log_options strict;
+  strict.recovery = seshat::recovery_mode::absolute_consistency;
+  auto refused = segment_log::open(mem, "/log", strict);
+  REQUIRE(refused.status().is(errc::corrupted_data));
+  CHECK(refused.status().message().find("seg-00000000000000000001.log, byte ") != std::string::npos);
+  CHECK(refused.status().message().find("unsynced tail") != std::string::npos);
+  auto log = open_log(mem);  // tolerate: cut at the torn frame
+  CHECK(log->state(k_system).last == log_id{1, 2});
+  check_entries(*log, k_system, 1, 3);
+  REQUIRE(log->append(k_system, 3, batch(3, 1, 1).inputs, true).ok());
+  log.reset();
+  auto reopened = open_log(mem, strict);  // the cut was durable: nothing torn left
+  check_entries(*reopened, k_system, 1, 4);
+}
+
+TEST_CASE("damage before a later frame refuses the open, naming segment and byte") {
+  memory_log_fs mem;
+  {
+    auto log = open_log(mem);
+    REQUIRE(log->append(k_system, 1, batch(1, 2, 1).inputs, true).ok());
+    REQUIRE(log->append(k_system, 3, batch(3, 2, 1).inputs, true).ok());
+  }
+  const fs::path seg = "/log/seg-00000000000000000001.log";
+  auto f = mem.open(seg, {});
+  REQUIRE(f.ok());
+  const std::string flipped = "\x7f";
+  const std::string_view pieces[] = {flipped};
+  REQUIRE(mem.pwrite(*f, 4096 + 40, pieces, {}).ok());  // inside the first frame
+  REQUIRE(mem.close(*f).ok());
+  auto refused = segment_log::open(mem, "/log");
+  REQUIRE(refused.status().is(errc::corrupted_data));
+  const std::string m = refused.status().message();
+  CHECK(m.find("log engine /log: seg-00000000000000000001.log, byte 4096: frame checksum mismatch") !=
+        std::string::npos);
+  CHECK(m.find("inside synced data") != std::string::npos);
+  CHECK(mem.contents(seg).substr(4096 + 40, 1) == flipped);  // nothing changed
+}
+
+TEST_CASE("damage in the last frame of a segment followed by a written one refuses the open") {
+  memory_log_fs mem;
+  const std::string big(10000, 'x');
+  const log_entry_input one[] = {{1, big}};
+  {
+    auto log = open_log(mem, small_segments());
+    REQUIRE(log->append(k_system, 1, one, true).ok());
+    REQUIRE(log->append(k_system, 2, one, true).ok());  // in seg 2
+  }
+  const fs::path seg = "/log/seg-00000000000000000001.log";
+  auto f = mem.open(seg, {});
+  REQUIRE(f.ok());
+  const std::string flipped = "\x7f";
+  const std::string_view pieces[] = {flipped};
+  REQUIRE(mem.pwrite(*f, 4096 + 5000, pieces, {}).ok());  // seg 1's only (last) frame
+  REQUIRE(mem.close(*f).ok());
+  auto refused = segment_log::open(mem, "/log", small_segments());
+  REQUIRE(refused.status().is(errc::corrupted_data));
+  CHECK(refused.status().message().find("seg-00000000000000000002.log holds a frame") !=
+        std::string::npos);
+}
+
+TEST_CASE("a read of a damaged entry is corrupted data naming segment and byte, never other bytes") {
+  memory_log_fs mem;
+  auto log = open_log(mem);
+  REQUIRE(log->append(k_system, 1, batch(1, 3, 1).inputs, true).ok());
+  const fs::path seg = "/log/seg-00000000000000000001.log";
+  const std::string image = mem.contents(seg);
+  const std::size_t at = image.find("e-2");
+  REQUIRE(at != std::string::npos);
+  auto f = mem.open(seg, {});
+  REQUIRE(f.ok());
+  const std::string other = "e-9";
+  const std::string_view pieces[] = {other};
+  REQUIRE(mem.pwrite(*f, at, pieces, {}).ok());
+  REQUIRE(mem.close(*f).ok());
+  check_entries(*log, k_system, 1, 2);  // the entry before is intact
+  auto got = log->read(k_system, 1, 4);
+  REQUIRE(got.status().is(errc::corrupted_data));
+  const std::string want = "log engine /log: seg-00000000000000000001.log, byte " +
+                           std::to_string(at - 4) +
+                           ": entry 2 of group (family 0, id 0) checksum mismatch (stored 0x";
+  CHECK(got.status().message().substr(0, want.size()) == want);
+}
+
+TEST_CASE("dsync mode makes a durable round one write and no fdatasync") {
+  memory_log_fs mem;
+  test_fs counting(mem);
+  segment_log_options o;
+  o.io = seshat::segment_io::dsync;
+  auto log = open_log(counting, o);
+  counting.reset_counts();
+  REQUIRE(log->append(k_system, 1, batch(1, 3, 1).inputs, true).ok());
+  CHECK(counting.pwrites == 1);
+  CHECK(counting.dsync_writes == 1);
+  CHECK(counting.datasyncs == 0);
+}
+
+TEST_CASE("a segment log on real files survives a reopen") {
+  const char* base = std::getenv("SESHAT_TEST_DIR");
+  const fs::path root = (base ? fs::path(base) : fs::current_path() / "test-data") /
+                        ("segment-log-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root);
+  seshat::detail::posix_log_fs posix;
+  {
+    auto r = segment_log::open(posix, root / "log", small_segments());
+    REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    for (std::uint64_t i = 1; i <= 200; i += 10)
+      REQUIRE((*r)->append(data_group(5), i, batch(i, 10, 2).inputs, i % 20 == 1).ok());
+    REQUIRE((*r)->close().ok());
+  }
+  auto r = segment_log::open(posix, root / "log", small_segments());
+  REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+  check_entries(**r, data_group(5), 1, 201);
+  r->reset();
+  fs::remove_all(root);
+}
+
+TEST_CASE("options out of range are refused naming the field") {
+  memory_log_fs mem;
+  segment_log_options o;
+  o.segment_bytes = 100;
+  auto r = segment_log::open(mem, "/log", o);
+  CHECK(r.status().is(errc::invalid_config));
+  CHECK(r.status().message().find("segment_bytes") != std::string::npos);
+}
+
+TEST_SUITE_END();
+
+TEST_SUITE("concurrency") {
+  TEST_CASE("appenders on several threads, each with its own groups, while others read") {
+    memory_log_fs mem;
+    segment_log_options o = small_segments();
+    o.max_linger_us = 200;
+    auto log = open_log(mem, o);
+    constexpr int k_threads = 4, k_groups = 4, k_rounds = 60;
+    std::atomic<int> callbacks{0}, failures{0};
+    std::atomic<bool> done{false};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < k_threads; ++t)
+      threads.emplace_back([&, t] {
+        for (int r = 0; r < k_rounds; ++r)
+          for (int k = 0; k < k_groups; ++k) {
+            const log_group g = data_group(1 + t * k_groups + k);
+            const std::uint64_t first = 1 + 3 * static_cast<std::uint64_t>(r);
+            batch b(first, 3, 1);
+            status s = r % 3 == 0 ? log->append(g, first, b.inputs, r % 2 == 0)
+                                  : log->append_async(g, first, b.inputs, [&](status x) {
+                                      if (!x.ok()) ++failures;
+                                      ++callbacks;
+                                    });
+            if (!s.ok()) ++failures;
+          }
+      });
+    std::thread reader([&] {
+      while (!done) {
+        for (std::uint64_t id = 1; id <= k_threads * k_groups; ++id) {
+          const auto st = log->state(data_group(id));
+          if (!st.last) continue;
+          auto got = log->read(data_group(id), 1, st.last->index + 1);
+          if (!got.ok() || got->size() != st.last->index || got->back() != "e-" + std::to_string(st.last->index))
+            ++failures;
+        }
+      }
+    });
+    for (auto& th : threads) th.join();
+    done = true;
+    reader.join();
+    REQUIRE(log->close().ok());
+    CHECK(failures == 0);
+    const int asyncs = k_threads * k_groups * (k_rounds - (k_rounds + 2) / 3);
+    CHECK(callbacks == asyncs);
+    auto again = open_log(mem, o);
+    for (std::uint64_t id = 1; id <= k_threads * k_groups; ++id)
+      check_entries(*again, data_group(id), 1, 1 + 3 * k_rounds);
+  }
+}
