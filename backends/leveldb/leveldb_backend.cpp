@@ -301,6 +301,30 @@ status write_db(Engine& e, const leveldb::WriteOptions& o, leveldb::WriteBatch* 
   return write_marker(e, path);
 }
 
+// At close: when the current log holds more than
+// detail::k_flush_on_close_log_bytes, writes the memtable to a table file
+// (LevelDB then deletes the log), so that the next open replays a short log
+// instead of rebuilding the memtable from it and writing it out. A write of
+// no batch (LevelDB's own TEST_CompactMemTable does this) switches to a new
+// memtable and log and schedules the old memtable's flush; a second one
+// waits for that flush (and switches once more, to an empty memtable).
+// CompactRange would wait for a table compaction running meanwhile too;
+// this does not, and the database's deletion then stops that compaction.
+// Not once a write failed; a failed flush is latched and returned.
+template <class Engine>
+status flush_for_reopen(Engine& e, const std::string& path) {
+  if (e.latch.latched()) return {};
+  const std::string log = e.watch->newest_log();
+  std::uint64_t size = 0;
+  if (log.empty() || !e.watch->GetFileSize(log, &size).ok() ||
+      size < detail::k_flush_on_close_log_bytes)
+    return {};
+  leveldb::Status s = e.db->Write(leveldb::WriteOptions(), nullptr);
+  if (s.ok()) s = e.db->Write(leveldb::WriteOptions(), nullptr);
+  if (s.ok()) return {};
+  return e.latch.note(from_leveldb(s, "close: flush the memtable of " + store_context(path)));
+}
+
 // The store's logs through LevelDB's environment, for detail::check_logs.
 // LevelDB's Env cannot truncate: the cut is made on the file directly.
 detail::log_files leveldb_log_files(leveldb::Env* env, const std::filesystem::path& dir,
@@ -700,8 +724,13 @@ status leveldb_backend::close() {
     // database is deleted (unless an iterator still holds it). Deleting it
     // waits for LevelDB's background compaction.
     std::unique_lock life(life_mutex_);
+    status flushed;
+    if (engine_) {
+      std::lock_guard writer(write_mutex_);
+      flushed = flush_for_reopen(*engine_, path_);
+    }
     engine_.reset();
-    return {};
+    return flushed;
   } catch (...) {
     return exception_status("close", path_);
   }
