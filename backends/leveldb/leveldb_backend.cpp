@@ -682,6 +682,16 @@ status leveldb_backend::compact_range(column_family cf, std::string_view begin,
     const std::string lo = begin.empty() ? family_begin(cf) : stored_key(cf, begin);
     const std::string hi = end.empty() ? family_end(cf) : stored_key(cf, end);
     const leveldb::Slice lo_slice = slice(lo), hi_slice = slice(hi);
+    // LevelDB's CompactRange compacts the levels that held files in the
+    // range before it flushed the memtable: a memtable flushed into a level
+    // below them would keep the range's deleted keys. So the memtable
+    // first, by a CompactRange over a range that holds no key (above every
+    // family's prefix, below the durability marker's key): it flushes the
+    // memtable and finds no table to compact.
+    static_assert(k_column_family_count < 0xfe, "no family's keys start with 0xfe");
+    const std::string none(1, '\xfe');
+    const leveldb::Slice none_slice(none);
+    engine_->db->CompactRange(&none_slice, &none_slice);
     // LevelDB's end is inclusive: compacting one key past the range is harmless.
     engine_->db->CompactRange(&lo_slice, &hi_slice);
     return {};

@@ -657,6 +657,10 @@ status rocksdb_backend::compact_range(column_family cf, std::string_view begin,
     if (state_->closed) return state_->closed_error("compact_range");
     // A compaction may flush memtables, switching the WAL.
     SESHAT_RETURN_IF_ERROR(state_->refuse_after_write_error("compact_range"));
+    // Every family's memtables first: the WALs that held the range's data
+    // go too (the state families' few writes would otherwise keep them).
+    SESHAT_RETURN_IF_ERROR(
+        state_->flush_all("compact_range: flush the memtables of " + state_->of_store()));
     const rocksdb::Slice b = slice(begin), e = slice(end);
     rocksdb::Status s = state_->db->CompactRange(rocksdb::CompactRangeOptions(), state_->handle(cf),
                                                  begin.empty() ? nullptr : &b,
