@@ -2,10 +2,19 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <future>
 #include <map>
+#include <mutex>
+#include <random>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
+
+#include "seshat/detail/log_compactor.hpp"
 
 #include "support.hpp"
 
@@ -372,6 +381,173 @@ TEST_CASE_TEMPLATE("reset_log deletes every entry and writes its companion batch
   const status refused = s->reset_log(group, 30, &bad);
   CHECK(refused.is(errc::invalid_argument));
   CHECK(s->last_log_index(group).value() == 20u);
+}
+
+// ---- purge frees the disk ---------------------------------------------------
+//
+// Every log range storage deletes is compacted in the background once its
+// family took options.compact_deleted_logs_after_mb of log writes
+// (detail/log_compactor.hpp); these tests set it to 0: every deletion.
+
+namespace {
+
+// `count` incompressible entries of `bytes` each, from `seed`.
+std::vector<std::string> random_entries(std::size_t count, std::size_t bytes, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::string> out(count, std::string(bytes, '\0'));
+  for (auto& e : out)
+    for (auto& c : e) c = static_cast<char>(rng());
+  return out;
+}
+
+// Bytes of the engine's write-ahead logs (*.log) in the store directory.
+std::uint64_t log_file_bytes(const std::filesystem::path& dir) {
+  std::uint64_t bytes = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir))
+    if (f.path().extension() == ".log") bytes += f.file_size();
+  return bytes;
+}
+
+open_options compact_every_deletion() {
+  open_options o;
+  o.compact_deleted_logs_after_mb = 0;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("purged log ranges give their disk space back once the background compaction "
+                   "finished",
+                   B, SESHAT_ALL_BACKENDS) {
+  if constexpr (std::is_same_v<B, memory_backend>) return;  // no disk
+  scratch_dir dir;
+  auto s = open_store<B>(dir.store(), compact_every_deletion());
+  // Rounds of 3 MB appended, then purged but for its last 100 entries: a
+  // purged range in a table file at LevelDB's deepest level goes with the
+  // next compaction that reaches it, the next round's.
+  constexpr std::uint64_t k_round = 3000;
+  const auto all = random_entries(3 * k_round, 1024, 1);
+  std::uint64_t written = 0;
+  for (std::uint64_t next = 1; next <= all.size(); next += k_round) {
+    for (std::uint64_t i = next; i < next + k_round; i += 500) {
+      const auto from = all.begin() + static_cast<long>(i - 1);
+      REQUIRE(s->append_log(k_log, i, std::vector<std::string>(from, from + 500)).ok());
+    }
+    REQUIRE(s->sync_wal().ok());
+    written = std::max(written, s->backend().disk_usage().value());
+    REQUIRE(s->truncate_log_before(k_log, next + k_round - 100).ok());
+  }
+  REQUIRE(written > 3'000'000);
+  REQUIRE(s->wait_for_compaction().ok());
+  const std::uint64_t after = s->backend().disk_usage().value();
+  CHECK_MESSAGE(after < written / 4, "disk bytes " << after << " after the last purge, at most "
+                                                   << written << " before one");
+  CHECK(s->read_log(k_log, all.size() - 99, all.size() + 1).value() ==
+        std::vector<std::string>(all.end() - 100, all.end()));
+}
+
+TEST_CASE_TEMPLATE("a store closed and reopened while its purged ranges are compacted loses nothing",
+                   B, SESHAT_ALL_BACKENDS) {
+  scratch_dir dir;
+  const auto all = random_entries(6000, 1024, 2);
+  std::uint64_t next = 1, first = 1;
+  for (int round = 0; round < 3; ++round) {
+    auto s = open_store<B>(dir.store(), compact_every_deletion());
+    for (int batch = 0; batch < 4; ++batch, next += 500)
+      REQUIRE(s->append_log(k_log, next,
+                            std::vector<std::string>(all.begin() + static_cast<long>(next - 1),
+                                                     all.begin() + static_cast<long>(next + 499)))
+                  .ok());
+    first = next - 300;
+    REQUIRE(s->truncate_log_before(k_log, first).ok());  // schedules a compaction
+    CHECK(s->close().ok());                              // while it runs, or before it starts
+    s = open_store<B>(dir.store(), compact_every_deletion());
+    CHECK(s->first_log_index(k_log).value() == first);
+    CHECK(s->last_log_index(k_log).value() == next - 1);
+    CHECK(s->read_log(k_log, first, next).value() ==
+          std::vector<std::string>(all.begin() + static_cast<long>(first - 1),
+                                   all.begin() + static_cast<long>(next - 1)));
+    CHECK(s->wait_for_compaction().ok());
+  }
+}
+
+TEST_CASE_TEMPLATE("a clean close past 4 MiB of write-ahead log leaves the next open a short log",
+                   B, SESHAT_ALL_BACKENDS) {
+  if constexpr (std::is_same_v<B, memory_backend>) return;  // no write-ahead log
+  scratch_dir dir;
+  const auto all = random_entries(6000, 1024, 3);  // 6 MB, in the memtable
+  {
+    auto s = open_store<B>(dir.store());
+    REQUIRE(s->append_log(k_log, 1, all).ok());
+    REQUIRE(s->sync_wal().ok());
+    REQUIRE(log_file_bytes(dir.store()) > std::uint64_t{4} << 20);
+    REQUIRE(s->close().ok());
+  }
+  CHECK(log_file_bytes(dir.store()) < std::uint64_t{1} << 20);
+  auto s = open_store<B>(dir.store());
+  CHECK(s->read_log(k_log, 1, 6001).value() == all);
+}
+
+TEST_CASE("the log compactor runs off the caller's thread, merges ranges and stops after the one "
+          "it runs") {
+  std::mutex m;
+  std::condition_variable cv;
+  bool release = false;
+  std::vector<std::pair<std::string, std::string>> compacted;
+  std::thread::id ran_on;
+  detail::log_compactor c(
+      [&](column_family, std::string_view b, std::string_view e) {
+        std::unique_lock lock(m);
+        compacted.emplace_back(b, e);
+        ran_on = std::this_thread::get_id();
+        cv.notify_all();
+        cv.wait(lock, [&] { return release; });
+        return status{};
+      },
+      100, "test-store");
+  c.written(k_log, 50);
+  c.deleted(k_log, "a", "c");  // below 100 bytes: recorded, not scheduled
+  c.written(k_log, 60);
+  c.deleted(k_log, "c", "f");  // schedules ["a", "f")
+  {
+    std::unique_lock lock(m);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !compacted.empty(); }));
+    CHECK(compacted.front() == std::pair<std::string, std::string>("a", "f"));
+    CHECK(ran_on != std::this_thread::get_id());
+  }
+  c.written(k_log, 200);
+  c.deleted(k_log, "f", "g");  // scheduled while the first runs
+  // stop() waits for the compaction running, and drops the scheduled one.
+  auto stopped = std::async(std::launch::async, [&] { c.stop(); });
+  CHECK(stopped.wait_for(std::chrono::milliseconds(100)) == std::future_status::timeout);
+  {
+    std::lock_guard lock(m);
+    release = true;
+    cv.notify_all();
+  }
+  stopped.get();
+  std::lock_guard lock(m);
+  CHECK(compacted.size() == 1);
+  c.deleted(k_log, "g", "h");  // after stop: nothing
+  CHECK(c.wait().ok());
+}
+
+TEST_CASE("a failed background compaction is latched, named, and stops later ones") {
+  std::atomic<int> calls{0};
+  detail::log_compactor c(
+      [&](column_family, std::string_view, std::string_view) {
+        ++calls;
+        return status::io_error("disk full");
+      },
+      0, "/some/store");
+  c.deleted(k_log, "a", "b");
+  const status s = c.wait();
+  CHECK(s.is(errc::io_error));
+  for (const char* part : {"disk full", "system_raft_log", "/some/store", "background compaction"})
+    CHECK_MESSAGE(s.message().find(part) != std::string::npos, part << " in " << s.to_string());
+  c.deleted(k_log, "b", "c");
+  CHECK(c.wait().is(errc::io_error));
+  CHECK(calls == 1);
 }
 
 TEST_CASE_TEMPLATE("a raw batch into a log family makes storage read the log's bounds again", B,

@@ -301,6 +301,30 @@ status write_db(Engine& e, const leveldb::WriteOptions& o, leveldb::WriteBatch* 
   return write_marker(e, path);
 }
 
+// At close: when the current log holds more than
+// detail::k_flush_on_close_log_bytes, writes the memtable to a table file
+// (LevelDB then deletes the log), so that the next open replays a short log
+// instead of rebuilding the memtable from it and writing it out. A write of
+// no batch (LevelDB's own TEST_CompactMemTable does this) switches to a new
+// memtable and log and schedules the old memtable's flush; a second one
+// waits for that flush (and switches once more, to an empty memtable).
+// CompactRange would wait for a table compaction running meanwhile too;
+// this does not, and the database's deletion then stops that compaction.
+// Not once a write failed; a failed flush is latched and returned.
+template <class Engine>
+status flush_for_reopen(Engine& e, const std::string& path) {
+  if (e.latch.latched()) return {};
+  const std::string log = e.watch->newest_log();
+  std::uint64_t size = 0;
+  if (log.empty() || !e.watch->GetFileSize(log, &size).ok() ||
+      size < detail::k_flush_on_close_log_bytes)
+    return {};
+  leveldb::Status s = e.db->Write(leveldb::WriteOptions(), nullptr);
+  if (s.ok()) s = e.db->Write(leveldb::WriteOptions(), nullptr);
+  if (s.ok()) return {};
+  return e.latch.note(from_leveldb(s, "close: flush the memtable of " + store_context(path)));
+}
+
 // The store's logs through LevelDB's environment, for detail::check_logs.
 // LevelDB's Env cannot truncate: the cut is made on the file directly.
 detail::log_files leveldb_log_files(leveldb::Env* env, const std::filesystem::path& dir,
@@ -658,6 +682,16 @@ status leveldb_backend::compact_range(column_family cf, std::string_view begin,
     const std::string lo = begin.empty() ? family_begin(cf) : stored_key(cf, begin);
     const std::string hi = end.empty() ? family_end(cf) : stored_key(cf, end);
     const leveldb::Slice lo_slice = slice(lo), hi_slice = slice(hi);
+    // LevelDB's CompactRange compacts the levels that held files in the
+    // range before it flushed the memtable: a memtable flushed into a level
+    // below them would keep the range's deleted keys. So the memtable
+    // first, by a CompactRange over a range that holds no key (above every
+    // family's prefix, below the durability marker's key): it flushes the
+    // memtable and finds no table to compact.
+    static_assert(k_column_family_count < 0xfe, "no family's keys start with 0xfe");
+    const std::string none(1, '\xfe');
+    const leveldb::Slice none_slice(none);
+    engine_->db->CompactRange(&none_slice, &none_slice);
     // LevelDB's end is inclusive: compacting one key past the range is harmless.
     engine_->db->CompactRange(&lo_slice, &hi_slice);
     return {};
@@ -700,8 +734,13 @@ status leveldb_backend::close() {
     // database is deleted (unless an iterator still holds it). Deleting it
     // waits for LevelDB's background compaction.
     std::unique_lock life(life_mutex_);
+    status flushed;
+    if (engine_) {
+      std::lock_guard writer(write_mutex_);
+      flushed = flush_for_reopen(*engine_, path_);
+    }
     engine_.reset();
-    return {};
+    return flushed;
   } catch (...) {
     return exception_status("close", path_);
   }

@@ -204,6 +204,7 @@ struct rocksdb_backend::state {
     if (closed) return {};
     status synced;
     if (db != nullptr) synced = sync_wal("close: sync WAL of " + of_store());
+    if (db != nullptr && synced.ok()) synced = flush_for_reopen();
     bool deferred = false;
     {
       std::lock_guard lock(iterators_mu);
@@ -213,6 +214,32 @@ struct rocksdb_backend::state {
     if (deferred) return synced;
     status released = release_db();
     return synced.ok() ? released : synced;
+  }
+
+  // At close: when the live WALs hold more than
+  // detail::k_flush_on_close_log_bytes, flushes every family's memtables,
+  // so that the next open replays a short WAL (RocksDB deletes the WALs no
+  // family needs any more before the database closes). Not once a write
+  // failed (the latch): the open then replays the WALs, as after a crash.
+  status flush_for_reopen() {
+    if (latch.latched()) return {};
+    rocksdb::VectorLogPtr files;
+    if (!db->GetSortedWalFiles(files).ok()) return {};  // then the open replays them all
+    std::uint64_t bytes = 0;
+    for (const auto& f : files)
+      if (f->Type() == rocksdb::kAliveLogFile) bytes += f->SizeFileBytes();
+    if (bytes < detail::k_flush_on_close_log_bytes) return {};
+    return flush_all("close: flush the memtables of " + of_store());
+  }
+
+  // Flushes the memtables of every family, and waits. Every family: the
+  // state families take a few small writes, and their memtables would
+  // otherwise keep every WAL since their last flush alive.
+  status flush_all(const std::string& context) {
+    std::vector<rocksdb::ColumnFamilyHandle*> all(handles.begin(), handles.end());
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    return note_write(db->Flush(fo, all), context);
   }
 
   // Called once per RocksDB iterator, after it was deleted: the last one
@@ -630,6 +657,10 @@ status rocksdb_backend::compact_range(column_family cf, std::string_view begin,
     if (state_->closed) return state_->closed_error("compact_range");
     // A compaction may flush memtables, switching the WAL.
     SESHAT_RETURN_IF_ERROR(state_->refuse_after_write_error("compact_range"));
+    // Every family's memtables first: the WALs that held the range's data
+    // go too (the state families' few writes would otherwise keep them).
+    SESHAT_RETURN_IF_ERROR(
+        state_->flush_all("compact_range: flush the memtables of " + state_->of_store()));
     const rocksdb::Slice b = slice(begin), e = slice(end);
     rocksdb::Status s = state_->db->CompactRange(rocksdb::CompactRangeOptions(), state_->handle(cf),
                                                  begin.empty() ? nullptr : &b,

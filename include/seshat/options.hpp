@@ -80,6 +80,11 @@ struct open_options {
   std::uint32_t write_buffer_mb = 64;  // memtable size, [1, 1024] MB
   std::uint32_t max_write_buffers = 3; // memtables per family, [2, 10]
   std::uint32_t target_file_mb = 64;   // target table file size, [1, 1024] MB
+  // Purge frees the disk: once a log family took this many MB of log
+  // writes since its last compaction, the next log range deleted in it
+  // (a purge, a truncation) has every range deleted since compacted, in the
+  // background (storage::wait_for_compaction). 0: every deletion, [0, 1024].
+  std::uint32_t compact_deleted_logs_after_mb = 16;
 
   recovery_mode recovery = recovery_mode::tolerate_corrupted_tail;
 
@@ -90,7 +95,8 @@ struct open_options {
   status validate() const {
     if (auto s = check("write_buffer_mb", write_buffer_mb, 1, 1024); !s.ok()) return s;
     if (auto s = check("max_write_buffers", max_write_buffers, 2, 10); !s.ok()) return s;
-    return check("target_file_mb", target_file_mb, 1, 1024);
+    if (auto s = check("target_file_mb", target_file_mb, 1, 1024); !s.ok()) return s;
+    return check("compact_deleted_logs_after_mb", compact_deleted_logs_after_mb, 0, 1024);
   }
 
  private:

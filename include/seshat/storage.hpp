@@ -66,6 +66,7 @@
 #include "seshat/detail/directory_swap.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/group_sync.hpp"
+#include "seshat/detail/log_compactor.hpp"
 #include "seshat/detail/open_groups.hpp"
 #include "seshat/detail/printable.hpp"
 #include "seshat/key_format.hpp"
@@ -120,10 +121,16 @@ class storage {
   storage(const storage&) = delete;
   storage& operator=(const storage&) = delete;
 
-  ~storage() { group_sync_.stop(); }
+  ~storage() {
+    compactor_.stop();
+    group_sync_.stop();
+  }
 
-  // Fires every pending sync_async callback, then closes the backend.
+  // Waits for a background compaction running (see wait_for_compaction)
+  // and drops the ones scheduled, fires every pending sync_async callback,
+  // then closes the backend.
   status close() {
+    compactor_.stop();
     group_sync_.stop();
     return backend_->close();
   }
@@ -307,6 +314,7 @@ class storage {
       if (!c.first) c.first = first_index;
       c.last = index - 1;
       counters_.written(a.cf, index - first_index, bytes);
+      compactor_.written(a.cf, bytes);
       if (info) info->bytes = bytes;
       return {};
     });
@@ -399,9 +407,11 @@ class storage {
       if (c.first ? index <= *c.first : index <= c.floor) return {};
       const group_keys<F> keys(a);
       auto wb = backend_->new_batch();
-      wb.del_range(a.cf, keys.log(0), keys.log(index));
+      const std::string begin = keys.log(0), end = keys.log(index);
+      wb.del_range(a.cf, begin, end);
       if (!c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(index));
       SESHAT_RETURN_IF_ERROR(synced_write(wb, options));
+      compactor_.deleted(a.cf, begin, end);
       c.floor = index;
       if (c.last && *c.last >= index) {
         c.first = std::max(*c.first, index);
@@ -430,10 +440,12 @@ class storage {
       const bool empties = index == *c.first;
       const group_keys<F> keys(a);
       auto wb = backend_->new_batch();
-      wb.del_range(a.cf, keys.log(index), keys.log_end());
+      const std::string begin = keys.log(index), end = keys.log_end();
+      wb.del_range(a.cf, begin, end);
       // An emptied log takes its next append where its entries began.
       if (empties && !c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(index));
       SESHAT_RETURN_IF_ERROR(synced_write(wb, options));
+      compactor_.deleted(a.cf, begin, end);
       if (empties) {
         c.first.reset();
         c.last.reset();
@@ -465,9 +477,11 @@ class storage {
       const group_keys<F> keys(a);
       typename B::batch own = backend_->new_batch();
       typename B::batch& wb = with ? with->batch_ : own;
-      wb.del_range(a.cf, keys.log(0), keys.log_end());
+      const std::string begin = keys.log(0), end = keys.log_end();
+      wb.del_range(a.cf, begin, end);
       if (!c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(next));
       SESHAT_RETURN_IF_ERROR(synced_write(wb, write_options{with && with->sync()}));
+      compactor_.deleted(a.cf, begin, end);
       c.first.reset();
       c.last.reset();
       c.floor = next;
@@ -576,6 +590,7 @@ class storage {
     auto meta = validate_snapshot(dir);
     if (!meta.ok()) return meta.status();
     const std::string context = "restore snapshot " + dir.string() + " into " + dir_.string() + ": ";
+    compactor_.stop();
     group_sync_.stop();
     const auto before = detail::identity_of(dir_);
     status closed = backend_->close();
@@ -588,6 +603,7 @@ class storage {
     forget_logs(~0u);
     group_sync_.restart();
     if (reopened.ok()) backend_ = std::move(*reopened);
+    if (reopened.ok()) compactor_.restart();
     if (!installed.ok()) {
       const std::string state =
           switched ? " (the store holds the snapshot's state, found after the install; the "
@@ -643,6 +659,16 @@ class storage {
 
   // Compacts the whole family.
   status compact(column_family cf) { return backend_->compact_range(cf, {}, {}); }
+
+  // Purge frees the disk. Every log range that storage deletes (the log
+  // operations' truncations, hence log_store's purge and truncate) is
+  // compacted in the background once its family took
+  // options.compact_deleted_logs_after_mb of log writes since its last
+  // compaction (detail/log_compactor.hpp): the deleting call does not wait.
+  // This waits until no such compaction is scheduled or running, and
+  // returns the first one that failed since open (ok when none; a failure
+  // stops these compactions until reopen, and costs only disk space).
+  status wait_for_compaction() { return compactor_.wait(); }
 
   // Sizes measured now (disk bytes; keys per family when options.count_keys,
   // which reads every family) and the counters since open: per family, WAL
@@ -703,7 +729,12 @@ class storage {
       : backend_(std::move(backend)),
         dir_(std::move(dir)),
         options_(options),
-        group_sync_([this] { return timed_sync(); }) {}
+        group_sync_([this] { return timed_sync(); }),
+        compactor_(
+            [this](column_family cf, std::string_view begin, std::string_view end) {
+              return backend_->compact_range(cf, begin, end);
+            },
+            std::uint64_t{options_.compact_deleted_logs_after_mb} << 20, dir_.string()) {}
 
   static status check_log_family(const log_address& a) {
     if (holds_log(a.cf)) return {};
@@ -856,7 +887,8 @@ class storage {
   detail::store_counters counters_;
   detail::group_registry groups_;
   detail::open_groups open_groups_;
-  detail::group_sync group_sync_;  // last: stopped before the rest goes
+  detail::group_sync group_sync_;  // stopped before the rest goes
+  detail::log_compactor compactor_;  // last: stopped first
 };
 
 }  // namespace seshat

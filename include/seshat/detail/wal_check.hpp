@@ -99,6 +99,13 @@ inline std::optional<std::uint64_t> log_number(std::string_view name) {
   return parse_digits(name.substr(0, name.size() - 4));
 }
 
+// At close, a backend whose live write-ahead logs hold more than this
+// flushes its memtables to table files first: the next open then replays
+// (and check_logs reads) a short log instead of rebuilding the memtables
+// from a long one. A store with less closes without a flush: replaying it
+// costs little.
+inline constexpr std::uint64_t k_flush_on_close_log_bytes = std::uint64_t{4} << 20;
+
 inline constexpr std::size_t k_log_block = 32768;
 inline constexpr std::size_t k_log_header = 7;
 // No marker batch is longer (LevelDB's, the longer one, is 12 + 3 + key + 1 +
