@@ -263,7 +263,9 @@ class log_store {
       return status::compacted(where() + "truncate from index " + std::to_string(since) +
                                ": entries up to " + std::to_string(state.last_purged->index) +
                                " are purged");
-    if (!last_in_log_ || since > last_in_log_->index) return {};
+    // Nothing to delete: returns, as a call that writes does, with every
+    // earlier call (append_async's pending entries) written.
+    if (!last_in_log_ || since > last_in_log_->index) return store_.write_pending();
     std::optional<log_id> new_last;
     if (since > first_in_log()) {
       auto term = read_term(since - 1);
@@ -287,7 +289,7 @@ class log_store {
     std::lock_guard write(write_mutex_);
     const log_state state = get_log_state();
     if (state.last_purged ? upto <= state.last_purged->index : upto < options_.first_index)
-      return {};
+      return store_.write_pending();  // as truncate's nothing to delete
     if (!state.last || upto > state.last->index)
       return status::unavailable(where() + "purge up to index " + std::to_string(upto) +
                                  " is past the last index " +
@@ -567,7 +569,8 @@ class log_store {
     // group-commit callback (storage stops its sync thread first).
     log_counters& counters = tracking_.counters();
     if (entries.empty()) {
-      if (async_done) store_.sync_async(std::move(*async_done), {&counters, 0, start});
+      if (!async_done) return store_.write_pending();  // as truncate's nothing to delete
+      store_.sync_async(std::move(*async_done), {&counters, 0, start});
       return {};
     }
     std::optional<log_id> prev = get_log_state().last;

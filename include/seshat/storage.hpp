@@ -279,6 +279,7 @@ class storage {
   status append_log_async(log_address a, std::uint64_t first_index, const R& items,
                           Encode&& encode, std::function<void(status)>& done,
                           detail::synced_tally tally = {}, log_append_info* info = nullptr) {
+    bool nothing = false;
     status s = with_log<F>(a, [&](log_cache& c) -> status {
       prune_held(c);
       std::vector<std::string> values;
@@ -287,10 +288,8 @@ class storage {
           a, c, first_index, items, encode,
           [&](std::string_view, std::string_view value) { values.emplace_back(value); }, count,
           bytes));
-      if (count == 0) {
-        sync_async(std::move(done), tally);
-        return {};
-      }
+      nothing = count == 0;
+      if (nothing) return {};
       auto add = [&](typename B::batch& wb) {
         std::uint64_t index = first_index;
         for (const std::string& value : values) {
@@ -309,12 +308,25 @@ class storage {
       if (info) info->bytes = bytes;
       return {};
     });
+    // Outside the log's lock: a refusal calls `done` at once.
+    if (s.ok() && nothing) sync_async(std::move(done), tally);
     // A producer faster than the backend writes the pending batch itself:
     // it stays bounded. A failure stops group commit, and reaches `done`
     // from the next round.
     if (s.ok() && group_sync_.pending_bytes() >= k_max_pending_bytes)
       group_sync_.flush(false).ignore();
     return s;
+  }
+
+  // Writes what append_log_async left pending, unsynced, after the round in
+  // flight: every call that returned before is then in the backend's WAL
+  // (a process crash keeps it). For a call that writes nothing itself (a
+  // truncation past the end, a purge of what is purged): it too returns
+  // only with every earlier call written, as a call that writes does. ok at
+  // once when nothing is pending; after a failed round, its error.
+  status write_pending() {
+    if (group_sync_.idle() && !group_sync_.failed()) return {};
+    return group_sync_.flush(false);
   }
 
   // What may wait in group commit's pending batch before append_log_async
@@ -442,7 +454,7 @@ class storage {
   template <key_format F = decimal_key_format>
   status truncate_log_before(log_address a, std::uint64_t index, write_options options = {}) {
     return with_log<F>(a, [&](log_cache& c) -> status {
-      if (c.first ? index <= *c.first : index <= c.floor) return {};
+      if (c.first ? index <= *c.first : index <= c.floor) return write_pending();
       const group_keys<F> keys(a);
       auto wb = backend_->new_batch();
       wb.del_range(a.cf, keys.log(0), keys.log(index));
@@ -472,7 +484,7 @@ class storage {
         return status::invalid_log_index(describe(a) + ": truncate from index " +
                                          std::to_string(index) + ", expected at least " +
                                          std::to_string(first) + " (the log's first index)");
-      if (!c.last || index > *c.last) return {};
+      if (!c.last || index > *c.last) return write_pending();
       const bool empties = index == *c.first;
       const group_keys<F> keys(a);
       auto wb = backend_->new_batch();
