@@ -410,6 +410,11 @@ class model_run {
         callbacks_->power_lost = true;
       }
       collect_callbacks();  // those that fired before the power went
+      // What group commit holds pending dies with the power: written
+      // unsynced first, it is dropped with the rest.
+      if (!expect(store_->write_pending().ok(), "writing the pending appends before the power "
+                                                "loss failed"))
+        return;
       if constexpr (requires(B& b) { b.drop_unsynced(); }) store_->backend().drop_unsynced();
     }
     status closed = store_->close();  // fires every pending callback

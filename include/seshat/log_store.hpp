@@ -29,7 +29,8 @@
 // Layering: log_store serializes and picks the log (Shard::log_family and
 // the group's id, a log_address) and the key format; the log itself is
 // storage<B>'s (storage.hpp), the one log layer: append -> storage's
-// append_log with its gap check -> the backend; entries(lo, hi) ->
+// append_log with its gap check -> the backend; append_async -> storage's
+// append_log_async -> group commit's pending batch; entries(lo, hi) ->
 // storage's read_log of [lo, hi) -> the backend; truncate, purge and
 // reset_to -> storage's truncate_log_from, truncate_log_before, reset_log.
 // log_store writes no log key of its own. It keeps the log's floor itself

@@ -9,6 +9,10 @@
 //     read by half-open ranges, truncated before or from an index, and its
 //     first/last index cached. log_store (log_store.hpp) is built on it and
 //     writes no log key of its own;
+//   - group commit (detail/group_sync.hpp): append_log_async's entries of
+//     every log wait in one pending batch, written as one synced write per
+//     round, readable meanwhile from each log's read overlay; every other
+//     write of the store writes them first;
 //   - metrics on demand (metrics.hpp);
 //   - snapshots of the whole store (snapshot.hpp): create_snapshot,
 //     validate_snapshot, restore_snapshot.
@@ -123,7 +127,8 @@ class storage {
 
   ~storage() { group_sync_.stop(); }
 
-  // Fires every pending sync_async callback, then closes the backend.
+  // Writes and syncs what group commit holds pending (append_log_async's
+  // entries), fires every pending callback, then closes the backend.
   status close() {
     group_sync_.stop();
     return backend_->close();
@@ -136,8 +141,12 @@ class storage {
 
   // ---- keys and values ----------------------------------------------------
 
+  // ---- keys and values: these reads see what append_log_async left
+  // pending (they write it first, unsynced, when there is any).
+
   // The value of `key`; not-found when absent.
   result<std::string> get(column_family cf, std::string_view key) {
+    SESHAT_RETURN_IF_ERROR(write_pending());
     std::string value;
     SESHAT_RETURN_IF_ERROR(backend_->get(cf, key, &value));
     counters_.read(cf, 1, value.size());
@@ -145,6 +154,7 @@ class storage {
   }
 
   result<bool> exists(column_family cf, std::string_view key) {
+    SESHAT_RETURN_IF_ERROR(write_pending());
     std::string value;
     status s = backend_->get(cf, key, &value);
     if (s.is(errc::not_found)) return false;
@@ -181,7 +191,13 @@ class storage {
   }
 
   // An iterator over `cf` that sees it as it is now (snapshot isolation).
-  std::unique_ptr<iterator> new_iterator(column_family cf) { return backend_->new_iterator(cf); }
+  // Should writing what is pending fail, it sees the backend without it
+  // (the failure stops group commit: its callbacks and every later write
+  // report it).
+  std::unique_ptr<iterator> new_iterator(column_family cf) {
+    write_pending().ignore();
+    return backend_->new_iterator(cf);
+  }
 
   // ---- logs ----------------------------------------------------------------
   //
