@@ -181,7 +181,8 @@ class callbacks {
 std::size_t stored_entries(store_type& s, shard_id group) {
   const group_keys<binary_key_format> keys(false, group);
   std::size_t n = 0;
-  auto it = s.new_iterator(column_family::data_raft_log);
+  // The backend's own iterator: storage's would write what is pending first.
+  auto it = s.backend().new_iterator(column_family::data_raft_log);
   for (it->seek(keys.log(0)); it->valid() && keys.in_log_range(it->key()); it->next()) ++n;
   return n;
 }
