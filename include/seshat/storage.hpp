@@ -141,12 +141,13 @@ class storage {
 
   // ---- keys and values ----------------------------------------------------
 
-  // ---- keys and values: these reads see what append_log_async left
-  // pending (they write it first, unsynced, when there is any).
+  // ---- keys and values: a read of a log family sees what
+  // append_log_async left pending (it writes it first, unsynced, when there
+  // is any; pending entries are in log families only).
 
   // The value of `key`; not-found when absent.
   result<std::string> get(column_family cf, std::string_view key) {
-    SESHAT_RETURN_IF_ERROR(write_pending());
+    if (holds_log(cf)) SESHAT_RETURN_IF_ERROR(write_pending());
     std::string value;
     SESHAT_RETURN_IF_ERROR(backend_->get(cf, key, &value));
     counters_.read(cf, 1, value.size());
@@ -154,7 +155,7 @@ class storage {
   }
 
   result<bool> exists(column_family cf, std::string_view key) {
-    SESHAT_RETURN_IF_ERROR(write_pending());
+    if (holds_log(cf)) SESHAT_RETURN_IF_ERROR(write_pending());
     std::string value;
     status s = backend_->get(cf, key, &value);
     if (s.is(errc::not_found)) return false;
@@ -195,7 +196,7 @@ class storage {
   // (the failure stops group commit: its callbacks and every later write
   // report it).
   std::unique_ptr<iterator> new_iterator(column_family cf) {
-    write_pending().ignore();
+    if (holds_log(cf)) write_pending().ignore();
     return backend_->new_iterator(cf);
   }
 
