@@ -1,4 +1,4 @@
-// The baseline: W1, W2 and W4 done by hand directly on RocksDB's and
+// The baseline: W1, W2, W3 and W4 done by hand directly on RocksDB's and
 // LevelDB's own APIs, as a user without seshat would write them: the seed's
 // key layout ("log:" + 20 digits), the raw payload as the value, one
 // WriteBatch per batch, default options. seshat's overhead over its backend
@@ -171,6 +171,47 @@ void raw_read_range(benchmark::State& state) {
   state.counters["peak_rss_mb"] = peak_rss_mb();
 }
 
+// W3 by hand: 64 groups; a round puts one entry per group (key: group id
+// then index, 8 bytes big-endian each, as seshat's binary key format spells
+// a data shard's log key) into one WriteBatch and writes it synced: what a
+// user who batches the groups' appends himself gets from the engine.
+template <class Raw>
+void raw_multi_group(benchmark::State& state) {
+  constexpr std::uint64_t k_groups = 64;
+  const auto pool = random_entries(k_groups, k_entry_bytes);
+  fresh_dir dir;
+  std::unique_ptr<typename Raw::db_type> db(Raw::open(dir.path().string()));
+  if (!db) return state.SkipWithError("cannot open the database");
+  typename Raw::batch_type batch;
+  std::uint64_t next = 1;
+  std::string key;
+  auto append_u64be = [&](std::uint64_t v) {
+    for (int shift = 56; shift >= 0; shift -= 8) key += static_cast<char>(v >> shift);
+  };
+  latency_recorder latency;
+  for (auto _ : state) {
+    latency.start();
+    batch.Clear();
+    for (std::uint64_t g = 1; g <= k_groups; ++g) {
+      key.clear();
+      append_u64be(g);
+      append_u64be(next);
+      batch.Put(key, pool[g - 1]);
+    }
+    const bool ok = Raw::write(db.get(), batch, true);
+    latency.stop();
+    ++next;
+    if (!ok) {
+      state.SkipWithError("write failed");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(k_groups));
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(k_groups * k_entry_bytes));
+  latency.report(state);
+  state.counters["peak_rss_mb"] = peak_rss_mb();
+}
+
 template <class Raw>
 void register_raw() {
   const std::string name(Raw::k_name);
@@ -179,6 +220,9 @@ void register_raw() {
   benchmark::RegisterBenchmark(("W2/" + name + "/seed").c_str(), raw_append<Raw>, false)
       ->ArgName("B")->Arg(1)->Arg(16)->Arg(256)->UseRealTime();
   benchmark::RegisterBenchmark(("W4/" + name + "/seed").c_str(), raw_read_range<Raw>)->UseRealTime();
+  benchmark::RegisterBenchmark(("W3/" + name + "/one-batch-per-round").c_str(),
+                               raw_multi_group<Raw>)
+      ->UseRealTime();
 }
 
 const bool registered = [] {

@@ -36,7 +36,9 @@
 //   I <seq> <g> V <vote>
 //   I <seq> <g> C <term:index>                 issued: written before the call
 //   R <seq>                                    the call returned ok (for an
-//                                              async append: readable, in the WAL)
+//                                              async append: readable; in the
+//                                              WAL from its round or the next
+//                                              other call on)
 //   K <seq>                                    acknowledged: a durable call
 //                                              returned ok, or an async
 //                                              append's callback fired with ok

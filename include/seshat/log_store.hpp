@@ -10,8 +10,9 @@
 //                            sync policy is durable (the default)
 //   append_async(entries, done)
 //                            readable on return; `done` fires once, when the
-//                            entries are durable (group commit: one fsync
-//                            serves every group's pending appends)
+//                            entries are durable (group commit: one write
+//                            and one fsync serve every group's pending
+//                            appends)
 //   truncate(since)          deletes the suffix [since, last]
 //   purge(upto)              deletes the prefix [first, upto]
 //   reset_to(last_purged)    deletes every entry; the log continues after
@@ -28,7 +29,8 @@
 // Layering: log_store serializes and picks the log (Shard::log_family and
 // the group's id, a log_address) and the key format; the log itself is
 // storage<B>'s (storage.hpp), the one log layer: append -> storage's
-// append_log with its gap check -> the backend; entries(lo, hi) ->
+// append_log with its gap check -> the backend; append_async -> storage's
+// append_log_async -> group commit's pending batch; entries(lo, hi) ->
 // storage's read_log of [lo, hi) -> the backend; truncate, purge and
 // reset_to -> storage's truncate_log_from, truncate_log_before, reset_log.
 // log_store writes no log key of its own. It keeps the log's floor itself
@@ -239,18 +241,17 @@ class log_store {
   // Appends `entries`, readable on return, and calls `done` once, from the
   // store's sync thread, when they are durable. When the append itself is
   // refused or fails, `done` is called at once with that error, which is
-  // also returned.
+  // also returned. Group commit: the entries join the store's pending batch
+  // (storage::append_log_async), which each round writes, with the pending
+  // appends of every group, as one synced write; any later write to the
+  // store (this group's or another's) writes them first, so the order of
+  // the calls is the order on disk. After a failed round `done` fires with
+  // its error, and every later append_async is refused until the store is
+  // reopened.
   status append_async(std::span<const Entry> entries, callback done) {
-    const auto start = storage_type::sync_clock();
-    status s = append_entries(entries, false);
-    if (!s.ok()) {
-      done(s);
-      return s;
-    }
-    // The counters live in the storage's registry, which outlives every
-    // sync_async callback (storage stops its sync thread first).
-    store_.sync_async(std::move(done), {&tracking_.counters(), entries.size(), start});
-    return {};
+    status s = append_entries(entries, false, &done);
+    if (!s.ok()) done(s);
+    return s;
   }
 
   // Deletes [since, last]: Raft's conflict resolution. Nothing to do when
@@ -263,7 +264,9 @@ class log_store {
       return status::compacted(where() + "truncate from index " + std::to_string(since) +
                                ": entries up to " + std::to_string(state.last_purged->index) +
                                " are purged");
-    if (!last_in_log_ || since > last_in_log_->index) return {};
+    // Nothing to delete: returns, as a call that writes does, with every
+    // earlier call (append_async's pending entries) written.
+    if (!last_in_log_ || since > last_in_log_->index) return store_.write_pending();
     std::optional<log_id> new_last;
     if (since > first_in_log()) {
       auto term = read_term(since - 1);
@@ -287,7 +290,7 @@ class log_store {
     std::lock_guard write(write_mutex_);
     const log_state state = get_log_state();
     if (state.last_purged ? upto <= state.last_purged->index : upto < options_.first_index)
-      return {};
+      return store_.write_pending();  // as truncate's nothing to delete
     if (!state.last || upto > state.last->index)
       return status::unavailable(where() + "purge up to index " + std::to_string(upto) +
                                  " is past the last index " +
@@ -561,9 +564,19 @@ class log_store {
     return term;
   }
 
-  status append_entries(std::span<const Entry> entries, bool sync) {
+  // Appends `entries`: synced when `sync`; with `async_done`, through group
+  // commit, which takes it (and calls it once durable) unless refused.
+  status append_entries(std::span<const Entry> entries, bool sync, callback* async_done = nullptr) {
+    const auto start = async_done ? storage_type::sync_clock() : detail::metrics_clock::time_point{};
     std::lock_guard write(write_mutex_);
-    if (entries.empty()) return {};
+    // The counters live in the storage's registry, which outlives every
+    // group-commit callback (storage stops its sync thread first).
+    log_counters& counters = tracking_.counters();
+    if (entries.empty()) {
+      if (!async_done) return store_.write_pending();  // as truncate's nothing to delete
+      store_.sync_async(std::move(*async_done), {&counters, 0, start});
+      return {};
+    }
     std::optional<log_id> prev = get_log_state().last;
     // Checks each entry (storage checks the first index against its own
     // bounds too) and serializes it into value_, which storage then puts.
@@ -592,9 +605,13 @@ class log_store {
       return {};
     };
     log_append_info written;
-    SESHAT_RETURN_IF_ERROR(store_.append_log_encoded(*log_, next_index(), entries, encode,
-                                                     write_options{sync}, &written));
-    log_counters& counters = tracking_.counters();
+    if (async_done)
+      SESHAT_RETURN_IF_ERROR(store_.template append_log_async<KeyFormat>(
+          address_, next_index(), entries, encode, *async_done,
+          {&counters, entries.size(), start}, &written));
+    else
+      SESHAT_RETURN_IF_ERROR(store_.append_log_encoded(*log_, next_index(), entries, encode,
+                                                       write_options{sync}, &written));
     counters.appended(entries.size(), written.bytes);
     if (sync) counters.synced(entries.size(), written.synced_in);
     std::unique_lock lock(state_mutex_);

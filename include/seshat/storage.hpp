@@ -9,6 +9,10 @@
 //     read by half-open ranges, truncated before or from an index, and its
 //     first/last index cached. log_store (log_store.hpp) is built on it and
 //     writes no log key of its own;
+//   - group commit (detail/group_sync.hpp): append_log_async's entries of
+//     every log wait in one pending batch, written as one synced write per
+//     round, readable meanwhile from each log's read overlay; every other
+//     write of the store writes them first;
 //   - metrics on demand (metrics.hpp);
 //   - snapshots of the whole store (snapshot.hpp): create_snapshot,
 //     validate_snapshot, restore_snapshot.
@@ -47,6 +51,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <cstdint>
 #include <filesystem>
@@ -127,7 +132,8 @@ class storage {
   }
 
   // Waits for a background compaction running (see wait_for_compaction)
-  // and drops the ones scheduled, fires every pending sync_async callback,
+  // and drops the ones scheduled; writes and syncs what group commit holds
+  // pending (append_log_async's entries) and fires every pending callback;
   // then closes the backend.
   status close() {
     compactor_.stop();
@@ -142,8 +148,13 @@ class storage {
 
   // ---- keys and values ----------------------------------------------------
 
+  // ---- keys and values: a read of a log family sees what
+  // append_log_async left pending (it writes it first, unsynced, when there
+  // is any; pending entries are in log families only).
+
   // The value of `key`; not-found when absent.
   result<std::string> get(column_family cf, std::string_view key) {
+    if (holds_log(cf)) SESHAT_RETURN_IF_ERROR(write_pending());
     std::string value;
     SESHAT_RETURN_IF_ERROR(backend_->get(cf, key, &value));
     counters_.read(cf, 1, value.size());
@@ -151,6 +162,7 @@ class storage {
   }
 
   result<bool> exists(column_family cf, std::string_view key) {
+    if (holds_log(cf)) SESHAT_RETURN_IF_ERROR(write_pending());
     std::string value;
     status s = backend_->get(cf, key, &value);
     if (s.is(errc::not_found)) return false;
@@ -174,10 +186,11 @@ class storage {
   batch new_batch() { return batch(backend_->new_batch()); }
 
   // Writes `b` atomically; synced when b.sync(). An empty batch is refused.
+  // What append_log_async left pending reaches the backend first.
   status write(batch& b) {
     if (b.empty()) return status::invalid_argument("write of an empty batch");
     const auto start = b.sync() ? sync_clock() : detail::metrics_clock::time_point{};
-    status s = backend_->write(b.batch_, write_options{b.sync()});
+    status s = write_in_order(b.batch_, write_options{b.sync()});
     forget_logs(b.log_families_);
     if (!s.ok()) return s;
     if (b.sync()) b.tally_.synced_in = record_sync(start);
@@ -186,7 +199,13 @@ class storage {
   }
 
   // An iterator over `cf` that sees it as it is now (snapshot isolation).
-  std::unique_ptr<iterator> new_iterator(column_family cf) { return backend_->new_iterator(cf); }
+  // Should writing what is pending fail, it sees the backend without it
+  // (the failure stops group commit: its callbacks and every later write
+  // report it).
+  std::unique_ptr<iterator> new_iterator(column_family cf) {
+    if (holds_log(cf)) write_pending().ignore();
+    return backend_->new_iterator(cf);
+  }
 
   // ---- logs ----------------------------------------------------------------
  private:
@@ -286,39 +305,93 @@ class storage {
                             log_append_info* info = nullptr) {
     const log_address& a = log.address_;
     return with_log<F>(log, [&](log_cache& c) -> status {
-      const std::uint64_t expected = c.last ? *c.last + 1 : c.floor;
-      if (first_index != expected)
-        return status::invalid_log_index(
-            describe(a) + ": append at index " + std::to_string(first_index) + ", expected " +
-            std::to_string(expected) +
-            (c.last ? " (last index is " + std::to_string(*c.last) + ")"
-                    : std::string(" (the log is empty)")));
       auto wb = backend_->new_batch();
-      std::string& key = c.key;
-      std::uint64_t index = first_index;
-      std::uint64_t bytes = 0;
-      for (auto&& item : items) {
-        std::string_view value;
-        SESHAT_RETURN_IF_ERROR(encode(item, index, value));
-        if (index > k_max_log_index)
-          return status::invalid_log_index(describe(a) + ": append at index " +
-                                           std::to_string(first_index) + ": entry " +
-                                           past_max_index(index) + " (nothing written)");
-        key.resize(c.prefix.size());
-        F::append_index(key, index++);
-        wb.put(a.cf, key, value);
-        bytes += key.size() + value.size();
-      }
-      if (index == first_index) return {};
-      SESHAT_RETURN_IF_ERROR(synced_write(wb, options, info ? &info->synced_in : nullptr));
-      if (!c.first) c.first = first_index;
-      c.last = index - 1;
-      counters_.written(a.cf, index - first_index, bytes);
+      std::uint64_t count = 0, bytes = 0;
+      SESHAT_RETURN_IF_ERROR(encode_log<F>(
+          a, c, first_index, items, encode,
+          [&](std::string_view key, std::string_view value) { wb.put(a.cf, key, value); }, count,
+          bytes));
+      if (count == 0) return {};
+      status s = synced_write(wb, options, info ? &info->synced_in : nullptr);
+      prune_held(c);
+      SESHAT_RETURN_IF_ERROR(s);
+      extend(c, first_index, count);
+      counters_.written(a.cf, count, bytes);
       compactor_.written(a.cf, bytes);
       if (info) info->bytes = bytes;
       return {};
     });
   }
+
+  // As append_log_encoded, but the entries go to group commit: they join
+  // the store's pending batch, which the group-commit thread writes with
+  // every other log's pending entries as one synced write per round, and
+  // `done` is called (from that thread, after counting `tally`) once they
+  // are durable. Readable on return: until they are in the backend,
+  // read_log and read_log_entry read them from the log's read overlay. Any
+  // later write of the store (any log operation, write(), sync_wal(), a
+  // snapshot) writes them first, so writes reach the backend in the order
+  // of the calls. An empty `items` only asks for a sync (sync_async).
+  // Refused (the error returned, nothing written, `done` left as it is)
+  // as append_log_encoded is, after close(), and after a failed group-commit
+  // write or sync until the store is reopened.
+  template <key_format F = decimal_key_format, std::ranges::input_range R, class Encode>
+  status append_log_async(log_address a, std::uint64_t first_index, const R& items,
+                          Encode&& encode, std::function<void(status)>& done,
+                          detail::synced_tally tally = {}, log_append_info* info = nullptr) {
+    bool nothing = false;
+    status s = with_log<F>(a, [&](log_cache& c) -> status {
+      prune_held(c);
+      std::vector<std::string> values;
+      std::uint64_t count = 0, bytes = 0;
+      SESHAT_RETURN_IF_ERROR(encode_log<F>(
+          a, c, first_index, items, encode,
+          [&](std::string_view, std::string_view value) { values.emplace_back(value); }, count,
+          bytes));
+      nothing = count == 0;
+      if (nothing) return {};
+      auto add = [&](typename B::batch& wb) {
+        std::uint64_t index = first_index;
+        for (const std::string& value : values) {
+          c.key.resize(c.prefix.size());
+          F::append_index(c.key, index++);
+          wb.put(a.cf, c.key, value);
+        }
+      };
+      auto generation = group_sync_.submit(add, bytes, done, tally);
+      if (!generation.ok()) return generation.status();
+      counters_.group_commit_requested();
+      if (c.held.empty()) c.held_from = first_index;
+      for (std::string& value : values) c.held.push_back({*generation, std::move(value)});
+      extend(c, first_index, count);
+      counters_.written(a.cf, count, bytes);
+      if (info) info->bytes = bytes;
+      return {};
+    });
+    // Outside the log's lock: a refusal calls `done` at once.
+    if (s.ok() && nothing) sync_async(std::move(done), tally);
+    // A producer faster than the backend writes the pending batch itself:
+    // it stays bounded. A failure stops group commit, and reaches `done`
+    // from the next round.
+    if (s.ok() && group_sync_.pending_bytes() >= k_max_pending_bytes)
+      group_sync_.flush(false).ignore();
+    return s;
+  }
+
+  // Writes what append_log_async left pending, unsynced, after the round in
+  // flight: every call that returned before is then in the backend's WAL
+  // (a process crash keeps it). For a call that writes nothing itself (a
+  // truncation past the end, a purge of what is purged): it too returns
+  // only with every earlier call written, as a call that writes does. ok at
+  // once when nothing is pending; after a failed round, its error.
+  status write_pending() {
+    if (group_sync_.idle() && !group_sync_.failed()) return {};
+    return group_sync_.flush(false);
+  }
+
+  // What may wait in group commit's pending batch before append_log_async
+  // writes it itself.
+  static constexpr std::size_t k_max_pending_bytes = std::size_t{1} << 20;
 
   // Calls `visit(index, key, value)` for each entry of [start, end), in
   // order; a non-ok status from it ends the read and is returned. Fails with
@@ -338,11 +411,30 @@ class storage {
     const group_keys<F> keys(a);
     std::string key;
     keys.log_into(key, start);
-    auto it = backend_->new_iterator(a.cf);
+    // [start, stored_end) is read from the backend, then [stored_end,
+    // stored_end + held.size()) from the log's read overlay.
+    std::uint64_t stored_end = end;
+    std::vector<std::string> held;
+    std::unique_ptr<iterator> it;
+    if (group_sync_.idle()) {
+      it = backend_->new_iterator(a.cf);
+    } else {
+      log_cache& c = cache_of<F>(a);
+      std::lock_guard lock(c.mutex);
+      prune_held(c);
+      const std::uint64_t held_end = c.held_from + c.held.size();
+      if (!c.held.empty() && end > c.held_from) {
+        stored_end = std::max(start, c.held_from);
+        for (std::uint64_t i = stored_end; i < std::min(end, held_end); ++i)
+          held.push_back(c.held[static_cast<std::size_t>(i - c.held_from)].value);
+      }
+      // Under the lock: no truncation of the log comes between the two.
+      it = backend_->new_iterator(a.cf);
+    }
     it->seek(key);
     std::uint64_t bytes = 0;
     std::uint64_t index = start;
-    for (; index < end; ++index, it->next()) {
+    for (; index < stored_end; ++index, it->next()) {
       if (!it->valid() || keys.index_of(it->key()) != index) {
         SESHAT_RETURN_IF_ERROR(it->status());
         counters_.read(a.cf, index - start, bytes);
@@ -353,7 +445,15 @@ class storage {
       bytes += value.size();
       SESHAT_RETURN_IF_ERROR(visit(index, it->key(), value));
     }
+    for (const std::string& value : held) {
+      keys.log_into(key, index);
+      bytes += value.size();
+      SESHAT_RETURN_IF_ERROR(visit(index++, std::string_view(key), std::string_view(value)));
+    }
     counters_.read(a.cf, index - start, bytes);
+    if (index < end)
+      return status::invalid_log_index(describe(a) + ": " + range() + ": entry " +
+                                       std::to_string(index) + " is not in the log");
     return {};
   } catch (const std::exception& e) {
     return status::backend_error(describe(a) + ": read of [" + std::to_string(start) + ", " +
@@ -387,6 +487,16 @@ class storage {
     SESHAT_RETURN_IF_ERROR(check_log_family(a));
     std::string key, value;
     group_keys<F>(a).log_into(key, index);
+    if (!group_sync_.idle()) {
+      log_cache& c = cache_of<F>(a);
+      std::lock_guard lock(c.mutex);
+      prune_held(c);
+      if (index >= c.held_from && index - c.held_from < c.held.size()) {
+        value = c.held[static_cast<std::size_t>(index - c.held_from)].value;
+        counters_.read(a.cf, 1, value.size());
+        return visit(index, std::string_view(key), std::string_view(value));
+      }
+    }
     status s = backend_->get(a.cf, key, &value);
     if (s.is(errc::not_found))
       return status::invalid_log_index(describe(a) + ": entry " + std::to_string(index) +
@@ -404,13 +514,13 @@ class storage {
   template <key_format F = decimal_key_format>
   status truncate_log_before(log_address a, std::uint64_t index, write_options options = {}) {
     return with_log<F>(a, [&](log_cache& c) -> status {
-      if (c.first ? index <= *c.first : index <= c.floor) return {};
+      if (c.first ? index <= *c.first : index <= c.floor) return write_pending();
       const group_keys<F> keys(a);
       auto wb = backend_->new_batch();
       const std::string begin = keys.log(0), end = keys.log(index);
       wb.del_range(a.cf, begin, end);
       if (!c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(index));
-      SESHAT_RETURN_IF_ERROR(synced_write(wb, options));
+      SESHAT_RETURN_IF_ERROR(synced_write_pruned(c, wb, options));
       compactor_.deleted(a.cf, begin, end);
       c.floor = index;
       if (c.last && *c.last >= index) {
@@ -436,7 +546,7 @@ class storage {
         return status::invalid_log_index(describe(a) + ": truncate from index " +
                                          std::to_string(index) + ", expected at least " +
                                          std::to_string(first) + " (the log's first index)");
-      if (!c.last || index > *c.last) return {};
+      if (!c.last || index > *c.last) return write_pending();
       const bool empties = index == *c.first;
       const group_keys<F> keys(a);
       auto wb = backend_->new_batch();
@@ -444,7 +554,7 @@ class storage {
       wb.del_range(a.cf, begin, end);
       // An emptied log takes its next append where its entries began.
       if (empties && !c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(index));
-      SESHAT_RETURN_IF_ERROR(synced_write(wb, options));
+      SESHAT_RETURN_IF_ERROR(synced_write_pruned(c, wb, options));
       compactor_.deleted(a.cf, begin, end);
       if (empties) {
         c.first.reset();
@@ -480,7 +590,7 @@ class storage {
       const std::string begin = keys.log(0), end = keys.log_end();
       wb.del_range(a.cf, begin, end);
       if (!c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(next));
-      SESHAT_RETURN_IF_ERROR(synced_write(wb, write_options{with && with->sync()}));
+      SESHAT_RETURN_IF_ERROR(synced_write_pruned(c, wb, write_options{with && with->sync()}));
       compactor_.deleted(a.cf, begin, end);
       c.first.reset();
       c.last.reset();
@@ -533,6 +643,8 @@ class storage {
     auto built = [&]() -> result<store_snapshot_meta> {
       // `work` and its missing parents, each durable in its parent.
       SESHAT_RETURN_IF_ERROR(detail::create_directories_durably(work));
+      // The checkpoint holds every write that returned: append_log_async's too.
+      SESHAT_RETURN_IF_ERROR(group_sync_.flush(false));
       SESHAT_RETURN_IF_ERROR(backend_->checkpoint(work / k_snapshot_data_dir));
       store_snapshot_meta meta;
       meta.last_included = last_included;
@@ -635,26 +747,32 @@ class storage {
 
   // ---- maintenance ---------------------------------------------------------
 
-  // Makes every earlier write durable.
-  status sync_wal() { return timed_sync(); }
+  // Makes every earlier write durable, append_log_async's pending entries
+  // too (written with the sync, in one synced write).
+  status sync_wal() {
+    if (group_sync_.idle() && !group_sync_.failed()) return timed_sync();
+    return group_sync_.flush(true);
+  }
 
   // Calls `done` once, from a background thread, when every write that
-  // returned before this call is durable, with the status of the sync. Many
-  // calls share one sync (group commit): under load, one fsync serves
-  // every write that arrived while the previous one ran. `done` must not
-  // block for long. After close() it fires at once with an error.
+  // returned before this call (append_log_async's included) is durable, with
+  // the status of the sync. Many calls share one round (group commit): under
+  // load, one write and one fsync serve every request that arrived while
+  // the previous round ran. `done` must not block for long. After close(),
+  // and after a failed group-commit write or sync until the store is
+  // reopened, it fires at once with an error.
   void sync_async(std::function<void(status)> done) {
     counters_.group_commit_requested();
     group_sync_.request(std::move(done));
   }
   // As above, and counts `tally` (a group's synced entries and their
   // latency) once the sync succeeded: for log_store::append_async.
-  void sync_async(std::function<void(status)> done, detail::group_sync::synced_tally tally) {
+  void sync_async(std::function<void(status)> done, detail::synced_tally tally) {
     counters_.group_commit_requested();
     group_sync_.request(std::move(done), tally);
   }
 
-  // How many syncs sync_async has run so far.
+  // How many group-commit rounds (one write and sync each) ran so far.
   std::uint64_t group_syncs() const { return group_sync_.syncs(); }
 
   // Compacts the whole family.
@@ -723,13 +841,33 @@ class storage {
     std::uint64_t floor = 1;
     std::string prefix;  // the group's key prefix under the log's format
     std::string key;     // the appends' key buffer
+    // The read overlay: the values of entries [held_from, held_from +
+    // held.size()) that append_log_async handed to group commit, each with
+    // its batch's generation. Invariant: they are the log's last entries
+    // (held_from + held.size() == last + 1 when any are held); an entry of
+    // generation <= group_sync_.written() is in the backend too, and leaves
+    // (prune_held). Every other write of the log writes them first
+    // (synced_write_pruned), and drops them then.
+    struct held_entry {
+      std::uint64_t generation;
+      std::string value;
+    };
+    std::deque<held_entry> held;
+    std::uint64_t held_from = 0;
   };
 
   storage(std::unique_ptr<B> backend, std::filesystem::path dir, open_options options)
       : backend_(std::move(backend)),
         dir_(std::move(dir)),
         options_(options),
-        group_sync_([this] { return timed_sync(); }),
+        group_sync_([this] { return backend_->new_batch(); },
+                    [this](typename B::batch* b, bool sync) -> status {
+                      if (b == nullptr) return sync ? timed_sync() : status{};
+                      const auto start = sync_clock();
+                      SESHAT_RETURN_IF_ERROR(backend_->write(*b, write_options{sync}));
+                      if (sync) record_sync(start);
+                      return {};
+                    }),
         compactor_(
             [this](column_family cf, std::string_view begin, std::string_view end) {
               return backend_->compact_range(cf, begin, end);
@@ -760,6 +898,13 @@ class storage {
   template <key_format F>
   status load_log(const log_address& a, log_cache& c) {
     if (c.loaded) return {};
+    // The bounds are read from the backend: what the overlay holds goes
+    // there first.
+    prune_held(c);
+    if (!c.held.empty()) {
+      SESHAT_RETURN_IF_ERROR(group_sync_.flush(false));
+      prune_held(c);
+    }
     c.first.reset();
     c.last.reset();
     const group_keys<F> keys(a);
@@ -845,8 +990,72 @@ class storage {
     }
   }
 
-  // Every sync of the WAL goes through write(batch), synced_write or
-  // timed_sync, which time it.
+  // Checks that an append at `first_index` continues the log of `c`, then
+  // encodes each item (see append_log_encoded) and calls put(key, value)
+  // for it; `count` and `bytes` say how many entries and key and value
+  // bytes. REQUIRES: c.mutex held.
+  template <key_format F, class R, class Encode, class Put>
+  status encode_log(const log_address& a, log_cache& c, std::uint64_t first_index, const R& items,
+                    Encode& encode, Put&& put, std::uint64_t& count, std::uint64_t& bytes) {
+    const std::uint64_t expected = c.last ? *c.last + 1 : c.floor;
+    if (first_index != expected)
+      return status::invalid_log_index(
+          describe(a) + ": append at index " + std::to_string(first_index) + ", expected " +
+          std::to_string(expected) +
+          (c.last ? " (last index is " + std::to_string(*c.last) + ")"
+                  : std::string(" (the log is empty)")));
+    std::string& key = c.key;
+    std::uint64_t index = first_index;
+    for (auto&& item : items) {
+      std::string_view value;
+      SESHAT_RETURN_IF_ERROR(encode(item, index, value));
+      if (index > k_max_log_index)
+        return status::invalid_log_index(describe(a) + ": append at index " +
+                                         std::to_string(first_index) + ": entry " +
+                                         past_max_index(index) + " (nothing written)");
+      key.resize(c.prefix.size());
+      F::append_index(key, index++);
+      put(std::string_view(key), value);
+      bytes += key.size() + value.size();
+    }
+    count = index - first_index;
+    return {};
+  }
+
+  // The log of `c` now ends with the `count` entries from `first`.
+  // REQUIRES: c.mutex held.
+  static void extend(log_cache& c, std::uint64_t first, std::uint64_t count) {
+    if (!c.first) c.first = first;
+    c.last = first + count - 1;
+  }
+
+  // Drops the overlay's entries that are in the backend. REQUIRES: c.mutex
+  // held.
+  void prune_held(log_cache& c) {
+    const std::uint64_t written = group_sync_.written();
+    while (!c.held.empty() && c.held.front().generation <= written) {
+      c.held.pop_front();
+      ++c.held_from;
+    }
+  }
+
+  // synced_write of a change to the log of `c`, then prune_held: the write
+  // wrote the overlay's entries first. REQUIRES: c.mutex held.
+  status synced_write_pruned(log_cache& c, typename B::batch& wb, write_options options) {
+    status s = synced_write(wb, options);
+    prune_held(c);
+    return s;
+  }
+
+  // Writes `wb` after what group commit holds pending (group_sync's
+  // write_after), or at once when nothing is pending.
+  status write_in_order(typename B::batch& wb, write_options options) {
+    if (group_sync_.idle() && !group_sync_.failed()) return backend_->write(wb, options);
+    return group_sync_.write_after([&] { return backend_->write(wb, options); });
+  }
+
+  // Every sync of the WAL goes through write(batch), synced_write,
+  // timed_sync or group commit's write, which time it.
   status timed_sync() {
     const auto start = sync_clock();
     status s = backend_->sync_wal();
@@ -863,9 +1072,9 @@ class storage {
   // how long it took.
   status synced_write(typename B::batch& wb, write_options options,
                       std::chrono::nanoseconds* took = nullptr) {
-    if (!options.sync) return backend_->write(wb, options);
+    if (!options.sync) return write_in_order(wb, options);
     const auto start = sync_clock();
-    status s = backend_->write(wb, options);
+    status s = write_in_order(wb, options);
     if (!s.ok()) return s;
     const auto elapsed = record_sync(start);
     if (took) *took = elapsed;
@@ -887,8 +1096,8 @@ class storage {
   detail::store_counters counters_;
   detail::group_registry groups_;
   detail::open_groups open_groups_;
-  detail::group_sync group_sync_;  // stopped before the rest goes
-  detail::log_compactor compactor_;  // last: stopped first
+  detail::group_sync<typename B::batch> group_sync_;  // stopped before the rest goes
+  detail::log_compactor compactor_;                     // last: stopped first
 };
 
 }  // namespace seshat
