@@ -1,0 +1,292 @@
+// W1, W2, W3, W4 and W6 on seshat's own log engine (segment_log,
+// docs/log-engine.md) through its own API: it is not yet a storage<B>
+// backend (M4), so these rows stand beside the log_store rows of the other
+// backends with the same entries (256 random payload bytes, term 1), the
+// same batches and the same counters.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "bench_support.hpp"
+#include "seshat/backends/segment/segment_log.hpp"
+
+namespace seshat::bench {
+namespace {
+
+const log_group k_group{0, 0};
+log_group data_group(std::uint64_t id) { return {3, id}; }
+
+// The real file system, counting the syncs the engine asks for: fdatasync
+// calls and RWF_DSYNC writes.
+class counting_fs final : public detail::log_fs {
+ public:
+  std::atomic<std::uint64_t> syncs{0};
+
+  detail::fs_result<detail::log_file> open(const std::filesystem::path& p, detail::open_flags f) override {
+    return inner_.open(p, f);
+  }
+  detail::fs_status pwrite(const detail::log_file& f, std::uint64_t off,
+                           std::span<const std::string_view> pieces, detail::write_flags w) override {
+    if (w.dsync) ++syncs;
+    return inner_.pwrite(f, off, pieces, w);
+  }
+  detail::fs_result<std::size_t> pread(const detail::log_file& f, std::uint64_t off, std::span<char> b) override {
+    return inner_.pread(f, off, b);
+  }
+  detail::fs_status datasync(const detail::log_file& f) override {
+    ++syncs;
+    return inner_.datasync(f);
+  }
+  detail::fs_status allocate(const detail::log_file& f, std::uint64_t size) override {
+    return inner_.allocate(f, size);
+  }
+  detail::fs_result<bool> write_zeroes(const detail::log_file& f, std::uint64_t o, std::uint64_t l) override {
+    return inner_.write_zeroes(f, o, l);
+  }
+  detail::fs_result<std::uint64_t> size(const detail::log_file& f) override { return inner_.size(f); }
+  detail::fs_result<std::uint64_t> link_count(const detail::log_file& f) override { return inner_.link_count(f); }
+  detail::fs_status close(const detail::log_file& f) override { return inner_.close(f); }
+  detail::fs_status create_directory(const std::filesystem::path& p) override { return inner_.create_directory(p); }
+  detail::fs_status rename(const std::filesystem::path& a, const std::filesystem::path& b) override {
+    return inner_.rename(a, b);
+  }
+  detail::fs_status link(const std::filesystem::path& a, const std::filesystem::path& b) override {
+    return inner_.link(a, b);
+  }
+  detail::fs_status unlink(const std::filesystem::path& p) override { return inner_.unlink(p); }
+  detail::fs_status sync_directory(const std::filesystem::path& p) override { return inner_.sync_directory(p); }
+  detail::fs_result<std::vector<std::string>> list(const std::filesystem::path& d) override {
+    return inner_.list(d);
+  }
+
+ private:
+  detail::posix_log_fs inner_;
+};
+
+// `count` entries of term 1 over distinct random payloads of k_entry_bytes.
+struct entry_pool {
+  std::vector<std::string> payloads;
+  std::vector<log_entry_input> inputs;
+  explicit entry_pool(std::size_t count) : payloads(random_entries(count, k_entry_bytes)) {
+    for (const std::string& p : payloads) inputs.push_back({1, p});
+  }
+};
+
+// An engine in a fresh directory, over a counting_fs.
+struct fresh_engine {
+  fresh_dir dir;
+  counting_fs fs;
+  segment_log_options options;
+  std::unique_ptr<segment_log> log;
+  status open() {
+    std::error_code ec;  // the engine creates `log`, not its parent
+    std::filesystem::create_directories(dir.path(), ec);
+    auto r = segment_log::open(fs, dir.path() / "log", options);
+    if (!r.ok()) return r.status();
+    log = std::move(*r);
+    return {};
+  }
+  status close() {
+    status s = log ? log->close() : status{};
+    log.reset();
+    return s;
+  }
+};
+
+// Appends entries [1, count] to `g` in buffered batches of 256, then syncs.
+status fill(segment_log& log, const log_group& g, std::uint64_t count) {
+  entry_pool pool(256);
+  for (std::uint64_t next = 1; next <= count;) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(pool.inputs.size(), count - next + 1));
+    SESHAT_RETURN_IF_ERROR(log.append(g, next, std::span(pool.inputs.data(), n), false));
+    next += n;
+  }
+  return log.sync();
+}
+
+// W1/W2: batches of B entries to one group, one engine append each;
+// durable per batch when `sync`.
+void append(benchmark::State& state, bool sync, segment_io io) {
+  const auto batch_size = static_cast<std::size_t>(state.range(0));
+  fresh_engine e;
+  e.options.io = io;
+  if (auto s = e.open(); !s.ok()) return state.SkipWithError(s.to_string().c_str());
+  entry_pool batch(batch_size);
+  std::uint64_t next = 1;
+  latency_recorder latency;
+  for (auto _ : state) {
+    latency.start();
+    status s = e.log->append(k_group, next, batch.inputs, sync);
+    latency.stop();
+    next += batch_size;
+    if (!s.ok()) {
+      state.SkipWithError(s.to_string().c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(batch_size));
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(batch_size * k_entry_bytes));
+  latency.report(state);
+  state.counters["peak_rss_mb"] = peak_rss_mb();
+  if (auto s = e.close(); !s.ok()) state.SkipWithError(s.to_string().c_str());
+}
+
+// Counts down the callbacks of one round.
+class round_latch {
+ public:
+  void reset(int n) {
+    std::lock_guard lock(m_);
+    left_ = n;
+    failed_ = false;
+  }
+  void done(const status& s) {
+    std::lock_guard lock(m_);
+    failed_ = failed_ || !s.ok();
+    if (--left_ == 0) cv_.notify_all();
+  }
+  bool wait() {
+    std::unique_lock lock(m_);
+    cv_.wait(lock, [&] { return left_ == 0; });
+    return !failed_;
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  int left_ = 0;
+  bool failed_ = false;
+};
+
+// W3, T = 1: 64 data groups; a round appends one entry to every group with
+// append_async and is acknowledged when all 64 callbacks have fired.
+void multi_group_async(benchmark::State& state) {
+  constexpr int k_groups = 64;
+  fresh_engine e;
+  if (auto s = e.open(); !s.ok()) return state.SkipWithError(s.to_string().c_str());
+  entry_pool pool(k_groups);
+  std::uint64_t next = 1;
+  round_latch latch;
+  latency_recorder latency;
+  const std::uint64_t syncs_before = e.fs.syncs;
+  for (auto _ : state) {
+    latency.start();
+    latch.reset(k_groups);
+    bool failed = false;
+    for (int g = 0; g < k_groups; ++g) {
+      std::span<const log_entry_input> one(&pool.inputs[static_cast<std::size_t>(g)], 1);
+      status s = e.log->append_async(data_group(static_cast<std::uint64_t>(g) + 1), next, one,
+                                     [&](status st) { latch.done(st); });
+      if (!s.ok()) {
+        failed = true;
+        latch.done(s);
+      }
+    }
+    if (!latch.wait()) failed = true;
+    latency.stop();
+    ++next;
+    if (failed) {
+      state.SkipWithError("an append_async failed");
+      break;
+    }
+  }
+  const auto rounds = static_cast<double>(state.iterations());
+  state.SetItemsProcessed(state.iterations() * k_groups);
+  state.SetBytesProcessed(state.iterations() * k_groups * static_cast<std::int64_t>(k_entry_bytes));
+  state.counters["fsyncs_per_round"] =
+      static_cast<double>(e.fs.syncs - syncs_before) / std::max(rounds, 1.0);
+  latency.report(state);
+  state.counters["peak_rss_mb"] = peak_rss_mb();
+  if (auto s = e.close(); !s.ok()) state.SkipWithError(s.to_string().c_str());
+}
+
+// W4: reads of 64 consecutive entries at uniformly random indices of a log
+// holding 1,000,000.
+void read_range(benchmark::State& state) {
+  constexpr std::uint64_t k_span = 64;
+  const std::uint64_t count = scaled(1'000'000) + k_span;
+  fresh_engine e;
+  if (auto s = e.open(); !s.ok()) return state.SkipWithError(s.to_string().c_str());
+  if (auto s = fill(*e.log, k_group, count); !s.ok()) return state.SkipWithError(s.to_string().c_str());
+  std::mt19937_64 rng(7);
+  std::uniform_int_distribution<std::uint64_t> start(1, count - k_span + 1);
+  latency_recorder latency;
+  for (auto _ : state) {
+    const std::uint64_t lo = start(rng);
+    latency.start();
+    auto read = e.log->read(k_group, lo, lo + k_span);
+    latency.stop();
+    if (!read.ok() || read->size() != k_span) {
+      state.SkipWithError(read.ok() ? "a read returned too few entries" : read.status().to_string().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(read->data());
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(k_span));
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(k_span * k_entry_bytes));
+  latency.report(state);
+  state.counters["peak_rss_mb"] = peak_rss_mb();
+}
+
+// W6: the first open after the clean close that followed filling 1,000,000
+// entries and a vote, and the read of the group's state. One open per fill
+// (Iterations(1)): a later open measures nothing a restart costs.
+void recover(benchmark::State& state) {
+  const std::uint64_t count = scaled(1'000'000);
+  for (auto _ : state) {
+    state.PauseTiming();
+    fresh_engine e;
+    status s = e.open();
+    if (s.ok()) s = fill(*e.log, k_group, count);
+    if (s.ok()) s = e.log->save_vote(k_group, vote{1, 1, true});
+    if (s.ok()) s = e.close();
+    if (!s.ok()) {
+      state.SkipWithError(s.to_string().c_str());
+      break;
+    }
+    state.ResumeTiming();
+    const auto t0 = std::chrono::steady_clock::now();
+    s = e.open();
+    const auto st = s.ok() ? e.log->state(k_group) : segment_group_state{};
+    const double open_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    state.PauseTiming();
+    if (!s.ok()) {
+      state.SkipWithError(s.to_string().c_str());
+      break;
+    }
+    if (!st.last || st.last->index != count || !st.vote_value) {
+      state.SkipWithError("the reopened log state is wrong");
+      break;
+    }
+    state.counters["open_ms"] = open_ms;
+    e.close().ignore();
+    state.ResumeTiming();
+  }
+  state.counters["peak_rss_mb"] = peak_rss_mb();
+}
+
+const bool registered = [] {
+  benchmark::RegisterBenchmark("W1/segment-log", append, true, segment_io::write_fdatasync)
+      ->ArgName("B")->Arg(1)->Arg(16)->Arg(256)->UseRealTime();
+  benchmark::RegisterBenchmark("W1/segment-log/dsync", append, true, segment_io::dsync)
+      ->ArgName("B")->Arg(1)->Arg(16)->Arg(256)->UseRealTime();
+  benchmark::RegisterBenchmark("W2/segment-log", append, false, segment_io::write_fdatasync)
+      ->ArgName("B")->Arg(256)->UseRealTime();
+  benchmark::RegisterBenchmark("W3/segment-log/async", multi_group_async)
+      ->ArgName("T")->Arg(1)->UseRealTime();
+  benchmark::RegisterBenchmark("W4/segment-log", read_range)->UseRealTime();
+  benchmark::RegisterBenchmark("W6/segment-log/after-close", recover)
+      ->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
+  return true;
+}();
+
+}  // namespace
+}  // namespace seshat::bench
