@@ -446,6 +446,41 @@ TEST_CASE_TEMPLATE("purged log ranges give their disk space back once the backgr
         std::vector<std::string>(all.end() - 100, all.end()));
 }
 
+TEST_CASE_TEMPLATE("log bytes appended through group commit count toward the compaction of purged "
+                   "ranges",
+                   B, SESHAT_ALL_BACKENDS) {
+  if constexpr (std::is_same_v<B, memory_backend>) return;  // no disk
+  scratch_dir dir;
+  open_options o;
+  o.compact_deleted_logs_after_mb = 1;  // each round below appends 3 MB
+  auto s = open_store<B>(dir.store(), o);
+  constexpr std::uint64_t k_round = 3000;
+  const auto all = random_entries(3 * k_round, 1024, 4);
+  auto as_is = [](const std::string& entry, std::uint64_t, std::string_view& value) {
+    value = entry;
+    return status{};
+  };
+  std::atomic<int> failed{0};
+  std::uint64_t written = 0;
+  for (std::uint64_t next = 1; next <= all.size(); next += k_round) {
+    for (std::uint64_t i = next; i < next + k_round; i += 500) {
+      const std::vector<std::string> batch(all.begin() + static_cast<long>(i - 1),
+                                           all.begin() + static_cast<long>(i + 499));
+      std::function<void(status)> done = [&](status st) { failed += st.ok() ? 0 : 1; };
+      REQUIRE(s->append_log_async(k_log, i, batch, as_is, done).ok());
+    }
+    REQUIRE(s->sync_wal().ok());
+    written = std::max(written, s->backend().disk_usage().value());
+    REQUIRE(s->truncate_log_before(k_log, next + k_round - 100).ok());
+  }
+  REQUIRE(s->wait_for_compaction().ok());
+  CHECK(failed == 0);
+  REQUIRE(written > 3'000'000);
+  const std::uint64_t after = s->backend().disk_usage().value();
+  CHECK_MESSAGE(after < written / 4, "disk bytes " << after << " after the last purge, at most "
+                                                   << written << " before one");
+}
+
 TEST_CASE_TEMPLATE("a store closed and reopened while its purged ranges are compacted loses nothing",
                    B, SESHAT_ALL_BACKENDS) {
   scratch_dir dir;

@@ -365,6 +365,7 @@ class storage {
       for (std::string& value : values) c.held.push_back({*generation, std::move(value)});
       extend(c, first_index, count);
       counters_.written(a.cf, count, bytes);
+      compactor_.written(a.cf, bytes);
       if (info) info->bytes = bytes;
       return {};
     });
