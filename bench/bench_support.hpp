@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -104,5 +106,31 @@ inline std::int64_t device_write_bytes() {
   std::fclose(f);
   return value;
 }
+
+// Counts down the callbacks of one round (W3: one per group).
+class round_latch {
+ public:
+  void reset(int n) {
+    std::lock_guard lock(m_);
+    left_ = n;
+    failed_ = false;
+  }
+  void done(const status& s) {
+    std::lock_guard lock(m_);
+    failed_ = failed_ || !s.ok();
+    if (--left_ == 0) cv_.notify_all();
+  }
+  bool wait() {
+    std::unique_lock lock(m_);
+    cv_.wait(lock, [&] { return left_ == 0; });
+    return !failed_;
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  int left_ = 0;
+  bool failed_ = false;
+};
 
 }  // namespace seshat::bench

@@ -67,32 +67,6 @@ void append(benchmark::State& state, bool sync) {
   state.counters["peak_rss_mb"] = peak_rss_mb();
 }
 
-// Counts down the callbacks of one round.
-class round_latch {
- public:
-  void reset(int n) {
-    std::lock_guard lock(m_);
-    left_ = n;
-    failed_ = false;
-  }
-  void done(const status& s) {
-    std::lock_guard lock(m_);
-    failed_ = failed_ || !s.ok();
-    if (--left_ == 0) cv_.notify_all();
-  }
-  bool wait() {
-    std::unique_lock lock(m_);
-    cv_.wait(lock, [&] { return left_ == 0; });
-    return !failed_;
-  }
-
- private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  int left_ = 0;
-  bool failed_ = false;
-};
-
 // W3: G = 64 data groups in one store; a round appends one entry to every
 // group and is acknowledged when all 64 are durable. T threads submit, each
 // for G/T groups. `async`: append_async (group commit); otherwise durable

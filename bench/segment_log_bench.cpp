@@ -140,32 +140,6 @@ void append(benchmark::State& state, bool sync, segment_io io) {
   if (auto s = e.close(); !s.ok()) state.SkipWithError(s.to_string().c_str());
 }
 
-// Counts down the callbacks of one round.
-class round_latch {
- public:
-  void reset(int n) {
-    std::lock_guard lock(m_);
-    left_ = n;
-    failed_ = false;
-  }
-  void done(const status& s) {
-    std::lock_guard lock(m_);
-    failed_ = failed_ || !s.ok();
-    if (--left_ == 0) cv_.notify_all();
-  }
-  bool wait() {
-    std::unique_lock lock(m_);
-    cv_.wait(lock, [&] { return left_ == 0; });
-    return !failed_;
-  }
-
- private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  int left_ = 0;
-  bool failed_ = false;
-};
-
 // W3, T = 1: 64 data groups; a round appends one entry to every group with
 // append_async and is acknowledged when all 64 callbacks have fired.
 void multi_group_async(benchmark::State& state) {

@@ -50,12 +50,6 @@ class latency_histogram {
     counts_[i].fetch_add(1, std::memory_order_relaxed);
     sum_ns_.fetch_add(ns, std::memory_order_relaxed);
   }
-  // Records the time since `start` and returns it.
-  std::chrono::nanoseconds record_since(metrics_clock::time_point start) noexcept {
-    const std::chrono::nanoseconds d = metrics_clock::now() - start;
-    record(d);
-    return d;
-  }
 
   latency_metrics read() const noexcept {
     latency_metrics m;
@@ -106,11 +100,6 @@ struct log_counters {
     add_one_writer(appends, 1);
     add_one_writer(entries_appended, entries);
     add_one_writer(bytes_appended, bytes);
-  }
-  // `entries` appended at `start` are durable now.
-  void synced(std::uint64_t entries, metrics_clock::time_point start) noexcept {
-    sync_seconds.record_since(start);
-    entries_synced.fetch_add(entries, std::memory_order_relaxed);
   }
   // `entries` were made durable by a synced write that took `took`.
   void synced(std::uint64_t entries, std::chrono::nanoseconds took) noexcept {
