@@ -298,22 +298,28 @@ TEST_CASE_TEMPLATE_DEFINE("data shards are isolated", C, data_shards_isolated) {
 #define SESHAT_LOG_CONFIGS(B) \
   boost_system<B>, boost_data_decimal<B>, memcpy_data<B>, custom_system_decimal<B>
 
-TEST_CASE_TEMPLATE_INVOKE(log_store_contract, SESHAT_LOG_CONFIGS(memory_backend)
+// Each backend, and each with its logs in the log engine (segmented<B>).
+TEST_CASE_TEMPLATE_INVOKE(log_store_contract, SESHAT_LOG_CONFIGS(memory_backend),
+                          SESHAT_LOG_CONFIGS(segmented<memory_backend>)
 #if SESHAT_HAVE_ROCKSDB
-                          , SESHAT_LOG_CONFIGS(rocksdb_backend)
+                          , SESHAT_LOG_CONFIGS(rocksdb_backend),
+                          SESHAT_LOG_CONFIGS(segmented<rocksdb_backend>)
 #endif
 #if SESHAT_HAVE_LEVELDB
-                          , SESHAT_LOG_CONFIGS(leveldb_backend)
+                          , SESHAT_LOG_CONFIGS(leveldb_backend),
+                          SESHAT_LOG_CONFIGS(segmented<leveldb_backend>)
 #endif
 );
 
 TEST_CASE_TEMPLATE_INVOKE(data_shards_isolated, boost_data_decimal<memory_backend>,
-                          memcpy_data<memory_backend>
+                          memcpy_data<memory_backend>, boost_data_decimal<segmented<memory_backend>>
 #if SESHAT_HAVE_ROCKSDB
-                          , boost_data_decimal<rocksdb_backend>, memcpy_data<rocksdb_backend>
+                          , boost_data_decimal<rocksdb_backend>, memcpy_data<rocksdb_backend>,
+                          boost_data_decimal<segmented<rocksdb_backend>>
 #endif
 #if SESHAT_HAVE_LEVELDB
-                          , boost_data_decimal<leveldb_backend>, memcpy_data<leveldb_backend>
+                          , boost_data_decimal<leveldb_backend>, memcpy_data<leveldb_backend>,
+                          boost_data_decimal<segmented<leveldb_backend>>
 #endif
 );
 

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "seshat/backends/memory_backend.hpp"
+#include "seshat/backends/segmented.hpp"
 #include "seshat/envelope.hpp"
 #include "seshat/storage.hpp"
 #if SESHAT_HAVE_ROCKSDB
@@ -49,6 +50,7 @@ class scratch_dir {
     std::filesystem::remove_all(path_, ec);
     memory_backend::destroy(path_).ignore();
     memory_backend::destroy(path_ / "store").ignore();
+    memory_backend::destroy(path_ / "store" / segmented<memory_backend>::k_kv_dir).ignore();
   }
   scratch_dir(const scratch_dir&) = delete;
   scratch_dir& operator=(const scratch_dir&) = delete;
@@ -109,3 +111,18 @@ inline std::string with_envelope_version(std::string stored, std::uint8_t versio
 
 // Every backend built here, for TEST_CASE_TEMPLATE_INVOKE.
 #define SESHAT_ALL_BACKENDS seshat::memory_backend SESHAT_ROCKSDB_TYPE SESHAT_LEVELDB_TYPE
+
+// Each of them with its logs in seshat's log engine (segmented<B>).
+#if SESHAT_HAVE_ROCKSDB
+#define SESHAT_SEGMENTED_ROCKSDB_TYPE , seshat::segmented<seshat::rocksdb_backend>
+#else
+#define SESHAT_SEGMENTED_ROCKSDB_TYPE
+#endif
+#if SESHAT_HAVE_LEVELDB
+#define SESHAT_SEGMENTED_LEVELDB_TYPE , seshat::segmented<seshat::leveldb_backend>
+#else
+#define SESHAT_SEGMENTED_LEVELDB_TYPE
+#endif
+#define SESHAT_SEGMENTED_BACKENDS                                      \
+  seshat::segmented<seshat::memory_backend> SESHAT_SEGMENTED_ROCKSDB_TYPE \
+      SESHAT_SEGMENTED_LEVELDB_TYPE

@@ -47,6 +47,13 @@
 // Crash safety: purge records the last purged log id durably before it
 // deletes entries; open() finishes a purge a crash interrupted.
 //
+// On a backend with its own log engine (log_backend<Backend>:
+// segmented<B>), the entries go to the engine through the same storage log
+// operations (the stored bytes are the same envelope(term:u64le entry)),
+// and the vote, committed id and last purged id are the engine's records,
+// not state keys: a purge is one engine record carrying the last purged id
+// (the id and the deletion are one), a reset_to another.
+//
 // Metrics: appends, syncs, reads, truncations and purges are counted in
 // the storage's registry for this group (storage::metrics(),
 // detail/counters.hpp), which reads the log's extent while it is open.
@@ -195,11 +202,15 @@ class log_store {
         return refuse("a second vote in the same term");
       if (vote_->committed && !v.committed) return refuse("a committed vote cannot be uncommitted");
     }
-    std::string value;
-    const std::size_t at = envelope::begin(value);
-    codec::encode(v, value);
-    envelope::seal(value, at);
-    SESHAT_RETURN_IF_ERROR(store_.put(k_state_family, keys_.state("vote"), value));
+    if constexpr (k_log_engine) {
+      SESHAT_RETURN_IF_ERROR(store_.log_engine().save_vote(engine_group(), v));
+    } else {
+      std::string value;
+      const std::size_t at = envelope::begin(value);
+      codec::encode(v, value);
+      envelope::seal(value, at);
+      SESHAT_RETURN_IF_ERROR(store_.put(k_state_family, keys_.state("vote"), value));
+    }
     std::unique_lock lock(state_mutex_);
     vote_ = v;
     return {};
@@ -218,7 +229,10 @@ class log_store {
     if (committed_ && id.index < committed_->index)
       return status::invalid_argument(where() + "committed index goes backwards: saved " +
                                       to_string(*committed_) + ", got " + to_string(id));
-    SESHAT_RETURN_IF_ERROR(store_.put(k_state_family, keys_.state("committed"), seal_id(id)));
+    if constexpr (k_log_engine)
+      SESHAT_RETURN_IF_ERROR(store_.log_engine().save_committed(engine_group(), id));
+    else
+      SESHAT_RETURN_IF_ERROR(store_.put(k_state_family, keys_.state("committed"), seal_id(id)));
     std::unique_lock lock(state_mutex_);
     committed_ = id;
     return {};
@@ -298,14 +312,19 @@ class log_store {
     auto term = read_term(upto);
     if (!term.ok()) return term.status();
     const log_id purged{*term, upto};
-    SESHAT_RETURN_IF_ERROR(
-        store_.put(k_state_family, keys_.state("last_purged"), seal_id(purged)));
+    // An engine's purge record is the last purged id and the deletion at
+    // once: written before the id is taken as purged here.
+    if constexpr (k_log_engine)
+      SESHAT_RETURN_IF_ERROR(delete_purged(purged.index));
+    else
+      SESHAT_RETURN_IF_ERROR(
+          store_.put(k_state_family, keys_.state("last_purged"), seal_id(purged)));
     {
       std::unique_lock lock(state_mutex_);
       last_purged_ = purged;
       if (last_in_log_ && last_in_log_->index <= upto) last_in_log_.reset();
     }
-    SESHAT_RETURN_IF_ERROR(delete_purged(purged.index));
+    if constexpr (!k_log_engine) SESHAT_RETURN_IF_ERROR(delete_purged(purged.index));
     log_counters::add(tracking_.counters().purges);
     return {};
   }
@@ -329,10 +348,15 @@ class log_store {
                                         " goes back before the last purged " +
                                         to_string(*last_purged_));
     }
-    auto batch = store_.new_batch();
-    batch.put(k_state_family, keys_.state("last_purged"), seal_id(last_purged));
-    SESHAT_RETURN_IF_ERROR(
-        store_.template reset_log<KeyFormat>(address_, last_purged.index + 1, &batch));
+    if constexpr (k_log_engine) {
+      SESHAT_RETURN_IF_ERROR(store_.template reset_log<KeyFormat>(
+          address_, last_purged.index + 1, nullptr, last_purged.term));
+    } else {
+      auto batch = store_.new_batch();
+      batch.put(k_state_family, keys_.state("last_purged"), seal_id(last_purged));
+      SESHAT_RETURN_IF_ERROR(
+          store_.template reset_log<KeyFormat>(address_, last_purged.index + 1, &batch));
+    }
     std::unique_lock lock(state_mutex_);
     last_purged_ = last_purged;
     last_in_log_.reset();
@@ -400,6 +424,12 @@ class log_store {
 
   using log_counters = detail::log_counters;
 
+  // Whether the store keeps its logs in a log engine (see the top).
+  static constexpr bool k_log_engine = log_backend<Backend>;
+  detail::segment::group_address engine_group() const {
+    return storage_type::engine_group(address_);
+  }
+
   // What metrics() reports of the log's bounds.
   detail::log_extent extent() const {
     std::shared_lock lock(state_mutex_);
@@ -440,9 +470,16 @@ class log_store {
 
   // Reads the hard state and the log's extent; finishes an interrupted purge.
   status load() {
-    SESHAT_RETURN_IF_ERROR(load_state("vote", vote_));
-    SESHAT_RETURN_IF_ERROR(load_state("committed", committed_));
-    SESHAT_RETURN_IF_ERROR(load_state("last_purged", last_purged_));
+    if constexpr (k_log_engine) {
+      const auto st = store_.log_engine().state(engine_group());
+      vote_ = st.vote_value;
+      committed_ = st.committed;
+      last_purged_ = st.last_purged;
+    } else {
+      SESHAT_RETURN_IF_ERROR(load_state("vote", vote_));
+      SESHAT_RETURN_IF_ERROR(load_state("committed", committed_));
+      SESHAT_RETURN_IF_ERROR(load_state("last_purged", last_purged_));
+    }
     // The floor is this log_store's: the index after the last purged one.
     SESHAT_RETURN_IF_ERROR(store_.template open_log<KeyFormat>(
         address_, log_floor::kept_by_caller(last_purged_ ? last_purged_->index + 1
@@ -580,7 +617,8 @@ class log_store {
     std::optional<log_id> prev = get_log_state().last;
     // Checks each entry (storage checks the first index against its own
     // bounds too) and serializes it into value_, which storage then puts.
-    auto encode = [&](const Entry& e, std::uint64_t expected, std::string_view& value) -> status {
+    auto encode = [&](const Entry& e, std::uint64_t expected, std::string_view& value,
+                      std::uint64_t& term) -> status {
       const log_id id = id_of(e);
       if (id.index > k_max_log_index)
         return status::invalid_log_index(where() + "append of entry " + to_string(id) + ": " +
@@ -601,6 +639,7 @@ class log_store {
       Serializer::encode(e, value_);
       envelope::seal(value_, at);
       value = value_;
+      term = id.term;
       prev = id;
       return {};
     };

@@ -19,6 +19,9 @@ class Env;
 namespace leveldb {
 class Env;
 }
+namespace seshat::detail {
+class log_fs;  // detail/log_fs.hpp
+}
 
 namespace seshat {
 
@@ -33,6 +36,9 @@ namespace seshat {
 struct backend_environment {
   rocksdb::Env* rocksdb = nullptr;  // Options::env of rocksdb_backend
   leveldb::Env* leveldb = nullptr;  // Options::env of leveldb_backend
+  // The file system of a store's log engine (segmented<B>: its log/
+  // directory); null: the operating system's (detail::posix_log_fs).
+  detail::log_fs* log_fs = nullptr;
 };
 
 // What opening a store does with a damaged write-ahead log. Before the
@@ -69,6 +75,35 @@ enum class recovery_mode {
   absolute_consistency,
 };
 
+// How a log engine's durable round is made durable (docs/log-engine.md
+// section 5).
+enum class segment_io {
+  // pwritev2, then fdatasync: works on every file system (the default).
+  write_fdatasync,
+  // pwritev2 with RWF_DSYNC (one system call); where the probe at open finds
+  // RWF_DSYNC refused, the engine uses write_fdatasync instead.
+  dsync,
+};
+
+// How seshat's log engine (segment_log, and the log of a segmented<B>
+// store) lays out and syncs its segments. Checked when the engine opens
+// (backends/segment/options.hpp's validate).
+struct segment_log_options {
+  // The size of every segment file, fixed when it is created; a frame larger
+  // than a segment gets a segment of its own, sized to fit. Range
+  // [16 KiB, 1 GiB].
+  std::uint64_t segment_bytes = std::uint64_t{1} << 20;
+  segment_io io = segment_io::write_fdatasync;
+  // The longest an async-only round waits for more work after its first
+  // append_async, and the pause in stagings after which it starts at once.
+  // Ranges [0, 100000] us each.
+  std::uint32_t max_linger_us = 2000;
+  std::uint32_t idle_gap_us = 50;
+  // What open does with damage in the unsynced tail (below). In a
+  // segmented<B> store, open_options::recovery applies and this is ignored.
+  recovery_mode recovery = recovery_mode::tolerate_corrupted_tail;
+};
+
 // How a store is opened. The sizes tune RocksDB's memtables and files;
 // LevelDB uses write_buffer_mb and target_file_mb; the memory backend
 // checks them and otherwise ignores them.
@@ -90,6 +125,10 @@ struct open_options {
 
   // The environment the backend does its file I/O through (see above).
   backend_environment environment;
+
+  // The log engine's options, for a store that keeps its log in one
+  // (segmented<B>); ignored by the other backends.
+  segment_log_options log;
 
   // The first option outside its range, or success.
   status validate() const {

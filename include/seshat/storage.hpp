@@ -13,6 +13,11 @@
 //     every log wait in one pending batch, written as one synced write per
 //     round, readable meanwhile from each log's read overlay; every other
 //     write of the store writes them first;
+//   - on a backend with its own log engine (log_backend<B>, log_backend.hpp:
+//     segmented<B>), the log operations' reads and writes go to the engine
+//     instead, with the same checks, bounds and errors: the engine rounds
+//     append_log_async itself, and the key format only spells the keys
+//     a read's visitor is shown;
 //   - metrics on demand (metrics.hpp);
 //   - snapshots of the whole store (snapshot.hpp): create_snapshot,
 //     validate_snapshot, restore_snapshot.
@@ -75,6 +80,7 @@
 #include "seshat/detail/open_groups.hpp"
 #include "seshat/detail/printable.hpp"
 #include "seshat/key_format.hpp"
+#include "seshat/log_backend.hpp"
 #include "seshat/log_id.hpp"
 #include "seshat/metrics.hpp"
 #include "seshat/options.hpp"
@@ -304,13 +310,37 @@ class storage {
                             Encode&& encode, write_options options = {},
                             log_append_info* info = nullptr) {
     const log_address& a = log.address_;
+    if constexpr (k_log_engine) {
+      return with_log<F>(log, [&](log_cache& c) -> status {
+        engine_entries e;
+        std::uint64_t count = 0, bytes = 0;
+        SESHAT_RETURN_IF_ERROR(encode_log<F>(
+            a, c, first_index, items, encode,
+            [&](std::string_view, std::string_view value, std::uint64_t term) { e.add(term, value); },
+            count, bytes));
+        if (count == 0) return {};
+        const auto start = options.sync ? sync_clock() : detail::metrics_clock::time_point{};
+        SESHAT_RETURN_IF_ERROR(
+            backend_->log().append(group_of(a), first_index, e.inputs(), options.sync));
+        if (options.sync) {
+          const auto took = record_sync(start);
+          if (info) info->synced_in = took;
+        }
+        extend(c, first_index, count);
+        counters_.written(a.cf, count, bytes);
+        if (info) info->bytes = bytes;
+        return {};
+      });
+    }
     return with_log<F>(log, [&](log_cache& c) -> status {
       auto wb = backend_->new_batch();
       std::uint64_t count = 0, bytes = 0;
       SESHAT_RETURN_IF_ERROR(encode_log<F>(
           a, c, first_index, items, encode,
-          [&](std::string_view key, std::string_view value) { wb.put(a.cf, key, value); }, count,
-          bytes));
+          [&](std::string_view key, std::string_view value, std::uint64_t) {
+            wb.put(a.cf, key, value);
+          },
+          count, bytes));
       if (count == 0) return {};
       status s = synced_write(wb, options, info ? &info->synced_in : nullptr);
       prune_held(c);
@@ -339,6 +369,7 @@ class storage {
   status append_log_async(log_address a, std::uint64_t first_index, const R& items,
                           Encode&& encode, std::function<void(status)>& done,
                           detail::synced_tally tally = {}, log_append_info* info = nullptr) {
+    if constexpr (k_log_engine) return append_to_engine_async<F>(a, first_index, items, encode, done, tally, info);
     bool nothing = false;
     status s = with_log<F>(a, [&](log_cache& c) -> status {
       prune_held(c);
@@ -346,8 +377,8 @@ class storage {
       std::uint64_t count = 0, bytes = 0;
       SESHAT_RETURN_IF_ERROR(encode_log<F>(
           a, c, first_index, items, encode,
-          [&](std::string_view, std::string_view value) { values.emplace_back(value); }, count,
-          bytes));
+          [&](std::string_view, std::string_view value, std::uint64_t) { values.emplace_back(value); },
+          count, bytes));
       nothing = count == 0;
       if (nothing) return {};
       auto add = [&](typename B::batch& wb) {
@@ -385,7 +416,10 @@ class storage {
   // truncation past the end, a purge of what is purged): it too returns
   // only with every earlier call written, as a call that writes does. ok at
   // once when nothing is pending; after a failed round, its error.
+  // On a log engine (which rounds append_log_async itself), it makes what
+  // the engine staged durable instead (a no-op when nothing is staged).
   status write_pending() {
+    if constexpr (k_log_engine) return backend_->log().sync();
     if (group_sync_.idle() && !group_sync_.failed()) return {};
     return group_sync_.flush(false);
   }
@@ -411,6 +445,21 @@ class storage {
     if (start == end) return {};
     const group_keys<F> keys(a);
     std::string key;
+    if constexpr (k_log_engine) {
+      std::uint64_t bytes = 0, index = start;
+      status s = backend_->log().read(
+          group_of(a), start, end, [&](std::uint64_t i, std::string_view payload) -> status {
+            keys.log_into(key, i);
+            bytes += payload.size();
+            index = i + 1;
+            return visit(i, std::string_view(key), payload);
+          });
+      counters_.read(a.cf, index - start, bytes);
+      // The engine refuses a range it does not hold whole before it visits.
+      if (s.is(errc::compacted) || s.is(errc::unavailable))
+        return status::invalid_log_index(describe(a) + ": " + range() + ": " + s.message());
+      return s;
+    }
     keys.log_into(key, start);
     // [start, stored_end) is read from the backend, then [stored_end,
     // stored_end + held.size()) from the log's read overlay.
@@ -488,6 +537,19 @@ class storage {
     SESHAT_RETURN_IF_ERROR(check_log_family(a));
     std::string key, value;
     group_keys<F>(a).log_into(key, index);
+    if constexpr (k_log_engine) {
+      status visited;
+      status s = backend_->log().read(group_of(a), index, index + 1,
+                                      [&](std::uint64_t i, std::string_view payload) -> status {
+                                        counters_.read(a.cf, 1, payload.size());
+                                        visited = visit(i, std::string_view(key), payload);
+                                        return visited;
+                                      });
+      if (s.is(errc::compacted) || s.is(errc::unavailable))
+        return status::invalid_log_index(describe(a) + ": entry " + std::to_string(index) +
+                                         " is not in the log");
+      return s;
+    }
     if (!group_sync_.idle()) {
       log_cache& c = cache_of<F>(a);
       std::lock_guard lock(c.mutex);
@@ -516,13 +578,28 @@ class storage {
   status truncate_log_before(log_address a, std::uint64_t index, write_options options = {}) {
     return with_log<F>(a, [&](log_cache& c) -> status {
       if (c.first ? index <= *c.first : index <= c.floor) return write_pending();
-      const group_keys<F> keys(a);
-      auto wb = backend_->new_batch();
-      const std::string begin = keys.log(0), end = keys.log(index);
-      wb.del_range(a.cf, begin, end);
-      if (!c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(index));
-      SESHAT_RETURN_IF_ERROR(synced_write_pruned(c, wb, options));
-      compactor_.deleted(a.cf, begin, end);
+      if constexpr (k_log_engine) {
+        // A purge record carries the last purged id, so the engine needs
+        // its term; past the last entry, a reset (every entry goes) takes
+        // the last entry's (an entry after it has no smaller term).
+        auto& log = backend_->log();
+        const auto g = group_of(a);
+        const bool within = c.last && index - 1 <= *c.last;
+        std::uint64_t term = 0;
+        if (within || c.last) {
+          SESHAT_ASSIGN_OR_RETURN(term, log.term_at(g, within ? index - 1 : *c.last));
+        }
+        SESHAT_RETURN_IF_ERROR(within ? log.purge_to(g, log_id{term, index - 1})
+                                      : log.reset(g, log_id{term, index - 1}));
+      } else {
+        const group_keys<F> keys(a);
+        auto wb = backend_->new_batch();
+        const std::string begin = keys.log(0), end = keys.log(index);
+        wb.del_range(a.cf, begin, end);
+        if (!c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(index));
+        SESHAT_RETURN_IF_ERROR(synced_write_pruned(c, wb, options));
+        compactor_.deleted(a.cf, begin, end);
+      }
       c.floor = index;
       if (c.last && *c.last >= index) {
         c.first = std::max(*c.first, index);
@@ -549,14 +626,18 @@ class storage {
                                          std::to_string(first) + " (the log's first index)");
       if (!c.last || index > *c.last) return write_pending();
       const bool empties = index == *c.first;
-      const group_keys<F> keys(a);
-      auto wb = backend_->new_batch();
-      const std::string begin = keys.log(index), end = keys.log_end();
-      wb.del_range(a.cf, begin, end);
-      // An emptied log takes its next append where its entries began.
-      if (empties && !c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(index));
-      SESHAT_RETURN_IF_ERROR(synced_write_pruned(c, wb, options));
-      compactor_.deleted(a.cf, begin, end);
+      if constexpr (k_log_engine) {
+        SESHAT_RETURN_IF_ERROR(backend_->log().truncate_from(group_of(a), index, options.sync));
+      } else {
+        const group_keys<F> keys(a);
+        auto wb = backend_->new_batch();
+        const std::string begin = keys.log(index), end = keys.log_end();
+        wb.del_range(a.cf, begin, end);
+        // An emptied log takes its next append where its entries began.
+        if (empties && !c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(index));
+        SESHAT_RETURN_IF_ERROR(synced_write_pruned(c, wb, options));
+        compactor_.deleted(a.cf, begin, end);
+      }
       if (empties) {
         c.first.reset();
         c.last.reset();
@@ -572,27 +653,39 @@ class storage {
   // Deletes every entry and makes `next` the floor, in one atomic write
   // together with the operations of `with` (when given; synced when
   // with->sync()). For log_store::reset_to (installing a snapshot), which
-  // checks that its log does not move back. Refused (nothing changes) with
-  // invalid-log-index when `next` - 1 is past k_max_log_index,
-  // invalid-argument when `with` touches a log family.
+  // checks that its log does not move back. A log engine records (`term`,
+  // next - 1) as the log's last purged id, durably; it takes no `with`.
+  // Refused (nothing changes) with invalid-log-index when `next` - 1 is past
+  // k_max_log_index, invalid-argument when `with` touches a log family or
+  // is given to a log engine.
   template <key_format F = decimal_key_format>
-  status reset_log(log_address a, std::uint64_t next, batch* with = nullptr) {
+  status reset_log(log_address a, std::uint64_t next, batch* with = nullptr,
+                   std::uint64_t term = 0) {
     SESHAT_RETURN_IF_ERROR(check_log_family(a));
     if (with && with->log_families_ != 0)
       return status::invalid_argument(describe(a) + ": reset of the log with a batch that "
                                       "writes to a log family (write it separately)");
+    if (with && k_log_engine)
+      return status::invalid_argument(describe(a) + ": reset of the log with a batch: the " +
+                                      std::string(B::k_name) +
+                                      " store keeps its log apart from its keys, so no write is "
+                                      "atomic with the reset (write the batch separately)");
     return with_log<F>(a, [&](log_cache& c) -> status {
       if (next > k_max_log_index + 1)
         return status::invalid_log_index(describe(a) + ": reset to next index " +
                                          std::to_string(next) + ": " + past_max_index(next - 1));
-      const group_keys<F> keys(a);
-      typename B::batch own = backend_->new_batch();
-      typename B::batch& wb = with ? with->batch_ : own;
-      const std::string begin = keys.log(0), end = keys.log_end();
-      wb.del_range(a.cf, begin, end);
-      if (!c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(next));
-      SESHAT_RETURN_IF_ERROR(synced_write_pruned(c, wb, write_options{with && with->sync()}));
-      compactor_.deleted(a.cf, begin, end);
+      if constexpr (k_log_engine) {
+        SESHAT_RETURN_IF_ERROR(backend_->log().reset(group_of(a), log_id{term, next - 1}));
+      } else {
+        const group_keys<F> keys(a);
+        typename B::batch own = backend_->new_batch();
+        typename B::batch& wb = with ? with->batch_ : own;
+        const std::string begin = keys.log(0), end = keys.log_end();
+        wb.del_range(a.cf, begin, end);
+        if (!c.floor_by_caller) wb.put(a.cf, keys.floor(), F::floor_value(next));
+        SESHAT_RETURN_IF_ERROR(synced_write_pruned(c, wb, write_options{with && with->sync()}));
+        compactor_.deleted(a.cf, begin, end);
+      }
       c.first.reset();
       c.last.reset();
       c.floor = next;
@@ -773,8 +866,12 @@ class storage {
     group_sync_.request(std::move(done), tally);
   }
 
-  // How many group-commit rounds (one write and sync each) ran so far.
-  std::uint64_t group_syncs() const { return group_sync_.syncs(); }
+  // How many group-commit rounds (one write and sync each) ran so far: on
+  // a log engine, the engine's durable rounds too.
+  std::uint64_t group_syncs() const {
+    if constexpr (k_log_engine) return group_sync_.syncs() + backend_->log().durable_rounds();
+    return group_sync_.syncs();
+  }
 
   // Compacts the whole family.
   status compact(column_family cf) { return backend_->compact_range(cf, {}, {}); }
@@ -808,7 +905,7 @@ class storage {
       m.keys_counted = true;
     }
     counters_.read(m);
-    m.group_commits = group_sync_.syncs();
+    m.group_commits = group_syncs();
     groups_.read(m.groups);
     return m;
   } catch (const std::exception& e) {
@@ -822,6 +919,16 @@ class storage {
                                                       std::function<detail::log_extent()> extent) {
     return groups_.track(system, shard, std::move(extent));
   }
+
+  // The log engine of a store that keeps its logs in one (log_backend<B>,
+  // segmented<B>), and a log's group there: log_store keeps its vote,
+  // committed id and last purged id in the engine.
+  auto& log_engine()
+    requires log_backend<B>
+  {
+    return backend_->log();
+  }
+  static detail::segment::group_address engine_group(const log_address& a) { return group_of(a); }
 
   // Now, for timing a sync; the epoch when B's syncs are not timed
   // (times_syncs<B>, backend.hpp): such a sync is recorded as taking 0 s.
@@ -899,6 +1006,16 @@ class storage {
   template <key_format F>
   status load_log(const log_address& a, log_cache& c) {
     if (c.loaded) return {};
+    if constexpr (k_log_engine) {
+      // The engine's index is in memory; a stored floor is its purge point.
+      const auto st = backend_->log().state(group_of(a));
+      c.first = st.first;
+      c.last.reset();
+      if (st.first) c.last = st.last->index;
+      if (!c.floor_by_caller) c.floor = st.last_purged ? st.last_purged->index + 1 : 1;
+      c.loaded = true;
+      return {};
+    }
     // The bounds are read from the backend: what the overlay holds goes
     // there first.
     prune_held(c);
@@ -968,6 +1085,44 @@ class storage {
     return fn(c);
   }
 
+  // append_log_async on a log engine: the engine stages the entries
+  // (readable at once) and calls `done`, after counting `tally`, from its
+  // writer thread once a round synced them. `done` stays the caller's when
+  // the append is refused.
+  template <key_format F, class R, class Encode>
+  status append_to_engine_async(const log_address& a, std::uint64_t first_index, const R& items,
+                                Encode& encode, std::function<void(status)>& done,
+                                detail::synced_tally tally, log_append_info* info) {
+    bool nothing = false;
+    status s = with_log<F>(a, [&](log_cache& c) -> status {
+      engine_entries e;
+      std::uint64_t count = 0, bytes = 0;
+      SESHAT_RETURN_IF_ERROR(encode_log<F>(
+          a, c, first_index, items, encode,
+          [&](std::string_view, std::string_view value, std::uint64_t term) { e.add(term, value); },
+          count, bytes));
+      nothing = count == 0;
+      if (nothing) return {};
+      std::function<void(status)> counted = [done, tally](status synced) {
+        if (synced.ok() && tally.counters)
+          tally.counters->synced(tally.entries, tally.start == detail::metrics_clock::time_point{}
+                                                    ? std::chrono::nanoseconds{0}
+                                                    : sync_clock() - tally.start);
+        done(std::move(synced));
+      };
+      SESHAT_RETURN_IF_ERROR(backend_->log().append_async(group_of(a), first_index, e.inputs(),
+                                                          std::move(counted)));
+      counters_.group_commit_requested();
+      extend(c, first_index, count);
+      counters_.written(a.cf, count, bytes);
+      if (info) info->bytes = bytes;
+      return {};
+    });
+    // Outside the log's lock: nothing to stage asks only for a sync.
+    if (s.ok() && nothing) sync_async(std::move(done), tally);
+    return s;
+  }
+
   template <key_format F>
   result<std::optional<std::uint64_t>> bound(const log_address& a,
                                              std::optional<std::uint64_t> log_cache::*which) {
@@ -991,9 +1146,52 @@ class storage {
     }
   }
 
+  // Whether B keeps its logs in a log engine (log_backend.hpp).
+  static constexpr bool k_log_engine = log_backend<B>;
+
+  static detail::segment::group_address group_of(const log_address& a) {
+    return {static_cast<std::uint8_t>(index_of(a.cf)), a.group};
+  }
+
+  // encode(item, index, value, term) when the caller's encoder gives the
+  // entry's term (log_store's does), else encode(item, index, value) with
+  // term 0: a log engine keeps each entry's term, the KV layer does not.
+  template <class Encode, class Item>
+  static status encode_item(Encode& encode, const Item& item, std::uint64_t index,
+                            std::string_view& value, std::uint64_t& term) {
+    if constexpr (std::is_invocable_v<Encode&, const Item&, std::uint64_t, std::string_view&,
+                                      std::uint64_t&>) {
+      return encode(item, index, value, term);
+    } else {
+      term = 0;
+      return encode(item, index, value);
+    }
+  }
+
+  // An engine append's entries: the encoded values, copied (an encoder's
+  // view lives until its next call), with their terms.
+  struct engine_entries {
+    std::string bytes;
+    std::vector<std::pair<std::uint64_t, std::size_t>> ends;  // term, end in bytes
+    void add(std::uint64_t term, std::string_view value) {
+      bytes.append(value);
+      ends.emplace_back(term, bytes.size());
+    }
+    std::vector<detail::segment::entry_input> inputs() const {
+      std::vector<detail::segment::entry_input> out;
+      out.reserve(ends.size());
+      std::size_t begin = 0;
+      for (const auto& [term, end] : ends) {
+        out.push_back({term, std::string_view(bytes).substr(begin, end - begin)});
+        begin = end;
+      }
+      return out;
+    }
+  };
+
   // Checks that an append at `first_index` continues the log of `c`, then
-  // encodes each item (see append_log_encoded) and calls put(key, value)
-  // for it; `count` and `bytes` say how many entries and key and value
+  // encodes each item (see append_log_encoded) and calls put(key, value,
+  // term) for it; `count` and `bytes` say how many entries and key and value
   // bytes. REQUIRES: c.mutex held.
   template <key_format F, class R, class Encode, class Put>
   status encode_log(const log_address& a, log_cache& c, std::uint64_t first_index, const R& items,
@@ -1009,14 +1207,15 @@ class storage {
     std::uint64_t index = first_index;
     for (auto&& item : items) {
       std::string_view value;
-      SESHAT_RETURN_IF_ERROR(encode(item, index, value));
+      std::uint64_t term = 0;
+      SESHAT_RETURN_IF_ERROR(encode_item(encode, item, index, value, term));
       if (index > k_max_log_index)
         return status::invalid_log_index(describe(a) + ": append at index " +
                                          std::to_string(first_index) + ": entry " +
                                          past_max_index(index) + " (nothing written)");
       key.resize(c.prefix.size());
       F::append_index(key, index++);
-      put(std::string_view(key), value);
+      put(std::string_view(key), value, term);
       bytes += key.size() + value.size();
     }
     count = index - first_index;

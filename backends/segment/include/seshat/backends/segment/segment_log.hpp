@@ -51,6 +51,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -92,12 +93,14 @@ using log_group = detail::segment::group_address;
 using log_entry_input = detail::segment::entry_input;
 
 // A group's state, from memory. `last` is the last entry's id, else the last
-// purged id, else nothing (log_store's log_state).
+// purged id, else nothing (log_store's log_state); `first` is the first
+// entry's index, nothing when the group holds no entry.
 struct segment_group_state {
   std::optional<vote> vote_value;
   std::optional<log_id> committed;
   std::optional<log_id> last_purged;
   std::optional<log_id> last;
+  std::optional<std::uint64_t> first;
   friend bool operator==(const segment_group_state&, const segment_group_state&) = default;
 };
 
@@ -353,7 +356,9 @@ class segment_log {
     auto it = groups_.find(g);
     if (it == groups_.end()) return {};
     const detail::segment::group_log& gl = it->second;
-    return {gl.vote_value(), gl.committed(), gl.last_purged(), gl.last_id()};
+    std::optional<std::uint64_t> first;
+    if (gl.has_entries()) first = gl.first_index();
+    return {gl.vote_value(), gl.committed(), gl.last_purged(), gl.last_id(), first};
   }
 
   // Every group the log holds something of, in order.
@@ -365,6 +370,10 @@ class segment_log {
   }
 
   const std::filesystem::path& directory() const { return dir_; }
+
+  // How many durable rounds (one write and one sync each, or one RWF_DSYNC
+  // write) succeeded since open.
+  std::uint64_t durable_rounds() const { return durable_rounds_.load(std::memory_order_relaxed); }
 
  private:
   using clock = std::chrono::steady_clock;
@@ -598,7 +607,10 @@ class segment_log {
       }
       if (!chunks.empty()) last_written_ = chunks.back().seg;
       written_ops_ = upto;
-      if (durable) durable_ops_ = upto;
+      if (durable) {
+        durable_ops_ = upto;
+        durable_rounds_.fetch_add(1, std::memory_order_relaxed);
+      }
       while (!callbacks_.empty() && callbacks_.front().ticket <= durable_ops_) {
         to_fire_.push_back({std::move(callbacks_.front().done), status{}});
         callbacks_.pop_front();
@@ -734,6 +746,7 @@ class segment_log {
   std::deque<std::pair<callback, status>> to_fire_;
   clock::time_point last_async_{};
   detail::write_latch latch_;
+  std::atomic<std::uint64_t> durable_rounds_{0};
   status round_error_;            // the failed round's error
   std::uint64_t failed_upto_ = 0;  // the operations it carried
   bool started_ = false, closing_ = false, stop_ = false;
