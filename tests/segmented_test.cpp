@@ -1,0 +1,284 @@
+// segmented<B>: a store whose Raft logs and hard state live in seshat's log
+// engine, beside a key-value backend B for everything else
+// (backends/segment/include/seshat/backends/segmented.hpp). The log_store
+// contract runs on it in log_store_test.cpp; these cases check what is its
+// own: the split between the two halves, the refusal of key-value writes to
+// the log families, the store's marker and directories, and one engine
+// write and one sync per group-commit round.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "log_entries.hpp"
+#include "seshat/log_store.hpp"
+#include "support.hpp"
+
+TEST_SUITE_BEGIN("segmented");
+
+using namespace seshat;
+using seshat::test::dump;
+using seshat::test::make_entries;
+using seshat::test::open_store;
+using seshat::test::scratch_dir;
+using seshat::test::text_entry;
+
+namespace {
+
+template <class B>
+using data_log = log_store<text_entry, boost_serializer, B, data_shard, binary_key_format>;
+
+template <class B>
+std::unique_ptr<data_log<B>> open_data_log(storage<B>& s, shard_id id) {
+  auto opened = data_log<B>::open(s, data_shard{id});
+  if (!opened.ok()) throw std::runtime_error(opened.status().to_string());
+  return std::move(*opened);
+}
+
+bool holds_log_key(const std::map<std::string, std::string>& all) {
+  for (const auto& [key, value] : all)
+    if (key.starts_with("system_raft_log/") || key.starts_with("data_raft_log/")) return true;
+  return false;
+}
+
+// A log_fs over the real one that counts data writes and syncs.
+class counting_fs final : public detail::log_fs {
+ public:
+  std::atomic<int> pwrites{0}, datasyncs{0};
+
+  detail::fs_result<detail::log_file> open(const std::filesystem::path& p,
+                                           detail::open_flags f) override {
+    return real_.open(p, f);
+  }
+  detail::fs_status pwrite(const detail::log_file& f, std::uint64_t off,
+                           std::span<const std::string_view> pieces,
+                           detail::write_flags w) override {
+    ++pwrites;
+    if (w.dsync) ++datasyncs;
+    return real_.pwrite(f, off, pieces, w);
+  }
+  detail::fs_result<std::size_t> pread(const detail::log_file& f, std::uint64_t off,
+                                       std::span<char> b) override {
+    return real_.pread(f, off, b);
+  }
+  detail::fs_status datasync(const detail::log_file& f) override {
+    ++datasyncs;
+    return real_.datasync(f);
+  }
+  detail::fs_status allocate(const detail::log_file& f, std::uint64_t size) override {
+    return real_.allocate(f, size);
+  }
+  detail::fs_result<bool> write_zeroes(const detail::log_file& f, std::uint64_t o,
+                                       std::uint64_t l) override {
+    return real_.write_zeroes(f, o, l);
+  }
+  detail::fs_result<std::uint64_t> size(const detail::log_file& f) override {
+    return real_.size(f);
+  }
+  detail::fs_result<std::uint64_t> link_count(const detail::log_file& f) override {
+    return real_.link_count(f);
+  }
+  detail::fs_status close(const detail::log_file& f) override { return real_.close(f); }
+  detail::fs_status create_directory(const std::filesystem::path& p) override {
+    return real_.create_directory(p);
+  }
+  detail::fs_status rename(const std::filesystem::path& a, const std::filesystem::path& b) override {
+    return real_.rename(a, b);
+  }
+  detail::fs_status link(const std::filesystem::path& a, const std::filesystem::path& b) override {
+    return real_.link(a, b);
+  }
+  detail::fs_status unlink(const std::filesystem::path& p) override { return real_.unlink(p); }
+  detail::fs_status sync_directory(const std::filesystem::path& p) override {
+    return real_.sync_directory(p);
+  }
+  detail::fs_result<std::vector<std::string>> list(const std::filesystem::path& d) override {
+    return real_.list(d);
+  }
+
+ private:
+  detail::posix_log_fs real_;
+};
+
+}  // namespace
+
+TEST_CASE_TEMPLATE_DEFINE(
+    "a segmented store keeps its logs and hard state in the engine and every other key in its "
+    "key-value backend",
+    B, halves) {
+  static_assert(log_backend<B>);
+  scratch_dir dir;
+  const log_group g{static_cast<std::uint8_t>(index_of(column_family::data_raft_log)), 7};
+  {
+    auto s = open_store<B>(dir.store());
+    auto log = open_data_log(*s, 7);
+    REQUIRE(log->append(make_entries<text_entry>(2, 1, 10)).ok());
+    REQUIRE(log->save_vote(vote{2, 5, true}).ok());
+    REQUIRE(log->save_committed(log_id{2, 8}).ok());
+    REQUIRE(log->purge(3).ok());
+    REQUIRE(s->put(column_family::data_kv, "k", "v").ok());
+    REQUIRE(s->put(column_family::data_raft_state, "applied", "8").ok());
+
+    const auto all = dump(*s);
+    CHECK_FALSE(holds_log_key(all));
+    // The state family holds the other keys, not log_store's hard state.
+    CHECK(all.size() == 2);
+    CHECK(all.count("data_kv/k") == 1);
+    CHECK(all.count("data_raft_state/applied") == 1);
+
+    const segment_group_state st = s->backend().log().state(g);
+    CHECK(st.vote_value == vote{2, 5, true});
+    CHECK(st.committed == log_id{2, 8});
+    CHECK(st.last_purged == log_id{2, 3});
+    CHECK(st.first == 4);
+    CHECK(st.last == log_id{2, 10});
+    REQUIRE(s->close().ok());
+  }
+  auto s = open_store<B>(dir.store());
+  auto log = open_data_log(*s, 7);
+  CHECK(log->get_log_state() == log_state{log_id{2, 3}, log_id{2, 10}});
+  CHECK(log->read_vote().value() == vote{2, 5, true});
+  CHECK(log->read_committed().value() == log_id{2, 8});
+  auto read = log->entries(4, 11);
+  REQUIRE(read.ok());
+  CHECK(*read == make_entries<text_entry>(2, 4, 7));
+  CHECK(log->entries(3, 4).status().is(errc::compacted));
+  CHECK(s->get(column_family::data_kv, "k").value() == "v");
+}
+
+TEST_CASE_TEMPLATE_DEFINE(
+    "key-value writes to a log family of a segmented store are refused and write nothing", B,
+    kv_writes_refused) {
+  scratch_dir dir;
+  auto s = open_store<B>(dir.store());
+  auto log = open_data_log(*s, 3);
+  REQUIRE(log->append(make_entries<text_entry>(1, 1, 2)).ok());
+  const auto before = dump(*s);
+
+  auto refused = [](const status& st) {
+    return st.is(errc::invalid_argument) &&
+           st.message().find("kept by its log engine") != std::string::npos &&
+           st.message().find(std::string(B::k_name)) != std::string::npos;
+  };
+  CHECK(refused(s->put(column_family::data_raft_log, "x", "y")));
+  CHECK(refused(s->put(column_family::system_raft_log, "x", "y")));
+  CHECK(refused(s->del(column_family::data_raft_log, "x")));
+  auto batch = s->new_batch();
+  batch.put(column_family::data_kv, "k", "v");
+  batch.del_range(column_family::data_raft_log, "", "\xff");
+  CHECK(refused(s->write(batch)));
+  CHECK(dump(*s) == before);
+  // The log is as it was, and still written through the log operations.
+  CHECK(log->get_log_state().last == log_id{1, 2});
+  CHECK(log->append(make_entries<text_entry>(1, 3, 1)).ok());
+}
+
+TEST_CASE_TEMPLATE_DEFINE("a plain store and a segmented store refuse each other's directory",
+                          B, marker) {
+  using plain = typename B::kv_backend;
+  scratch_dir a, b;
+  {
+    auto s = open_store<plain>(a.store());
+    REQUIRE(s->close().ok());
+    auto t = open_store<B>(b.store());
+    REQUIRE(t->close().ok());
+  }
+  auto as_segmented = storage<B>::open(a.store());
+  CHECK(as_segmented.status().is(errc::version_mismatch));
+  CHECK(as_segmented.status().message().find(std::string(B::k_name)) != std::string::npos);
+  auto as_plain = storage<plain>::open(b.store());
+  CHECK(as_plain.status().is(errc::version_mismatch));
+  CHECK(as_plain.status().message().find(std::string(B::k_name)) != std::string::npos);
+}
+
+TEST_CASE_TEMPLATE_DEFINE(
+    "a finished segmented store whose log directory is gone is refused, not recreated empty", B,
+    missing_log) {
+  scratch_dir dir;
+  {
+    auto s = open_store<B>(dir.store());
+    auto log = open_data_log(*s, 3);
+    REQUIRE(log->append(make_entries<text_entry>(1, 1, 2)).ok());
+    REQUIRE(s->close().ok());
+  }
+  std::filesystem::remove_all(dir.store() / B::k_log_dir);
+  auto reopened = storage<B>::open(dir.store());
+  CHECK(reopened.status().is(errc::corrupted_data));
+  CHECK(reopened.status().message().find("log/ is missing") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir.store() / B::k_log_dir));
+}
+
+TEST_CASE_TEMPLATE_DEFINE(
+    "append_async on 64 groups of a segmented store: each round is one engine write and one sync",
+    B, one_write_a_round) {
+  scratch_dir dir;
+  counting_fs fs;
+  open_options options;
+  options.environment.log_fs = &fs;
+  options.log.segment_bytes = std::uint64_t{16} << 20;
+  // Long enough that a round takes all 64 appends however slow this
+  // machine is: the writer rounds after 20 ms without a new append.
+  options.log.idle_gap_us = 20000;
+  options.log.max_linger_us = 100000;
+  auto s = open_store<B>(dir.store(), options);
+  std::vector<std::unique_ptr<data_log<B>>> logs;
+  for (shard_id id = 1; id <= 64; ++id) logs.push_back(open_data_log(*s, id));
+
+  auto round = [&](std::uint64_t index) {
+    std::mutex m;
+    std::condition_variable cv;
+    int left = 64, failed = 0;
+    for (auto& log : logs) {
+      REQUIRE(log->append_async(make_entries<text_entry>(1, index, 1), [&](status st) {
+                     std::lock_guard lock(m);
+                     if (!st.ok()) ++failed;
+                     --left;
+                     cv.notify_all();
+                   }).ok());
+      // Readable on return.
+      CHECK(log->get_log_state().last == log_id{1, index});
+    }
+    std::unique_lock lock(m);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return left == 0; }));
+    CHECK(failed == 0);
+  };
+  round(1);  // creates the first segment (its header write and sync)
+  const int writes = fs.pwrites, syncs = fs.datasyncs;
+  const std::uint64_t rounds = s->group_syncs();
+  for (std::uint64_t i = 2; i <= 5; ++i) round(i);
+  CHECK(fs.pwrites - writes == 4);
+  CHECK(fs.datasyncs - syncs == 4);
+  CHECK(s->group_syncs() - rounds == 4);
+  for (auto& log : logs) CHECK(log->entries(1, 6).value().size() == 5);
+}
+
+TEST_CASE_TEMPLATE_DEFINE("a segmented store refuses a store snapshot, naming why, and leaves "
+                          "nothing behind",
+                          B, no_snapshot_yet) {
+  scratch_dir dir;
+  auto s = open_store<B>(dir.store());
+  const auto target = dir.path() / "snap";
+  auto made = s->create_snapshot(target, log_id{0, 0});
+  CHECK(made.status().is(errc::snapshot_failed));
+  CHECK(made.status().message().find("cannot make checkpoints") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(target));
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "snap.partial"));
+}
+
+TEST_CASE_TEMPLATE_INVOKE(halves, SESHAT_SEGMENTED_BACKENDS);
+TEST_CASE_TEMPLATE_INVOKE(kv_writes_refused, SESHAT_SEGMENTED_BACKENDS);
+TEST_CASE_TEMPLATE_INVOKE(missing_log, SESHAT_SEGMENTED_BACKENDS);
+TEST_CASE_TEMPLATE_INVOKE(one_write_a_round, SESHAT_SEGMENTED_BACKENDS);
+TEST_CASE_TEMPLATE_INVOKE(no_snapshot_yet, SESHAT_SEGMENTED_BACKENDS);
+// The memory backend keeps no marker on disk: only the disk backends' plain
+// stores can be told from a segmented one by their directory.
+#if SESHAT_HAVE_ROCKSDB && SESHAT_HAVE_LEVELDB
+TEST_CASE_TEMPLATE_INVOKE(marker, segmented<rocksdb_backend>, segmented<leveldb_backend>);
+#endif
+
+TEST_SUITE_END();
