@@ -8,7 +8,8 @@
 //     control port   127.0.0.1:<base_port + 100 + id>  (a line protocol)
 //   options:
 //     --shard N          keep the group in data shard N (default: the system shard)
-//     --backend B        rocksdb (default) | leveldb | memory
+//     --backend B        rocksdb (default) | leveldb | memory | rocksdb+segments
+//                        (RocksDB with the Raft log in seshat's log engine)
 //     --snapshot-threshold N, --snapshot-trailing N   (raft's; default 1024, 2048)
 //     --election-timeout MS  (default 600), --heartbeat MS (default 60)
 //
@@ -49,6 +50,7 @@
 #include <vector>
 
 #include "seshat/backends/memory_backend.hpp"
+#include "seshat/backends/segmented.hpp"
 #include "seshat/canonical_raft/raft_io.hpp"
 #include "seshat/prometheus.hpp"
 #include "seshat/state_machine_store.hpp"
@@ -561,7 +563,7 @@ int run_backend(const options& o, uv_loop_t* loop) {
 int main(int argc, char** argv) {
   if (argc < 5) {
     std::fprintf(stderr, "usage: kv_node <id> <nodes> <base_port> <data_dir> [--shard N] "
-                         "[--backend rocksdb|leveldb|memory] [--snapshot-threshold N] "
+                         "[--backend rocksdb|leveldb|memory|rocksdb+segments] [--snapshot-threshold N] "
                          "[--snapshot-trailing N] [--election-timeout MS] [--heartbeat MS]\n");
     return 2;
   }
@@ -598,6 +600,8 @@ int main(int argc, char** argv) {
   if (o.backend == "memory") return run_backend<seshat::memory_backend>(o, loop);
 #ifdef SESHAT_HAVE_ROCKSDB
   if (o.backend == "rocksdb") return run_backend<seshat::rocksdb_backend>(o, loop);
+  if (o.backend == "rocksdb+segments")
+    return run_backend<seshat::segmented<seshat::rocksdb_backend>>(o, loop);
 #endif
 #ifdef SESHAT_HAVE_LEVELDB
   if (o.backend == "leveldb") return run_backend<seshat::leveldb_backend>(o, loop);
