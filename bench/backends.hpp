@@ -2,6 +2,7 @@
 #pragma once
 
 #include "seshat/backends/memory_backend.hpp"
+#include "seshat/backends/segmented.hpp"
 #include "seshat/storage.hpp"
 #if SESHAT_HAVE_ROCKSDB
 #include "seshat/backends/rocksdb_backend.hpp"

@@ -151,18 +151,27 @@ void register_append() {
       ->ArgName("B")->Arg(1)->Arg(16)->Arg(256)->UseRealTime();
 }
 
+template <class B>
+void register_multi_group() {
+  benchmark::RegisterBenchmark(("W3/" + std::string(B::k_name) + "/async").c_str(),
+                               multi_group<B>, true)
+      ->ArgName("T")->Arg(1)->Arg(4)->UseRealTime();
+  benchmark::RegisterBenchmark(("W3/" + std::string(B::k_name) + "/sync").c_str(),
+                               multi_group<B>, false)
+      ->ArgName("T")->Arg(1)->Arg(4)->UseRealTime();
+}
+
 const bool registered = [] {
   for_each_backend([]<class B>() {
     register_append<setup<B, boost_entry, boost_serializer, binary_key_format>>();
   });
-  for_each_backend([]<class B>() {
-    benchmark::RegisterBenchmark(("W3/" + std::string(B::k_name) + "/async").c_str(),
-                                 multi_group<B>, true)
-        ->ArgName("T")->Arg(1)->Arg(4)->UseRealTime();
-    benchmark::RegisterBenchmark(("W3/" + std::string(B::k_name) + "/sync").c_str(),
-                                 multi_group<B>, false)
-        ->ArgName("T")->Arg(1)->Arg(4)->UseRealTime();
-  });
+  for_each_backend([]<class B>() { register_multi_group<B>(); });
+#if SESHAT_HAVE_ROCKSDB
+  // The default backend with its logs in seshat's log engine (segmented<B>):
+  // the engine through log_store, Boost serializer included.
+  register_append<setup<segmented<rocksdb_backend>, boost_entry, boost_serializer, binary_key_format>>();
+  register_multi_group<segmented<rocksdb_backend>>();
+#endif
   // The serializer's and the key format's cost, on the default backend.
   for_each_backend([]<class B>() {
     if constexpr (std::is_same_v<B, memory_backend>) return;
