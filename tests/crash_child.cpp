@@ -3,7 +3,7 @@
 // on them until the parent SIGKILLs it, reporting every operation to the
 // parent through a pipe.
 //
-//   crash_child <rocksdb|leveldb> <store dir> <seed> <report fd>
+//   crash_child <rocksdb|leveldb|rocksdb+segments> <store dir> <seed> <report fd>
 //
 // Or it runs the very first open of a store that does not exist yet and
 // kills itself (SIGKILL) at one of its steps:
@@ -454,7 +454,7 @@ int main(int argc, char** argv) {
 #endif
   }
   if (argc != 5) {
-    std::fprintf(stderr, "usage: %s <rocksdb|leveldb> <store dir> <seed> <report fd>\n", argv[0]);
+    std::fprintf(stderr, "usage: %s <rocksdb|leveldb|rocksdb+segments> <store dir> <seed> <report fd>\n", argv[0]);
     return 64;
   }
   // Dies with the parent: never outlives a test that was itself killed.
@@ -465,6 +465,8 @@ int main(int argc, char** argv) {
   const std::uint64_t seed = std::strtoull(argv[3], nullptr, 10);
 #if SESHAT_HAVE_ROCKSDB
   if (backend == "rocksdb") return run<seshat::rocksdb_backend>(argv[2], seed);
+  if (backend == "rocksdb+segments")
+    return run<seshat::segmented<seshat::rocksdb_backend>>(argv[2], seed);
 #endif
 #if SESHAT_HAVE_LEVELDB
   if (backend == "leveldb") return run<seshat::leveldb_backend>(argv[2], seed);
