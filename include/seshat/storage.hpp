@@ -446,18 +446,31 @@ class storage {
     const group_keys<F> keys(a);
     std::string key;
     if constexpr (k_log_engine) {
+      // The engine reads only a range it holds whole: the part of [start,
+      // end) the log holds is read, and the first index past it named, as
+      // the key-value read does.
+      std::uint64_t held_end = start;
+      {
+        log_cache& c = cache_of<F>(a);
+        std::lock_guard lock(c.mutex);
+        SESHAT_RETURN_IF_ERROR(load_log<F>(a, c));
+        if (c.first && start >= *c.first && start <= *c.last) held_end = std::min(end, *c.last + 1);
+      }
       std::uint64_t bytes = 0, index = start;
-      status s = backend_->log().read(
-          group_of(a), start, end, [&](std::uint64_t i, std::string_view payload) -> status {
-            keys.log_into(key, i);
-            bytes += payload.size();
-            index = i + 1;
-            return visit(i, std::string_view(key), payload);
-          });
+      status s;
+      if (held_end > start)
+        s = backend_->log().read(group_of(a), start, held_end,
+                                 [&](std::uint64_t i, std::string_view payload) -> status {
+                                   keys.log_into(key, i);
+                                   bytes += payload.size();
+                                   index = i + 1;
+                                   return visit(i, std::string_view(key), payload);
+                                 });
       counters_.read(a.cf, index - start, bytes);
-      // The engine refuses a range it does not hold whole before it visits.
-      if (s.is(errc::compacted) || s.is(errc::unavailable))
-        return status::invalid_log_index(describe(a) + ": " + range() + ": " + s.message());
+      // Refused by the engine: truncated or purged since the bounds were read.
+      if (s.is(errc::compacted) || s.is(errc::unavailable) || (s.ok() && index < end))
+        return status::invalid_log_index(describe(a) + ": " + range() + ": entry " +
+                                         std::to_string(index) + " is not in the log");
       return s;
     }
     keys.log_into(key, start);

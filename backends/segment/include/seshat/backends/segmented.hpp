@@ -26,6 +26,8 @@
 //   SESHAT_STORE   the marker (detail/store_marker.hpp), backend
 //                  "<B>+segments": a plain B store is refused as a
 //                  segmented one and the other way round (version-mismatch);
+//   LOCK           held (fcntl, store_lock.hpp) while the store is open: a
+//                  second open, here or in another process, is refused;
 //   kv/            B's store;
 //   log/           the engine's segments (open_options::log tunes them,
 //                  open_options::environment.log_fs is its file system).
@@ -52,6 +54,7 @@
 
 #include "seshat/backend.hpp"
 #include "seshat/backends/segment/segment_log.hpp"
+#include "seshat/backends/segment/store_lock.hpp"
 #include "seshat/column_family.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/log_fs.hpp"
@@ -94,6 +97,8 @@ class segmented {
     SESHAT_ASSIGN_OR_RETURN(const detail::store_dir found,
                             detail::prepare_store_dir(dir, k_name, options));
     const bool existing = found == detail::store_dir::existing;
+    auto lock = std::make_unique<detail::store_lock>();
+    SESHAT_RETURN_IF_ERROR(lock->take(dir));
     if (existing) SESHAT_RETURN_IF_ERROR(check_halves(dir));
     // A finished store's halves are opened, never created: check_halves
     // saw both. A new one (or one whose creation was interrupted) creates
@@ -105,7 +110,7 @@ class segmented {
       if (existing && kv.status().is(errc::not_found)) return missing_half(dir, k_kv_dir);
       return kv.status();
     }
-    std::unique_ptr<segmented> s(new segmented(std::move(*kv), options));
+    std::unique_ptr<segmented> s(new segmented(std::move(*kv), std::move(lock), options));
     segment_log_options log_options = options.log;
     log_options.recovery = options.recovery;
     auto log = segment_log::open(s->fs(), dir / k_log_dir, log_options);
@@ -183,6 +188,7 @@ class segmented {
   status close() {
     status s = log_ ? log_->close() : status{};
     status k = kv_ ? kv_->close() : status{};
+    if (lock_) lock_->release();
     return s.ok() ? k : s;
   }
 
@@ -202,8 +208,9 @@ class segmented {
   }
 
  private:
-  segmented(std::unique_ptr<B> kv, const open_options& options)
-      : kv_(std::move(kv)), given_fs_(options.environment.log_fs) {}
+  segmented(std::unique_ptr<B> kv, std::unique_ptr<detail::store_lock> lock,
+            const open_options& options)
+      : lock_(std::move(lock)), kv_(std::move(kv)), given_fs_(options.environment.log_fs) {}
 
   detail::log_fs& fs() { return given_fs_ ? *given_fs_ : own_fs_; }
 
@@ -232,6 +239,7 @@ class segmented {
                                   "/ is missing; refusing to recreate it empty");
   }
 
+  std::unique_ptr<detail::store_lock> lock_;  // first: released last
   std::unique_ptr<B> kv_;
   detail::posix_log_fs own_fs_;
   detail::log_fs* given_fs_ = nullptr;
