@@ -110,7 +110,7 @@ class segmented {
       if (existing && kv.status().is(errc::not_found)) return missing_half(dir, k_kv_dir);
       return kv.status();
     }
-    std::unique_ptr<segmented> s(new segmented(std::move(*kv), std::move(lock), options));
+    std::unique_ptr<segmented> s(new segmented(dir, std::move(*kv), std::move(lock), options));
     segment_log_options log_options = options.log;
     log_options.recovery = options.recovery;
     auto log = segment_log::open(s->fs(), dir / k_log_dir, log_options);
@@ -143,24 +143,36 @@ class segmented {
 
   // ---- the key-value half ------------------------------------------------------
 
+  // Once close() began, both halves refuse at once: a key-value call then
+  // fails as closed (as B's would after B's close), whichever half a
+  // caller met closed first.
   status get(column_family cf, std::string_view key, std::string* value) {
+    SESHAT_RETURN_IF_ERROR(refuse_if_closed("get"));
     return kv_->get(cf, key, value);
   }
   status put(column_family cf, std::string_view key, std::string_view value, write_options wo) {
+    SESHAT_RETURN_IF_ERROR(refuse_if_closed("put"));
     SESHAT_RETURN_IF_ERROR(refuse_log_family(cf));
     return kv_->put(cf, key, value, wo);
   }
   status del(column_family cf, std::string_view key, write_options wo) {
+    SESHAT_RETURN_IF_ERROR(refuse_if_closed("del"));
     SESHAT_RETURN_IF_ERROR(refuse_log_family(cf));
     return kv_->del(cf, key, wo);
   }
   batch new_batch() { return kv_->new_batch(); }
   // Refused whole, nothing written, when an operation touches a log family.
   status write(batch& b, write_options wo) {
+    SESHAT_RETURN_IF_ERROR(refuse_if_closed("write"));
     for (const auto& op : b) SESHAT_RETURN_IF_ERROR(refuse_log_family(op.cf));
     return kv_->write(b, wo);
   }
-  std::unique_ptr<iterator> new_iterator(column_family cf) { return kv_->new_iterator(cf); }
+  // After close() began, B is closed first (idempotent), so the iterator is
+  // B's closed one: not valid, its status() saying why.
+  std::unique_ptr<iterator> new_iterator(column_family cf) {
+    if (log_->closed()) kv_->close().ignore();
+    return kv_->new_iterator(cf);
+  }
 
   // Every earlier write durable: the engine's staged work (one round, a
   // no-op when none is staged), then B's.
@@ -208,11 +220,20 @@ class segmented {
   }
 
  private:
-  segmented(std::unique_ptr<B> kv, std::unique_ptr<detail::store_lock> lock,
-            const open_options& options)
-      : lock_(std::move(lock)), kv_(std::move(kv)), given_fs_(options.environment.log_fs) {}
+  segmented(std::filesystem::path dir, std::unique_ptr<B> kv,
+            std::unique_ptr<detail::store_lock> lock, const open_options& options)
+      : dir_(std::move(dir)),
+        lock_(std::move(lock)),
+        kv_(std::move(kv)),
+        given_fs_(options.environment.log_fs) {}
 
   detail::log_fs& fs() { return given_fs_ ? *given_fs_ : own_fs_; }
+
+  status refuse_if_closed(std::string_view op) const {
+    if (!log_->closed()) return {};
+    return status::backend_error(std::string(op) + " on the store at " + dir_.string() +
+                                 ": the store is closed");
+  }
 
   static status refuse_log_family(column_family cf) {
     if (!holds_log(cf)) return {};
@@ -239,7 +260,8 @@ class segmented {
                                   "/ is missing; refusing to recreate it empty");
   }
 
-  std::unique_ptr<detail::store_lock> lock_;  // first: released last
+  const std::filesystem::path dir_;
+  std::unique_ptr<detail::store_lock> lock_;  // released last
   std::unique_ptr<B> kv_;
   detail::posix_log_fs own_fs_;
   detail::log_fs* given_fs_ = nullptr;

@@ -271,6 +271,7 @@ class segment_log {
       if (writer_.joinable() && std::this_thread::get_id() == writer_.get_id())
         return status::invalid_argument(where() + "close from an append_async callback");
       closing_ = true;  // refuses new work; what is staged goes in the last round
+      closed_.store(true, std::memory_order_release);
       status s;
       if (started_) s = latch_.latched() ? latch_.refusal(where() + "close") : await(lk, staged_ops_, true);
       stop_ = true;
@@ -371,6 +372,11 @@ class segment_log {
 
   const std::filesystem::path& directory() const { return dir_; }
 
+  // Whether close() has begun: from then on every write and read is
+  // refused. Lock-free, for a store that refuses its other half's calls at
+  // the same moment (segmented<B>).
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+
   // How many durable rounds (one write and one sync each, or one RWF_DSYNC
   // write) succeeded since open.
   std::uint64_t durable_rounds() const { return durable_rounds_.load(std::memory_order_relaxed); }
@@ -401,7 +407,7 @@ class segment_log {
   std::string where() const { return "log engine " + dir_.string() + ": "; }
   std::string where(const log_group& g) const { return where() + detail::segment::to_string(g) + ": "; }
   status closed_error(std::string_view op) const {
-    return status::unavailable(where() + std::string(op) + ": the log engine is closed");
+    return status::backend_error(where() + std::string(op) + ": the log engine is closed");
   }
 
   template <class F>
@@ -747,6 +753,7 @@ class segment_log {
   clock::time_point last_async_{};
   detail::write_latch latch_;
   std::atomic<std::uint64_t> durable_rounds_{0};
+  std::atomic<bool> closed_{false};  // closing_, readable without mu_
   status round_error_;            // the failed round's error
   std::uint64_t failed_upto_ = 0;  // the operations it carried
   bool started_ = false, closing_ = false, stop_ = false;
