@@ -28,6 +28,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -36,11 +37,13 @@
 #include <random>
 #include <span>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "fault_env/backend_fault_env.hpp"
+#include "seshat/detail/wal_check.hpp"
 #include "fault_env/log_history.hpp"
 #include "fault_env/log_workload.hpp"
 #include "fault_env/scoped_fs_observer.hpp"
@@ -575,6 +578,52 @@ TEST_CASE("after a disk fault in the directory sync of LevelDB's older logs, eve
   CHECK(w.store->get(column_family::data_kv, "first").value() == "synced");  // reads go on
   w.fault.release_background();
   w.check_after_power_loss();
+}
+
+// LevelDB keeps the log of a full memtable until a background flush writes
+// it out; a close that finds that flush still queued (its thread busy, here
+// held) writes it, so that the next open does not replay it.
+TEST_CASE("a LevelDB close writes out a memtable whose flush is still queued, leaving no long "
+          "log to replay") {
+  scratch_dir dir;
+  backend_fault_env<leveldb_backend> fault{dir.path() / "keep"};
+  open_options options;
+  options.write_buffer_mb = 8;  // above k_flush_on_close_log_bytes (4 MB)
+  fault.attach(options);
+  auto store = open_store<leveldb_backend>(dir.store(), options);
+  auto log_bytes = [&] {
+    std::uintmax_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir.store()))
+      if (e.path().extension() == ".log") n += e.file_size();
+    return n;
+  };
+  auto count_logs = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir.store()))
+      n += e.path().extension() == ".log";
+    return n;
+  };
+  fault.hold_background();
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 256 && count_logs() < 2; ++i) {
+    std::string value(64 * 1024, ' ');
+    for (char& c : value) c = static_cast<char>('a' + rng() % 26);
+    REQUIRE(store->put(column_family::data_kv, "k" + std::to_string(i), value).ok());
+  }
+  REQUIRE(count_logs() == 2);  // the full memtable's log, its flush queued, and the new one
+  REQUIRE(log_bytes() >= detail::k_flush_on_close_log_bytes);
+  // The background thread comes back while close() runs (close waits for it).
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    fault.release_background();
+  });
+  const status closed = store->close();
+  release.join();
+  CHECK_MESSAGE(closed.ok(), closed.to_string());
+  INFO(log_bytes() << " log bytes after close");
+  CHECK(log_bytes() < detail::k_flush_on_close_log_bytes);
+  store = open_store<leveldb_backend>(dir.store(), options);
+  CHECK(store->get(column_family::data_kv, "k0").ok());
 }
 
 TEST_SUITE_END();  // "disk faults"

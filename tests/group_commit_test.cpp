@@ -528,4 +528,53 @@ TEST_CASE("append_async past the pending limit writes ahead and reads back whole
   CHECK(log->entries(1, 1 + k_batches * 16).value() == all);
 }
 
+// A Raft thread appends to its groups one after another each round, and
+// waits: once group commit knows the burst's size, the round starts as soon
+// as that many requests are in, not an idle gap (k_idle_gap) after the last.
+TEST_CASE("a burst of requests as big as the last one starts its round without waiting for the idle gap") {
+  using clock = std::chrono::steady_clock;
+  using sync_type = detail::group_sync<int>;
+  std::mutex m;
+  std::vector<clock::time_point> written_at;  // one per round
+  sync_type sync([] { return 0; }, [&](int*, bool synced) {
+    if (synced) {
+      std::lock_guard lock(m);
+      written_at.push_back(clock::now());
+    }
+    return status{};
+  });
+  constexpr int k_burst = 8, k_rounds = 20;
+  std::vector<clock::time_point> last_sent;  // before each burst's last request
+  for (int round = 0; round < k_rounds; ++round) {
+    std::mutex dm;
+    std::condition_variable cv;
+    int fired = 0;
+    for (int i = 0; i < k_burst; ++i) {
+      if (i == k_burst - 1) last_sent.push_back(clock::now());
+      sync.request([&](status st) {
+        CHECK(st.ok());
+        std::lock_guard lock(dm);
+        if (++fired == k_burst) cv.notify_all();
+      });
+    }
+    std::unique_lock lock(dm);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return fired == k_burst; }));
+  }
+  sync.stop();
+  // One round per burst, none split.
+  REQUIRE(written_at.size() == k_rounds);
+  CHECK(sync.syncs() == k_rounds);
+  // The first two bursts wait for the gap (they make the size known).
+  // Waiting for the gap, every later round would start at least k_idle_gap
+  // after its last request; allow for a loaded machine by asking it of one.
+  int early = 0;
+  for (int round = 2; round < k_rounds; ++round)
+    if (written_at[round] - last_sent[round] < sync_type::k_idle_gap) ++early;
+  INFO(early << " of " << k_rounds - 2 << " rounds started within "
+             << sync_type::k_idle_gap.count() << " us of their last request");
+  CHECK(written_at[0] - last_sent[0] >= sync_type::k_idle_gap);
+  CHECK(written_at[1] - last_sent[1] >= sync_type::k_idle_gap);
+  CHECK(early >= 1);
+}
+
 }  // namespace

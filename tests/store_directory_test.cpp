@@ -2,6 +2,7 @@
 // refuse it clearly and change nothing in it.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <string>
@@ -134,6 +135,43 @@ TEST_CASE_TEMPLATE_INVOKE(store_directory, seshat::rocksdb_backend, seshat::leve
 TEST_CASE_TEMPLATE_INVOKE(store_directory, seshat::rocksdb_backend);
 #elif SESHAT_HAVE_LEVELDB
 TEST_CASE_TEMPLATE_INVOKE(store_directory, seshat::leveldb_backend);
+#endif
+
+#if SESHAT_HAVE_ROCKSDB
+// The open after a killed process replays the log families' memtables from
+// the WAL: they stay small whatever write_buffer_mb asks for.
+TEST_CASE("a RocksDB store keeps its log families' memtables at 32 MB at most") {
+  auto write_buffer_of = [](const std::filesystem::path& store, std::string_view family) {
+    std::filesystem::path newest;  // RocksDB's OPTIONS-<number> file of this open
+    for (const auto& e : std::filesystem::directory_iterator(store))
+      if (e.path().filename().string().starts_with("OPTIONS-") && e.path() > newest)
+        newest = e.path();
+    std::ifstream in(newest);
+    const std::string section = "[CFOptions \"" + std::string(family) + "\"]";
+    bool inside = false;
+    for (std::string line; std::getline(in, line);) {
+      if (line.starts_with("[")) inside = line == section;
+      const auto at = line.find("write_buffer_size=");
+      if (inside && at != std::string::npos && line.find_first_not_of(' ') == at)
+        return std::stoull(line.substr(at + 18));
+    }
+    return 0ull;
+  };
+  for (const std::uint32_t asked : {64u, 8u}) {
+    scratch_dir dir;
+    open_options options;
+    options.write_buffer_mb = asked;
+    {
+      auto s = open_store<rocksdb_backend>(dir.store(), options);
+      REQUIRE(s->put(column_family::data_kv, "k", "v").ok());
+    }
+    const auto expected = std::uint64_t{std::min(asked, 32u)} << 20;
+    INFO("write_buffer_mb " << asked);
+    for (column_family cf : {column_family::system_raft_log, column_family::data_raft_log})
+      CHECK(write_buffer_of(dir.store(), name_of(cf)) == expected);
+    CHECK(write_buffer_of(dir.store(), name_of(column_family::data_kv)) == std::uint64_t{asked} << 20);
+  }
+}
 #endif
 
 TEST_SUITE_END();  // "store directory"

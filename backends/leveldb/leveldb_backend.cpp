@@ -301,24 +301,32 @@ status write_db(Engine& e, const leveldb::WriteOptions& o, leveldb::WriteBatch* 
   return write_marker(e, path);
 }
 
-// At close: when the current log holds more than
-// detail::k_flush_on_close_log_bytes, writes the memtable to a table file
-// (LevelDB then deletes the log), so that the next open replays a short log
-// instead of rebuilding the memtable from it and writing it out. A write of
-// no batch (LevelDB's own TEST_CompactMemTable does this) switches to a new
-// memtable and log and schedules the old memtable's flush; a second one
-// waits for that flush (and switches once more, to an empty memtable).
-// CompactRange would wait for a table compaction running meanwhile too;
-// this does not, and the database's deletion then stops that compaction.
-// Not once a write failed; a failed flush is latched and returned.
+// At close: when the logs hold more than detail::k_flush_on_close_log_bytes
+// together, writes the memtables to table files (LevelDB then deletes the
+// logs), so that the next open replays short logs instead of rebuilding the
+// memtables from them and writing them out. The logs are the current
+// memtable's and, while its flush is still queued (the background thread
+// busy with a table compaction), the full one's before it: LevelDB's
+// shutdown drops that flush, and the next open replays a whole memtable. A
+// write of no batch (LevelDB's own TEST_CompactMemTable does this) waits for
+// a queued flush, then switches to a new memtable and log and schedules the
+// old memtable's flush; a second one waits for that flush (and switches once
+// more, to an empty memtable). CompactRange would wait for a table
+// compaction running meanwhile too; this does not, and the database's
+// deletion then stops that compaction. Not once a write failed; a failed
+// flush is latched and returned.
 template <class Engine>
 status flush_for_reopen(Engine& e, const std::string& path) {
   if (e.latch.latched()) return {};
-  const std::string log = e.watch->newest_log();
-  std::uint64_t size = 0;
-  if (log.empty() || !e.watch->GetFileSize(log, &size).ok() ||
-      size < detail::k_flush_on_close_log_bytes)
-    return {};
+  std::vector<std::string> names;
+  if (!e.watch->GetChildren(e.dir.string(), &names).ok()) return {};
+  std::uint64_t bytes = 0;
+  for (const std::string& name : names) {
+    std::uint64_t size = 0;
+    if (detail::log_number(name) && e.watch->GetFileSize((e.dir / name).string(), &size).ok())
+      bytes += size;
+  }
+  if (bytes < detail::k_flush_on_close_log_bytes) return {};
   leveldb::Status s = e.db->Write(leveldb::WriteOptions(), nullptr);
   if (s.ok()) s = e.db->Write(leveldb::WriteOptions(), nullptr);
   if (s.ok()) return {};

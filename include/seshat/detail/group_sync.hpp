@@ -15,6 +15,14 @@
 // starts a round only once no request has arrived for k_idle_gap, or
 // k_max_linger after the first pending one, whichever comes first. A lone
 // request waits k_idle_gap (50 us, well under one fsync) before its round.
+// Bursts of one size (a burst: the requests between two quiet gaps, as a
+// Raft thread's appends to its 64 groups each round): once the last two
+// bursts had the same size, the round starts as soon as that many requests
+// are pending, without waiting for the gap. A burst of another size (the
+// groups changed, or a thread was descheduled in the middle of one) waits
+// for the gap (a larger one after a first round of the old size), and two
+// alike make its size the new trigger: a size seen once does not split the
+// next bursts' rounds.
 //
 // Order: every other write of the store goes through write_after() or
 // flush() (or checks idle() first: nothing submitted waits), which write
@@ -49,6 +57,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -216,8 +225,11 @@ class group_sync {
   void enqueue_locked(callback&& done, synced_tally tally) {
     if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
     pending_.push_back({std::move(done), tally});
-    last_request_ = clock::now();
-    if (pending_.size() == 1) wake_.notify_one();
+    const auto now = clock::now();
+    if (now - last_request_ >= k_idle_gap) burst_requests_ = 0;  // a quiet gap: a new burst
+    ++burst_requests_;
+    last_request_ = now;
+    if (pending_.size() == 1 || pending_.size() == burst_) wake_.notify_one();
   }
 
   // Moves the pending batch, if any, into `out` and returns its generation.
@@ -268,13 +280,17 @@ class group_sync {
       wake_.wait(lock, [&] { return stopped_ || !pending_.empty(); });
       if (pending_.empty()) return;  // stopped and drained
       const auto deadline = clock::now() + k_max_linger;
-      while (!stopped_) {
+      while (!stopped_ && pending_.size() < burst_) {
         const auto quiet_at = last_request_ + k_idle_gap;
         const auto now = clock::now();
-        if (now >= quiet_at || now >= deadline) break;
-        lock.unlock();
-        std::this_thread::sleep_until(std::min(quiet_at, deadline));
-        lock.lock();
+        if (now >= quiet_at) {  // the burst ended
+          burst_ = burst_requests_ == last_burst_ ? last_burst_ : k_no_burst;
+          last_burst_ = burst_requests_;
+          break;
+        }
+        if (now >= deadline) break;
+        // enqueue_locked wakes it early once the burst is complete.
+        wake_.wait_until(lock, std::min(quiet_at, deadline));
       }
       lock.unlock();
       const status s = run_round(round);
@@ -328,6 +344,13 @@ class group_sync {
   status failed_;                         // the first failure (see above)
   std::thread thread_;
   clock::time_point last_request_;
+  // Requests since the last quiet gap; how many the last burst a quiet gap
+  // ended had; the size that starts a round early (the last two bursts'),
+  // or k_no_burst.
+  static constexpr std::size_t k_no_burst = std::numeric_limits<std::size_t>::max();
+  std::size_t burst_requests_ = 0;
+  std::size_t last_burst_ = 0;
+  std::size_t burst_ = k_no_burst;
   bool stopped_ = false;
   std::uint64_t syncs_ = 0;
   std::atomic<std::uint64_t> submitted_{0};  // the generation of the last submit
