@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "seshat/backends/memory_backend.hpp"
+#include "seshat/backends/segmented.hpp"
 #include "seshat/log_store.hpp"
 
 struct text_entry {
@@ -95,4 +96,18 @@ seshat::status use(seshat::storage<seshat::memory_backend>& store) {
   if (!free.ok()) return free.status();
   SESHAT_RETURN_IF_ERROR((*free)->append(std::vector<app::free_entry>(1)));
   return (*data)->truncate(1);
+}
+
+// The same policies over a store whose logs are in seshat's log engine.
+using segmented_store = seshat::segmented<seshat::memory_backend>;
+using segmented_log = seshat::log_store<text_entry, seshat::boost_serializer, segmented_store,
+                                        seshat::data_shard, seshat::decimal_key_format>;
+
+seshat::status use_segmented(seshat::storage<segmented_store>& store) {
+  auto log = segmented_log::open(store, seshat::data_shard{3});
+  if (!log.ok()) return log.status();
+  const std::vector<text_entry> one{{1, 1, "x", {}}};
+  SESHAT_RETURN_IF_ERROR((*log)->append(one));
+  SESHAT_RETURN_IF_ERROR((*log)->save_vote(seshat::vote{1, 2, false}));
+  return (*log)->purge(1);
 }

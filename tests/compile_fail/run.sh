@@ -58,7 +58,7 @@ for case in "$src"/tests/compile_fail/*.cpp; do
   fi
   # shellcheck disable=SC2086  # $cxx, $CXXFLAGS and $flags may hold several words
   if $cxx ${CXXFLAGS:-} $flags -fsyntax-only -I"$src/include" \
-      -I"$src/backends/memory/include" "$case" >"$log" 2>&1; then
+      -I"$src/backends/memory/include" -I"$src/backends/segment/include" "$case" >"$log" 2>&1; then
     compiled=yes
   else
     compiled=no
