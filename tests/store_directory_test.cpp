@@ -2,10 +2,12 @@
 // refuse it clearly and change nothing in it.
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <fstream>
 #include <map>
 #include <string>
 
+#include "seshat/detail/digits.hpp"
 #include "seshat/detail/store_marker.hpp"
 #include "support.hpp"
 
@@ -135,5 +137,29 @@ TEST_CASE_TEMPLATE_INVOKE(store_directory, seshat::rocksdb_backend);
 #elif SESHAT_HAVE_LEVELDB
 TEST_CASE_TEMPLATE_INVOKE(store_directory, seshat::leveldb_backend);
 #endif
+
+// The numbers in the names a store holds (log keys, file numbers, the
+// marker's schema) parse only when they are all digits and fit.
+TEST_CASE("a number spelled in digits parses only when it is all digits and fits its type") {
+  using seshat::detail::parse_digits;
+  CHECK(parse_digits("0") == 0u);
+  CHECK(parse_digits("00000000000000000042", 20) == 42u);
+  CHECK(parse_digits("18446744073709551615") == UINT64_MAX);
+  CHECK(parse_digits("18446744073709551616") == std::nullopt);  // 2^64
+  CHECK(parse_digits("99999999999999999999") == std::nullopt);
+  CHECK(parse_digits("000000000000000000000000018446744073709551615") == UINT64_MAX);
+  CHECK(parse_digits("42", 20) == std::nullopt);  // not the width
+  CHECK(parse_digits("") == std::nullopt);
+  for (const char* bad : {"-1", "+1", " 1", "1 ", "1a", "0x1", "1.0", "\x001"})
+    CHECK_MESSAGE(parse_digits(bad) == std::nullopt, bad);
+  CHECK(parse_digits<std::uint32_t>("4294967295") == UINT32_MAX);
+  CHECK(parse_digits<std::uint32_t>("4294967296") == std::nullopt);
+  CHECK(parse_digits<std::uint32_t>("ff", 0, 16) == 255u);
+  CHECK(parse_digits<std::uint32_t>("ffffffff", 8, 16) == UINT32_MAX);
+  CHECK(parse_digits<std::uint64_t>("1ffffffffffffffff", 0, 16) == std::nullopt);
+  CHECK(parse_digits<std::uint32_t>("FF", 0, 16) == std::nullopt);  // upper case
+  CHECK(parse_digits<std::uint32_t>("fg", 0, 16) == std::nullopt);
+  CHECK(parse_digits("ff") == std::nullopt);  // hex digits in base 10
+}
 
 TEST_SUITE_END();  // "store directory"

@@ -23,18 +23,20 @@ namespace seshat::detail {
 // The number all of `text` spells in `base` (10 or 16), or nothing: when
 // `text` is empty, holds anything but the digits of the grammar above, has
 // not exactly `width` digits (when `width` is not 0), or overflows T.
+// One pass, no std::from_chars: a log range read parses every entry's key.
 template <std::unsigned_integral T = std::uint64_t>
 std::optional<T> parse_digits(std::string_view text, std::size_t width = 0, int base = 10) {
   if (text.empty() || (width != 0 && text.size() != width)) return std::nullopt;
-  for (char c : text) {
-    const bool digit = c >= '0' && c <= '9';
-    const bool hex = base == 16 && c >= 'a' && c <= 'f';
-    if (!digit && !hex) return std::nullopt;
-  }
   T value = 0;
-  const char* last = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), last, value, base);
-  if (ec != std::errc() || ptr != last) return std::nullopt;  // overflow
+  for (char c : text) {
+    unsigned digit = 0;
+    if (c >= '0' && c <= '9') digit = static_cast<unsigned>(c - '0');
+    else if (base == 16 && c >= 'a' && c <= 'f') digit = static_cast<unsigned>(c - 'a') + 10;
+    else return std::nullopt;
+    if (__builtin_mul_overflow(value, static_cast<T>(base), &value) ||
+        __builtin_add_overflow(value, static_cast<T>(digit), &value))
+      return std::nullopt;
+  }
   return value;
 }
 
