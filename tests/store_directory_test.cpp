@@ -150,6 +150,17 @@ TEST_CASE("a number spelled in digits parses only when it is all digits and fits
   CHECK(parse_digits("000000000000000000000000018446744073709551615") == UINT64_MAX);
   CHECK(parse_digits("42", 20) == std::nullopt);  // not the width
   CHECK(parse_digits("") == std::nullopt);
+  // A byte that is not a digit anywhere in 20 (which parse 8 at a time).
+  const std::string twenty(20, '0');
+  for (std::size_t at = 0; at < 20; ++at)
+    for (char c : {'/', ':', 'a', ' ', '\0', '\x80', '\xb0', '\xf0'}) {
+      std::string bad = twenty;
+      bad[at] = c;
+      CHECK_MESSAGE(parse_digits(bad, 20) == std::nullopt, at, " ", int(c));
+    }
+  CHECK(parse_digits("12345678901234567890") == 12345678901234567890u);
+  CHECK(parse_digits("98765432") == 98765432u);
+  CHECK(parse_digits("123456789") == 123456789u);
   for (const char* bad : {"-1", "+1", " 1", "1 ", "1a", "0x1", "1.0", "\x001"})
     CHECK_MESSAGE(parse_digits(bad) == std::nullopt, bad);
   CHECK(parse_digits<std::uint32_t>("4294967295") == UINT32_MAX);

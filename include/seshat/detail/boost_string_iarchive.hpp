@@ -77,7 +77,9 @@ class string_iprimitive {
     std::size_t n = 0;
     load(n);
     need(n, "a string's bytes");
-    s.assign(in_.data() + pos_, n);
+    // Into an empty string, a new one is cheaper than assign().
+    if (s.capacity() >= n) s.assign(in_.data() + pos_, n);
+    else s = std::string(in_.data() + pos_, n);
     pos_ += n;
   }
   void load(std::wstring& s) {
