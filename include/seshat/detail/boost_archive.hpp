@@ -11,6 +11,8 @@
 // refuse_newer_version<T>() to turn that into a version-mismatch error.
 #pragma once
 
+#include <boost/serialization/level.hpp>
+#include <boost/serialization/serialization.hpp>
 #include <boost/serialization/string.hpp>
 #include <boost/serialization/vector.hpp>
 #include <boost/serialization/version.hpp>
@@ -86,6 +88,15 @@ status boost_load(std::string_view in, T& value) {
   }
 }
 
+// T is a class that Boost saves with its class information (its
+// implementation level): Boost's save_object and load_object, for an
+// untracked T whose information the archive holds, call T's serialize
+// with the version; the loader and saver below call it themselves then.
+template <class T>
+inline constexpr bool boost_class_info =
+    boost::serialization::implementation_level<T>::value >=
+    boost::serialization::object_class_info;
+
 // Where the preamble of the value that `archive` (a string_iarchive or
 // string_oarchive) has read or written from byte `start` ends, when that
 // preamble was all of the metadata: the value's class information at its
@@ -119,7 +130,9 @@ std::optional<std::size_t> preamble_end(const Archive& archive, std::size_t star
 // has read nothing else of Boost's metadata (no class information of a
 // member's class, no object id, no pointer), it is reused for each next
 // value whose bytes start with the same preamble: the preamble is skipped,
-// the rest read by Boost as boost_load would. Any other metadata read, a
+// the rest read as Boost's load_object reads it then (T's serialize with
+// the preamble's version; for a T without class information, Boost's >>).
+// Any other metadata read, a
 // different preamble (another class version) or an error: the value is
 // read by (or was read by) an archive of its own, as boost_load reads it,
 // and the next one starts afresh.
@@ -133,7 +146,10 @@ class boost_loader {
     try {
       if (archive_ && in.substr(0, preamble_.size()) == preamble_) {
         archive_->restart(in, preamble_.size());
-        *archive_ >> value;
+        if constexpr (k_class_info)  // what Boost's load_object would call
+          boost::serialization::serialize_adl(*archive_, value, version_);
+        else
+          *archive_ >> value;
         status s = boost_check_used(*archive_, in);
         if (archive_->metadata_reads() != 0 || !s.ok()) archive_.reset();
         return s;
@@ -155,12 +171,16 @@ class boost_loader {
   // when that was all the metadata it read.
   bool learn_preamble(std::string_view in) {
     const auto end = preamble_end(*archive_, 0);
-    if (end) preamble_ = in.substr(0, *end);
-    return end.has_value();
+    if (!end || (k_class_info && *end == 0)) return false;
+    preamble_ = in.substr(0, *end);
+    if (*end != 0) version_ = archive_->metadata(2).value;
+    return true;
   }
 
+  static constexpr bool k_class_info = boost_class_info<T>;
   std::optional<string_iarchive> archive_;  // reusable when set
   std::string preamble_;                    // the bytes every value starts with
+  unsigned version_ = 0;                    // the class version it holds
 };
 
 // Saves values one after another as boost_save() does each (the same
@@ -168,8 +188,8 @@ class boost_loader {
 // value while that writes the same bytes. An archive writes a class's
 // information once; so while the archive has written no metadata other
 // than the first value's preamble (T's class information), the next value
-// gets that preamble copied and the rest written by the archive, which
-// writes no class information for T again. Any other metadata written
+// gets that preamble copied and the rest written as Boost's save_object
+// writes it then (T's serialize with T's version). Any other metadata written
 // (a member's class information, an object id, a pointer): the next value
 // gets an archive of its own.
 //
@@ -184,14 +204,18 @@ class boost_saver {
       if (archive_) {
         archive_->restart(out);
         out.append(preamble_);
-        *archive_ << value;
+        if constexpr (boost_class_info<T>)  // what Boost's save_object would call
+          boost::serialization::serialize_adl(*archive_, const_cast<T&>(value),
+                                              boost::serialization::version<T>::value);
+        else
+          *archive_ << value;
         if (archive_->metadata_writes() != 0) archive_.reset();
         return;
       }
       archive_.emplace(out);
       *archive_ << value;
       const auto end = preamble_end(*archive_, start);
-      if (end) preamble_.assign(out, start, *end - start);
+      if (end && !(boost_class_info<T> && *end == start)) preamble_.assign(out, start, *end - start);
       else archive_.reset();
     } catch (...) {
       archive_.reset();
