@@ -324,4 +324,135 @@ TEST_CASE("a class version newer than the code's is still a version mismatch") {
   CHECK(s.message().find("raft_config was written with class version 9") != std::string::npos);
 }
 
+namespace {
+
+// Remembers the class version it was read with.
+struct versioned {
+  std::uint32_t n = 0;
+  unsigned read_as = 0;
+  template <class A>
+  void serialize(A& ar, unsigned version) {
+    ar & n;
+    read_as = version;
+  }
+};
+
+// A member of a class, serialized only in some values: its class
+// information is in the first of those only, per archive.
+struct sometimes_nested {
+  std::uint64_t n = 0;
+  bool has = false;
+  inner in;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & n & has;
+    if (has) ar & in;
+  }
+  friend bool operator==(const sometimes_nested&, const sometimes_nested&) = default;
+};
+
+template <class T>
+std::string encoded(const T& v) {
+  std::string out;
+  boost_serializer::encode(v, out);
+  return out;
+}
+
+// Decodes `values` in a row with one decoder and each with decode(): the
+// same status and value for every one.
+template <class T>
+void check_decoder_reads_as_decode(const std::vector<std::string>& values) {
+  decoder_for<boost_serializer, T> decoder;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    T by_decoder{}, by_decode{};
+    const status a = decoder.decode(values[i], by_decoder);
+    const status b = boost_serializer::decode(values[i], by_decode);
+    CHECK_MESSAGE(a.to_string() == b.to_string(), "value ", i);
+    if (a.ok() && b.ok()) CHECK_MESSAGE(by_decoder == by_decode, "value ", i);
+  }
+}
+
+}  // namespace
+
+// Encodes `values` in a row with one encoder, into one string as a log
+// append does (each after what is there): each value's bytes are those of
+// encode().
+template <class T>
+void check_encoder_writes_as_encode(const std::vector<T>& values) {
+  encoder_for<boost_serializer, T> encoder;
+  std::string out = "head";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const std::size_t at = out.size();
+    encoder.encode(values[i], out);
+    CHECK_MESSAGE(out.substr(at) == encoded(values[i]), "value ", i);
+    out += "|";
+  }
+}
+
+TEST_CASE("an encoder writes the bytes encode writes for each value, one after another") {
+  std::vector<bench_shaped_entry> entries;
+  for (std::uint64_t i = 0; i < 5; ++i) entries.push_back({1, i, std::string(i * 100, 'p')});
+  check_encoder_writes_as_encode(entries);
+  check_encoder_writes_as_encode<sometimes_nested>(
+      {{1, false, {}}, {2, true, {1, "a"}}, {3, true, {2, "b"}}, {4, false, {}}, {5, true, {4, "d"}}});
+  check_encoder_writes_as_encode<every_kind>({sample(), every_kind{}, sample()});
+  check_encoder_writes_as_encode<std::string>({"a", "", std::string(40, 'x')});
+  check_encoder_writes_as_encode<raft_config>({raft_config{}, raft_config{}});
+}
+
+TEST_CASE("a decoder reads values one after another as decode reads each") {
+  SUBCASE("values of one class") {
+    std::vector<std::string> values;
+    for (std::uint64_t i = 0; i < 5; ++i)
+      values.push_back(encoded(bench_shaped_entry{1, i, std::string(i * 100, 'p')}));
+    check_decoder_reads_as_decode<bench_shaped_entry>(values);
+  }
+  SUBCASE("a member's class appears in some values only") {
+    // The first value has no inner; the second and third do, each with its
+    // class information: an archive that read it once would not read it
+    // again.
+    check_decoder_reads_as_decode<sometimes_nested>(
+        {encoded(sometimes_nested{1, false, {}}), encoded(sometimes_nested{2, true, {1, "a"}}),
+         encoded(sometimes_nested{3, true, {2, "b"}}), encoded(sometimes_nested{4, false, {}}),
+         encoded(sometimes_nested{5, true, {4, "d"}})});
+  }
+  SUBCASE("classes with members of classes, primitives") {
+    check_decoder_reads_as_decode<every_kind>(
+        {encoded(sample()), encoded(every_kind{}), encoded(sample())});
+    check_decoder_reads_as_decode<std::string>({encoded(std::string("a")), encoded(std::string()),
+                                                encoded(std::string(40, 'x'))});
+    std::string newer = encoded(raft_config{});
+    const std::uint32_t nine = 9;
+    std::memcpy(newer.data() + 1, &nine, 4);  // a version-mismatch
+    check_decoder_reads_as_decode<raft_config>(
+        {encoded(raft_config{}), encoded(raft_config{}), newer, encoded(raft_config{})});
+  }
+  SUBCASE("corrupt values in between") {
+    const std::string good = encoded(bench_shaped_entry{1, 2, "payload"});
+    std::string long_by_one = good + "x";
+    std::string bad_flag = good;
+    bad_flag[0] = 7;  // the tracking flag
+    check_decoder_reads_as_decode<bench_shaped_entry>(
+        {good, good.substr(0, 3), good, good.substr(0, good.size() - 1), good, long_by_one, good,
+         bad_flag, good, "", good});
+  }
+}
+
+TEST_CASE("a decoder reads each value with the class version of its own bytes") {
+  // A log written by two versions of a program: versions 0, 0, 2, 2, 0, 5.
+  auto with_version = [](std::uint32_t n, std::uint32_t version) {
+    std::string bytes = encoded(versioned{n, 0});
+    std::memcpy(bytes.data() + 1, &version, 4);  // after the tracking flag
+    return bytes;
+  };
+  const std::uint32_t versions[] = {0, 0, 2, 2, 0, 5};
+  decoder_for<boost_serializer, versioned> decoder;
+  for (std::uint32_t i = 0; i < 6; ++i) {
+    versioned v;
+    REQUIRE(decoder.decode(with_version(i, versions[i]), v).ok());
+    CHECK(v.n == i);
+    CHECK_MESSAGE(v.read_as == versions[i], "value ", i);
+  }
+}
+
 TEST_SUITE_END();  // "boost archive"

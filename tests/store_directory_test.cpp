@@ -3,10 +3,12 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <map>
 #include <string>
 
+#include "seshat/detail/digits.hpp"
 #include "seshat/detail/store_marker.hpp"
 #include "support.hpp"
 
@@ -173,5 +175,40 @@ TEST_CASE("a RocksDB store keeps its log families' memtables at 32 MB at most") 
   }
 }
 #endif
+
+// The numbers in the names a store holds (log keys, file numbers, the
+// marker's schema) parse only when they are all digits and fit.
+TEST_CASE("a number spelled in digits parses only when it is all digits and fits its type") {
+  using seshat::detail::parse_digits;
+  CHECK(parse_digits("0") == 0u);
+  CHECK(parse_digits("00000000000000000042", 20) == 42u);
+  CHECK(parse_digits("18446744073709551615") == UINT64_MAX);
+  CHECK(parse_digits("18446744073709551616") == std::nullopt);  // 2^64
+  CHECK(parse_digits("99999999999999999999") == std::nullopt);
+  CHECK(parse_digits("000000000000000000000000018446744073709551615") == UINT64_MAX);
+  CHECK(parse_digits("42", 20) == std::nullopt);  // not the width
+  CHECK(parse_digits("") == std::nullopt);
+  // A byte that is not a digit anywhere in 20 (which parse 8 at a time).
+  const std::string twenty(20, '0');
+  for (std::size_t at = 0; at < 20; ++at)
+    for (char c : {'/', ':', 'a', ' ', '\0', '\x80', '\xb0', '\xf0'}) {
+      std::string bad = twenty;
+      bad[at] = c;
+      CHECK_MESSAGE(parse_digits(bad, 20) == std::nullopt, at, " ", int(c));
+    }
+  CHECK(parse_digits("12345678901234567890") == 12345678901234567890u);
+  CHECK(parse_digits("98765432") == 98765432u);
+  CHECK(parse_digits("123456789") == 123456789u);
+  for (const char* bad : {"-1", "+1", " 1", "1 ", "1a", "0x1", "1.0", "\x001"})
+    CHECK_MESSAGE(parse_digits(bad) == std::nullopt, bad);
+  CHECK(parse_digits<std::uint32_t>("4294967295") == UINT32_MAX);
+  CHECK(parse_digits<std::uint32_t>("4294967296") == std::nullopt);
+  CHECK(parse_digits<std::uint32_t>("ff", 0, 16) == 255u);
+  CHECK(parse_digits<std::uint32_t>("ffffffff", 8, 16) == UINT32_MAX);
+  CHECK(parse_digits<std::uint64_t>("1ffffffffffffffff", 0, 16) == std::nullopt);
+  CHECK(parse_digits<std::uint32_t>("FF", 0, 16) == std::nullopt);  // upper case
+  CHECK(parse_digits<std::uint32_t>("fg", 0, 16) == std::nullopt);
+  CHECK(parse_digits("ff") == std::nullopt);  // hex digits in base 10
+}
 
 TEST_SUITE_END();  // "store directory"

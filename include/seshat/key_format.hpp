@@ -146,7 +146,7 @@ class group_keys {
   }
   // The index of `key` when it is a log key of this group.
   std::optional<std::uint64_t> index_of(std::string_view key) const {
-    if (key.substr(0, prefix_.size()) != prefix_) return std::nullopt;
+    if (!key.starts_with(prefix_)) return std::nullopt;
     return F::parse_index(key.substr(prefix_.size()));
   }
   // True when `key` lies in this group's log key range.

@@ -15,6 +15,7 @@
 #include "seshat/detail/require_cxx20.hpp"
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,7 +55,8 @@ inline std::optional<std::uint64_t> parse_digits(std::string_view text) {
 
 // The index a log key encodes, or nothing when `key` is not a log key.
 inline std::optional<std::uint64_t> decode(std::string_view key) {
-  if (key.substr(0, k_prefix.size()) != k_prefix) return std::nullopt;
+  if (key.size() < k_prefix.size() || std::memcmp(key.data(), k_prefix.data(), k_prefix.size()) != 0)
+    return std::nullopt;
   return parse_digits(key.substr(k_prefix.size()));
 }
 

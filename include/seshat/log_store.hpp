@@ -373,9 +373,10 @@ class log_store {
     std::vector<Entry> out;
     if (lo == hi) return out;
     out.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(hi - lo, k_reserve_limit)));
+    decoder_for<Serializer, Entry> decoder;
     status s = store_.template read_log<KeyFormat>(
         address_, lo, hi, [&](std::uint64_t i, std::string_view key, std::string_view value) {
-          return decode_entry(key, value, i, out.emplace_back());
+          return decode_entry(decoder, key, value, i, out.emplace_back());
         });
     // check_range saw [lo, hi) in the log: a missing entry went meanwhile.
     if (s.is(errc::invalid_log_index))
@@ -559,8 +560,8 @@ class log_store {
     return {};
   }
 
-  status decode_entry(std::string_view key, std::string_view stored, std::uint64_t index,
-                      Entry& e) const {
+  status decode_entry(decoder_for<Serializer, Entry>& decoder, std::string_view key,
+                      std::string_view stored, std::uint64_t index, Entry& e) const {
     std::string_view payload;
     SESHAT_RETURN_IF_ERROR(open_entry(key, stored, payload));
     detail::fixed_reader r(payload);
@@ -569,7 +570,7 @@ class log_store {
       return where() + "entry " + std::to_string(index) + " (" + std::string(name_of(k_log_family)) +
              " key '" + detail::printable(key) + "'): ";
     };
-    status s = Serializer::decode(r.rest(), e);
+    status s = decoder.decode(r.rest(), e);
     if (s.is(errc::version_mismatch)) return s.with_context(context());
     // The envelope's checksum held: the bytes are as written, but not by
     // this Entry and Serializer.
@@ -615,6 +616,7 @@ class log_store {
       return {};
     }
     std::optional<log_id> prev = get_log_state().last;
+    encoder_for<Serializer, Entry> encoder;
     // Checks each entry (storage checks the first index against its own
     // bounds too) and serializes it into value_, which storage then puts.
     auto encode = [&](const Entry& e, std::uint64_t expected, std::string_view& value,
@@ -636,7 +638,7 @@ class log_store {
       value_.clear();
       const std::size_t at = envelope::begin(value_);
       detail::put_u64(value_, id.term);
-      Serializer::encode(e, value_);
+      encoder.encode(e, value_);
       envelope::seal(value_, at);
       value = value_;
       term = id.term;

@@ -5,7 +5,13 @@
 //   static void S::encode(const T& value, std::string& out);   appends bytes
 //   static status S::decode(std::string_view bytes, T& value);
 // decode() of bytes that encode() did not produce returns a corrupted-data
-// status; it never throws and never crashes.
+// status; it never throws and never crashes. Optionally, for many values in
+// a row (the entries of one append or of one range read), class templates
+//   S::encoder<T>  with  void encode(const T& value, std::string& out);
+//   S::decoder<T>  with  status decode(std::string_view bytes, T& value);
+// each of whose calls does what S::encode or S::decode would, at a lower
+// cost per value (encoder_for<S, T> and decoder_for<S, T> are them, or
+// call S::encode and S::decode when S has none).
 //
 // seshat ships boost_serializer (the default: Boost.Serialization binary
 // archives, for any type with a serialize(Archive&, unsigned) member or free
@@ -95,6 +101,38 @@ struct boost_serializer {
   static status decode(std::string_view in, T& value) {
     return serializer_traits<T>::decode(in, value);
   }
+  // Encode and decode values one after another as encode() and decode()
+  // do; through the default serializer_traits, with one archive while they
+  // can (detail::boost_saver, detail::boost_loader). Thread-safety: one
+  // encoder or decoder per thread.
+  template <class T>
+  class encoder {
+    static constexpr bool k_archive = requires { serializer_traits<T>::k_boost_archive; };
+
+   public:
+    void encode(const T& value, std::string& out) {
+      if constexpr (k_archive) saver_.save(value, out);
+      else serializer_traits<T>::encode(value, out);
+    }
+
+   private:
+    struct none {};
+    [[no_unique_address]] std::conditional_t<k_archive, detail::boost_saver<T>, none> saver_;
+  };
+  template <class T>
+  class decoder {
+    static constexpr bool k_archive = requires { serializer_traits<T>::k_boost_archive; };
+
+   public:
+    status decode(std::string_view in, T& value) {
+      if constexpr (k_archive) return loader_.load(in, value);
+      else return serializer_traits<T>::decode(in, value);
+    }
+
+   private:
+    struct none {};
+    [[no_unique_address]] std::conditional_t<k_archive, detail::boost_loader<T>, none> loader_;
+  };
 };
 
 struct memcpy_serializer {
@@ -114,5 +152,45 @@ struct memcpy_serializer {
     return {};
   }
 };
+
+namespace detail {
+
+template <class S, class T>
+struct plain_encoder {
+  void encode(const T& value, std::string& out) { S::encode(value, out); }
+};
+template <class S, class T>
+struct encoder_of {
+  using type = plain_encoder<S, T>;
+};
+template <class S, class T>
+  requires requires { typename S::template encoder<T>; }
+struct encoder_of<S, T> {
+  using type = typename S::template encoder<T>;
+};
+
+template <class S, class T>
+struct plain_decoder {
+  status decode(std::string_view in, T& value) { return S::decode(in, value); }
+};
+template <class S, class T>
+struct decoder_of {
+  using type = plain_decoder<S, T>;
+};
+template <class S, class T>
+  requires requires { typename S::template decoder<T>; }
+struct decoder_of<S, T> {
+  using type = typename S::template decoder<T>;
+};
+
+}  // namespace detail
+
+// What encodes or decodes many values of T in a row with S: S::encoder<T>
+// and S::decoder<T> when S has them, else ones that call S::encode and
+// S::decode.
+template <class S, class T>
+using encoder_for = typename detail::encoder_of<S, T>::type;
+template <class S, class T>
+using decoder_for = typename detail::decoder_of<S, T>::type;
 
 }  // namespace seshat

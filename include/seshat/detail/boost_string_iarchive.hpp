@@ -43,6 +43,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "seshat/detail/boost_serializer_map.hpp"
 #include "seshat/detail/boost_string_oarchive.hpp"  // k_archive_flags
@@ -62,6 +63,7 @@ class string_iprimitive {
   explicit string_iprimitive(std::string_view in) : in_(in) {}
 
   std::size_t bytes_left() const { return in_.size() - pos_; }
+  std::size_t position() const { return pos_; }
 
   template <class T>
   void load(T& t) {
@@ -75,7 +77,9 @@ class string_iprimitive {
     std::size_t n = 0;
     load(n);
     need(n, "a string's bytes");
-    s.assign(in_.data() + pos_, n);
+    // Into an empty string, a new one is cheaper than assign().
+    if (s.capacity() >= n) s.assign(in_.data() + pos_, n);
+    else s = std::string(in_.data() + pos_, n);
     pos_ += n;
   }
   void load(std::wstring& s) {
@@ -134,6 +138,8 @@ class string_iprimitive {
     return b == 1;
   }
 
+  friend class string_iarchive;  // restart()
+
   std::string_view in_;
   std::size_t pos_ = 0;
 };
@@ -150,6 +156,29 @@ class string_iarchive : public string_iprimitive,
  public:
   // Reads `in`, which has no header (k_archive_flags).
   explicit string_iarchive(std::string_view in) : string_iprimitive(in), base(k_archive_flags) {}
+
+  // What Boost's own machinery (basic_iarchive) read of the archive's
+  // metadata: class information, object ids, class ids and names. It reads
+  // them through vload(), never through a serialize() of the user's; what
+  // it reads there it keeps in the archive's state, so an archive that read
+  // any is not one to reuse for bytes that another archive wrote.
+  struct metadata_read {
+    enum class kind { class_id_optional, tracking, version, other } what;
+    std::size_t from, to;  // the bytes [from, to) it took
+    unsigned value;        // of a tracking flag or a version
+  };
+  static constexpr std::size_t k_metadata_kept = 3;  // the first ones, and the count
+  std::size_t metadata_reads() const { return metadata_count_; }
+  std::size_t metadata_reads_or_writes() const { return metadata_count_; }
+  const metadata_read& metadata(std::size_t i) const { return metadata_[i]; }
+
+  // Reads `in` from byte `from` on, the archive's state (the classes it has
+  // read the information of) kept; forgets the metadata reads.
+  void restart(std::string_view in, std::size_t from) {
+    in_ = in;
+    pos_ = from;
+    metadata_count_ = 0;
+  }
 
  protected:
   template <class T>
@@ -184,11 +213,36 @@ class string_iarchive : public string_iprimitive,
   }
 
  private:
+  // basic_iarchive's metadata reads, read as common_iarchive reads them
+  // (through operator>>), and noted.
+  template <class T>
+  void load_metadata(T& t, metadata_read::kind what) {
+    const std::size_t from = position();
+    *this >> t;
+    unsigned value = 0;
+    if constexpr (std::is_same_v<T, boost::archive::tracking_type>) value = t ? 1 : 0;
+    if constexpr (std::is_same_v<T, boost::archive::version_type>) value = t;
+    if (metadata_count_ < k_metadata_kept) metadata_[metadata_count_] = {what, from, position(), value};
+    ++metadata_count_;
+  }
+  using kind = metadata_read::kind;
+  void vload(boost::archive::version_type& t) override { load_metadata(t, kind::version); }
+  void vload(boost::archive::object_id_type& t) override { load_metadata(t, kind::other); }
+  void vload(boost::archive::class_id_type& t) override { load_metadata(t, kind::other); }
+  void vload(boost::archive::class_id_optional_type& t) override {
+    load_metadata(t, kind::class_id_optional);
+  }
+  void vload(boost::archive::tracking_type& t) override { load_metadata(t, kind::tracking); }
+  void vload(boost::archive::class_name_type& t) override { load_metadata(t, kind::other); }
+
   void check_count(std::size_t count) const {
     if (count > bytes_left())
       overrun("a collection of " + std::to_string(count) + " elements",
               "at least " + std::to_string(count) + " bytes");
   }
+
+  metadata_read metadata_[k_metadata_kept] = {};
+  std::size_t metadata_count_ = 0;
 };
 
 }  // namespace seshat::detail

@@ -26,6 +26,7 @@
 #include <cstring>
 #include <cwchar>
 #include <string>
+#include <type_traits>
 
 #include "seshat/detail/boost_serializer_map.hpp"
 
@@ -39,7 +40,7 @@ inline constexpr unsigned k_archive_flags =
 // serializers call save(), save_binary() and save_array() on the archive.
 class string_oprimitive {
  public:
-  explicit string_oprimitive(std::string& out) : out_(out) {}
+  explicit string_oprimitive(std::string& out) : out_(&out) {}
 
   // Arithmetic values and Boost's own small types (versions, class ids,
   // collection sizes, tracking flags): their native bytes.
@@ -77,10 +78,10 @@ class string_oprimitive {
     save_binary(a.address(), a.count() * sizeof(V));
   }
 
-  void save_binary(const void* p, std::size_t n) { out_.append(static_cast<const char*>(p), n); }
+  void save_binary(const void* p, std::size_t n) { out_->append(static_cast<const char*>(p), n); }
 
- private:
-  std::string& out_;
+ protected:
+  std::string* out_;
 };
 
 // The archive: Boost's binary archive logic over string_oprimitive.
@@ -95,11 +96,66 @@ class string_oarchive : public string_oprimitive,
   // Appends to `out`; writes no header (k_archive_flags).
   explicit string_oarchive(std::string& out) : string_oprimitive(out), base(k_archive_flags) {}
 
+  // What Boost's own machinery (basic_oarchive) wrote of the archive's
+  // metadata: class information, object ids, class ids and names. It
+  // writes them through vsave(), never through a serialize() of the
+  // user's; what it wrote it keeps in the archive's state (and does not
+  // write again for the same class).
+  struct metadata_write {
+    enum class kind { class_id_optional, tracking, version, other } what;
+    std::size_t from, to;  // the bytes [from, to) of the string it took
+    unsigned value;        // of a tracking flag or a version
+  };
+  static constexpr std::size_t k_metadata_kept = 3;  // the first ones, and the count
+  std::size_t metadata_writes() const { return metadata_count_; }
+  std::size_t metadata_reads_or_writes() const { return metadata_count_; }
+  const metadata_write& metadata(std::size_t i) const { return metadata_[i]; }
+
+  // Appends to `out` from now on, the archive's state (the classes it has
+  // written the information of) kept; forgets the metadata writes.
+  void restart(std::string& out) {
+    out_ = &out;
+    metadata_count_ = 0;
+  }
+
  protected:
   template <class T>
   void save_override(const T& t) {
     base::save_override(t);
   }
+
+ private:
+  // basic_oarchive's metadata writes, written as common_oarchive writes
+  // them (through operator<<), and noted.
+  template <class T>
+  void save_metadata(const T& t, metadata_write::kind what) {
+    const std::size_t from = out_->size();
+    *this << t;
+    unsigned value = 0;
+    if constexpr (std::is_same_v<T, boost::archive::tracking_type>) value = t ? 1 : 0;
+    if constexpr (std::is_same_v<T, boost::archive::version_type>) value = t;
+    if (metadata_count_ < k_metadata_kept)
+      metadata_[metadata_count_] = {what, from, out_->size(), value};
+    ++metadata_count_;
+  }
+  using kind = metadata_write::kind;
+  void vsave(const boost::archive::version_type t) override { save_metadata(t, kind::version); }
+  void vsave(const boost::archive::object_id_type t) override { save_metadata(t, kind::other); }
+  void vsave(const boost::archive::object_reference_type t) override {
+    save_metadata(t, kind::other);
+  }
+  void vsave(const boost::archive::class_id_type t) override { save_metadata(t, kind::other); }
+  void vsave(const boost::archive::class_id_reference_type t) override {
+    save_metadata(t, kind::other);
+  }
+  void vsave(const boost::archive::class_id_optional_type t) override {
+    save_metadata(t, kind::class_id_optional);
+  }
+  void vsave(const boost::archive::class_name_type& t) override { save_metadata(t, kind::other); }
+  void vsave(const boost::archive::tracking_type t) override { save_metadata(t, kind::tracking); }
+
+  metadata_write metadata_[k_metadata_kept] = {};
+  std::size_t metadata_count_ = 0;
 };
 
 }  // namespace seshat::detail

@@ -9,10 +9,12 @@
 // one is not seshat's.
 #pragma once
 
+#include <bit>
 #include <charconv>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,21 +22,53 @@
 
 namespace seshat::detail {
 
+// The 8 decimal digits at `p` as a number, or false when any of the 8
+// bytes is not a digit: eight at once in one u64 (little-endian only).
+inline bool eight_decimal_digits(const char* p, std::uint64_t& out) {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  // Each byte is 0x30..0x39: its high nibble is 3, and adding 6 keeps it 3.
+  if (((v & 0xF0F0F0F0F0F0F0F0u) | (((v + 0x0606060606060606u) & 0xF0F0F0F0F0F0F0F0u) >> 4)) !=
+      0x3333333333333333u)
+    return false;
+  v -= 0x3030303030303030u;
+  v = v * 10 + (v >> 8);  // pairs of digits in every other byte
+  v = (((v & 0x000000FF000000FFu) * (100 + (1000000ull << 32))) +
+       (((v >> 16) & 0x000000FF000000FFu) * (1 + (10000ull << 32)))) >>
+      32;
+  out = v;
+  return true;
+}
+
 // The number all of `text` spells in `base` (10 or 16), or nothing: when
 // `text` is empty, holds anything but the digits of the grammar above, has
 // not exactly `width` digits (when `width` is not 0), or overflows T.
+// One pass, no std::from_chars, eight decimal digits at a time: a log range
+// read parses every entry's key.
 template <std::unsigned_integral T = std::uint64_t>
 std::optional<T> parse_digits(std::string_view text, std::size_t width = 0, int base = 10) {
   if (text.empty() || (width != 0 && text.size() != width)) return std::nullopt;
-  for (char c : text) {
-    const bool digit = c >= '0' && c <= '9';
-    const bool hex = base == 16 && c >= 'a' && c <= 'f';
-    if (!digit && !hex) return std::nullopt;
-  }
   T value = 0;
-  const char* last = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), last, value, base);
-  if (ec != std::errc() || ptr != last) return std::nullopt;  // overflow
+  if constexpr (std::endian::native == std::endian::little) {
+    if (base == 10) {
+      for (; text.size() >= 8; text.remove_prefix(8)) {
+        std::uint64_t eight = 0;
+        if (!eight_decimal_digits(text.data(), eight)) return std::nullopt;
+        if (__builtin_mul_overflow(value, static_cast<T>(100'000'000), &value) ||
+            __builtin_add_overflow(value, eight, &value))
+          return std::nullopt;
+      }
+    }
+  }
+  for (char c : text) {
+    unsigned digit = 0;
+    if (c >= '0' && c <= '9') digit = static_cast<unsigned>(c - '0');
+    else if (base == 16 && c >= 'a' && c <= 'f') digit = static_cast<unsigned>(c - 'a') + 10;
+    else return std::nullopt;
+    if (__builtin_mul_overflow(value, static_cast<T>(base), &value) ||
+        __builtin_add_overflow(value, static_cast<T>(digit), &value))
+      return std::nullopt;
+  }
   return value;
 }
 
