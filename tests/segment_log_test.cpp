@@ -229,6 +229,22 @@ void copy_log(memory_log_fs& from, memory_log_fs& to) {
   }
 }
 
+// copy_log without assertions, for a log_fs hook on an engine's threads.
+std::shared_ptr<memory_log_fs> snapshot_log(memory_log_fs& from) {
+  auto to = std::make_shared<memory_log_fs>();
+  if (!to->create_directory("/log").ok()) return nullptr;
+  auto names = from.list("/log");
+  if (!names.ok()) return nullptr;
+  for (const std::string& n : *names) {
+    const std::string bytes = from.contents("/log/" + n);
+    auto f = to->open("/log/" + n, {.create_exclusive = true});
+    if (!f.ok()) return nullptr;
+    const std::string_view pieces[] = {bytes};
+    if (!to->pwrite(*f, 0, pieces, {}).ok() || !to->close(*f).ok()) return nullptr;
+  }
+  return to;
+}
+
 // Overwrites byte `at` of /log/<name> in `mem` with its complement.
 void flip_byte(memory_log_fs& mem, const std::string& name, std::uint64_t at) {
   const std::string image = mem.contents("/log/" + name);
@@ -813,6 +829,127 @@ TEST_CASE("after a crash, open scans only the segments left unsealed and seals t
   CHECK(is_sealed(crashed, files.back()));  // sealed by that open: the next one reads its footer
   auto again = open_log(crashed, small_segments());
   check_same_log(*log, *again, groups);
+}
+
+TEST_CASE("disk use follows the live log after purges") {
+  memory_log_fs mem;
+  const log_group g = data_group(4);
+  const std::string tag(100, 'd');
+  seshat::segment_group_state before;
+  {
+    auto log = open_log(mem, small_segments());
+    for (std::uint64_t i = 1; i <= 5000; i += 10) {
+      REQUIRE(log->append(g, i, batch(i, 10, 1, tag).inputs, true).ok());
+      if ((i + 9) % 500 == 0) REQUIRE(log->purge_to(g, log_id{1, i + 9 - 100}).ok());
+    }
+    REQUIRE(log->settle().ok());
+    CHECK(log->freed_segments() > 20);  // about 36 segments of 16 KiB were written
+    // 100 live entries (about 11 KB): the segments holding them and the open one.
+    CHECK(segment_files(mem).size() <= 3);
+    CHECK(log->segment_count() == segment_files(mem).size());
+    before = log->state(g);
+  }
+  auto log = open_log(mem, small_segments());
+  CHECK(log->state(g) == before);
+  check_entries(*log, g, 4901, 5001, tag);
+}
+
+TEST_CASE("an idle group's hard state is carried forward so that its old segment is freed") {
+  memory_log_fs mem;
+  const log_group idle = data_group(1), busy = data_group(2);
+  const std::string tag(100, 'b');
+  seshat::segment_group_state idle_before, busy_before;
+  {
+    auto log = open_log(mem, small_segments());
+    REQUIRE(log->append(idle, 1, batch(1, 5, 2).inputs, true).ok());
+    REQUIRE(log->save_vote(idle, seshat::vote{3, 2, true}).ok());
+    REQUIRE(log->save_committed(idle, log_id{2, 5}).ok());
+    REQUIRE(log->purge_to(idle, log_id{2, 5}).ok());  // no entry left: only hard state in seg 1
+    for (std::uint64_t i = 1; i <= 2000; i += 10) {
+      REQUIRE(log->append(busy, i, batch(i, 10, 1, tag).inputs, true).ok());
+      if ((i + 9) % 200 == 0) REQUIRE(log->purge_to(busy, log_id{1, i + 9 - 50}).ok());
+    }
+    REQUIRE(log->settle().ok());
+    const auto files = segment_files(mem);
+    REQUIRE_FALSE(files.empty());
+    CHECK(files.front() != "seg-00000000000000000001.log");
+    CHECK(files.size() <= 3);
+    idle_before = log->state(idle);
+    busy_before = log->state(busy);
+    CHECK(idle_before.vote_value == seshat::vote{3, 2, true});
+  }
+  auto log = open_log(mem, small_segments());
+  CHECK(log->state(idle) == idle_before);
+  CHECK(log->state(idle).last_purged == log_id{2, 5});
+  CHECK(*log->term_at(idle, 5) == 2);
+  CHECK(log->state(busy) == busy_before);
+  check_entries(*log, busy, 1951, 2001, tag);
+  REQUIRE(log->append(idle, 6, batch(6, 1, 3).inputs, true).ok());  // continues after the purge point
+}
+
+TEST_CASE("a crash or a failure at each step of freeing loses nothing acknowledged") {
+  using call = test_fs::call;
+  const log_group idle = data_group(1), busy = data_group(2);
+  const std::string tag(100, 'c');
+  for (int mode = 0; mode < 3; ++mode) {  // crashes at every step; unlink fails; directory fsync fails
+    CAPTURE(mode);
+    memory_log_fs mem;
+    test_fs faulty(mem);
+    seshat::segment_group_state idle_state, busy_before, busy_after;
+    struct snap {
+      std::shared_ptr<memory_log_fs> disk;
+      bool acked;
+    };
+    std::vector<snap> snaps;
+    std::atomic<bool> armed{false}, acked{false};
+    faulty.before_each = [&](const std::string&) {
+      if (armed) snaps.push_back({snapshot_log(mem), acked.load()});
+    };
+    {
+      auto log = open_log(faulty, small_segments());
+      REQUIRE(log->save_vote(idle, seshat::vote{3, 2, true}).ok());
+      REQUIRE(log->append(idle, 1, batch(1, 2, 2).inputs, true).ok());
+      REQUIRE(log->purge_to(idle, log_id{2, 2}).ok());
+      for (std::uint64_t i = 1; i <= 800; i += 10)
+        REQUIRE(log->append(busy, i, batch(i, 10, 1, tag).inputs, true).ok());
+      REQUIRE(log->settle().ok());
+      idle_state = log->state(idle);
+      busy_before = log->state(busy);
+      if (mode == 0) armed = true;
+      if (mode == 1) faulty.fail_next(call::unlink);
+      if (mode == 2) faulty.fail_next(call::sync_directory);
+      REQUIRE(log->purge_to(busy, log_id{1, 790}).ok());
+      acked = true;
+      busy_after = log->state(busy);
+      status settled = log->settle();
+      armed = false;
+      if (mode == 0) {
+        REQUIRE(settled.ok());
+        CHECK(faulty.unlinks > 0);
+      } else {
+        CHECK(settled.is(errc::io_error));  // the failure latched the engine
+        CHECK(settled.message().find("Input/output error") != std::string::npos);
+      }
+    }
+    if (mode == 0) {
+      REQUIRE(snaps.size() > 3);
+      for (std::size_t i = 0; i < snaps.size(); ++i) {
+        CAPTURE(i);
+        REQUIRE(snaps[i].disk);
+        auto r = segment_log::open(*snaps[i].disk, "/log", small_segments());
+        REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+        CHECK((*r)->state(idle) == idle_state);
+        const auto st = (*r)->state(busy);
+        if (snaps[i].acked) CHECK(st == busy_after);
+        else CHECK((st == busy_before || st == busy_after));
+        check_entries(**r, busy, st.last_purged ? st.last_purged->index + 1 : 1, 801, tag);
+      }
+    }
+    auto log = open_log(mem, small_segments());
+    CHECK(log->state(idle) == idle_state);
+    CHECK(log->state(busy) == busy_after);
+    check_entries(*log, busy, 791, 801, tag);
+  }
 }
 
 TEST_CASE("options out of range are refused naming the field") {
