@@ -36,6 +36,13 @@
 // round spans two segments, the older one's part is written and synced
 // first. Callbacks fire in staging order, only after their round's sync.
 //
+// Maintenance (section 8), on a thread of its own: each segment the writer
+// moved on from is sealed (segment_file.hpp), and the oldest segments no
+// group needs are freed, oldest first, once the records that made them
+// unneeded are durable (unlink, directory fsync); a group that needs the
+// oldest segment only for its vote, committed or purge point gets a `state`
+// record in the open segment first. close() seals what is left.
+//
 // Fail-stop (section 10): the first failed write, sync or segment creation
 // latches the engine (detail::write_latch): that round's callers and
 // callbacks get the error, every later write, sync and close fails with
@@ -107,9 +114,9 @@ class segment_log {
   using callback = std::function<void(status)>;
   using visit_fn = detail::segment::visit_fn;
 
-  // Opens (creating it, durably, when absent) the log in `dir`: recovery by
-  // scanning (recovery.hpp), then a new segment to write into (or the last
-  // one, when it holds no frame). REQUIRES: `dir`'s parent exists; no other
+  // Opens (creating it, durably, when absent) the log in `dir`: recovery
+  // from sealed segments' footers and by scanning the others (recovery.hpp),
+  // then a new segment to write into (or the last one, when it holds no frame). REQUIRES: `dir`'s parent exists; no other
   // engine has `dir` open.
   static result<std::unique_ptr<segment_log>> open(detail::log_fs& fs, std::filesystem::path dir,
                                                    segment_log_options options = {}) {
@@ -259,8 +266,8 @@ class segment_log {
     });
   }
 
-  // Runs a last round, fires the callbacks, stops the writer thread and
-  // closes the files. After a latched failure it writes nothing and returns
+  // Runs a last round, fires the callbacks, stops the writer and
+  // maintenance threads, seals every segment not sealed yet and closes the files. After a latched failure it writes nothing and returns
   // the latch's io-error. Later calls return ok. REQUIRES: not from a callback.
   status close() {
     return guarded("close", [&]() -> status {
