@@ -1,8 +1,13 @@
-// W1, W2, W3, W4 and W6 on seshat's own log engine (segment_log,
+// W1, W2, W3, W4, W6 and W8 on seshat's own log engine (segment_log,
 // docs/log-engine.md) through its own API: it is not yet a storage<B>
 // backend (M4), so these rows stand beside the log_store rows of the other
 // backends with the same entries (256 random payload bytes, term 1), the
 // same batches and the same counters.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -17,6 +22,7 @@
 #include <vector>
 
 #include "bench_support.hpp"
+#include "child_mode.hpp"
 #include "seshat/backends/segment/segment_log.hpp"
 
 namespace seshat::bench {
@@ -30,6 +36,7 @@ log_group data_group(std::uint64_t id) { return {3, id}; }
 class counting_fs final : public detail::log_fs {
  public:
   std::atomic<std::uint64_t> syncs{0};
+  std::atomic<std::uint64_t> written{0};  // bytes handed to pwrite
 
   detail::fs_result<detail::log_file> open(const std::filesystem::path& p, detail::open_flags f) override {
     return inner_.open(p, f);
@@ -37,6 +44,7 @@ class counting_fs final : public detail::log_fs {
   detail::fs_status pwrite(const detail::log_file& f, std::uint64_t off,
                            std::span<const std::string_view> pieces, detail::write_flags w) override {
     if (w.dsync) ++syncs;
+    for (std::string_view p : pieces) written += p.size();
     return inner_.pwrite(f, off, pieces, w);
   }
   detail::fs_result<std::size_t> pread(const detail::log_file& f, std::uint64_t off, std::span<char> b) override {
@@ -247,6 +255,109 @@ void recover(benchmark::State& state) {
   state.counters["peak_rss_mb"] = peak_rss_mb();
 }
 
+// W6 after a crash: a child process fills an engine with 1,000,000 entries,
+// syncs, saves a vote and is killed with SIGKILL (no close: the last segment
+// is unsealed, and the ones the maintenance thread had not sealed yet); the
+// benchmark times the open that recovers it and the read of the state.
+int crash_fill_child(const std::vector<std::string>& args) {
+  if (args.size() != 2) return 2;
+  detail::posix_log_fs fs;
+  auto log = segment_log::open(fs, args[0], {});
+  if (!log.ok()) return 3;
+  if (!fill(**log, k_group, std::stoull(args[1])).ok()) return 4;
+  if (!(*log)->save_vote(k_group, vote{1, 1, true}).ok()) return 5;
+  ::kill(::getpid(), SIGKILL);
+  return 6;
+}
+
+void recover_after_crash(benchmark::State& state) {
+  const std::uint64_t count = scaled(1'000'000);
+  for (auto _ : state) {
+    state.PauseTiming();
+    fresh_dir dir;
+    std::error_code ec;
+    std::filesystem::create_directories(dir.path(), ec);
+    const auto path = dir.path() / "log";
+    const int w = run_child("w6-crash-fill-segment-log", {path.string(), std::to_string(count)});
+    if (w == -1 || !WIFSIGNALED(w) || WTERMSIG(w) != SIGKILL) {
+      state.SkipWithError(("the filling child did not end killed (wait status " + std::to_string(w) + ")").c_str());
+      break;
+    }
+    detail::posix_log_fs fs;
+    state.ResumeTiming();
+    const auto t0 = std::chrono::steady_clock::now();
+    auto log = segment_log::open(fs, path, {});
+    const auto st = log.ok() ? (*log)->state(k_group) : segment_group_state{};
+    const double open_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    state.PauseTiming();
+    if (!log.ok()) {
+      state.SkipWithError(log.status().to_string().c_str());
+      break;
+    }
+    if (!st.last || st.last->index != count || !st.vote_value) {
+      state.SkipWithError("the recovered log state is wrong");
+      break;
+    }
+    state.counters["open_ms"] = open_ms;
+    (*log)->close().ignore();
+    state.ResumeTiming();
+  }
+  state.counters["peak_rss_mb"] = peak_rss_mb();
+}
+
+// Allocated bytes of the files in `dir` (st_blocks), or -1.
+double allocated_bytes(const std::filesystem::path& dir) {
+  std::error_code ec;
+  double total = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    struct stat st {};
+    if (::stat(e.path().c_str(), &st) != 0) return -1;
+    total += static_cast<double>(st.st_blocks) * 512;
+  }
+  return ec ? -1 : total;
+}
+
+// W8: durable appends of 16 entries, 500,000 entries in all, purging to keep
+// the last 10,000 after every 10,000; bytes written to the device per
+// payload byte (compare W8/raw-fsync/B:16, W0 with the same batches, in the
+// same run), and the log directory's allocated bytes after the last purge
+// (once freeing settled) over the live log's bytes (the engine's bytes per
+// entry, pwrite bytes over entries, times the live entries).
+void write_amp(benchmark::State& state) {
+  constexpr std::uint64_t k_batch = 16;
+  const std::uint64_t total = scaled(500'000);
+  const std::uint64_t keep = std::max<std::uint64_t>(k_batch, scaled(10'000));
+  entry_pool pool(4096);
+  for (auto _ : state) {
+    fresh_engine e;
+    if (auto s = e.open(); !s.ok()) return state.SkipWithError(s.to_string().c_str());
+    const std::int64_t before = device_write_bytes();
+    const std::uint64_t written_before = e.fs.written;
+    for (std::uint64_t next = 1; next <= total; next += k_batch) {
+      const std::size_t at = static_cast<std::size_t>(next % (pool.inputs.size() - k_batch));
+      status s = e.log->append(k_group, next, std::span(pool.inputs.data() + at, k_batch), true);
+      const std::uint64_t last = next + k_batch - 1;
+      if (s.ok() && last > keep && last % keep == 0) s = e.log->purge_to(k_group, log_id{1, last - keep});
+      if (!s.ok()) return state.SkipWithError(s.to_string().c_str());
+    }
+    if (auto s = e.log->settle(); !s.ok()) return state.SkipWithError(s.to_string().c_str());
+    const double disk = allocated_bytes(e.dir.path() / "log");
+    const auto st = e.log->state(k_group);
+    const std::uint64_t live = st.last && st.last_purged ? st.last->index - st.last_purged->index : total;
+    const double per_entry = static_cast<double>(e.fs.written - written_before) / static_cast<double>(total);
+    state.counters["disk_mb_after"] = disk / 1e6;
+    state.counters["disk_over_live"] = disk / (per_entry * static_cast<double>(live));
+    state.counters["segments_after"] = static_cast<double>(e.log->segment_count());
+    state.counters["engine_bytes_per_entry"] = per_entry;
+    if (auto s = e.close(); !s.ok()) return state.SkipWithError(s.to_string().c_str());
+    const std::int64_t device = device_write_bytes() - before;
+    state.counters["device_bytes_per_payload_byte"] =
+        before < 0 ? -1.0 : static_cast<double>(device) / static_cast<double>(total * k_entry_bytes);
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(total));
+  state.counters["peak_rss_mb"] = peak_rss_mb();
+}
+
 const bool registered = [] {
   benchmark::RegisterBenchmark("W1/segment-log", append, true, segment_io::write_fdatasync)
       ->ArgName("B")->Arg(1)->Arg(16)->Arg(256)->UseRealTime();
@@ -259,6 +370,10 @@ const bool registered = [] {
   benchmark::RegisterBenchmark("W4/segment-log", read_range)->UseRealTime();
   benchmark::RegisterBenchmark("W6/segment-log/after-close", recover)
       ->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
+  register_child_mode("w6-crash-fill-segment-log", crash_fill_child);
+  benchmark::RegisterBenchmark("W6/segment-log/after-crash", recover_after_crash)
+      ->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
+  benchmark::RegisterBenchmark("W8/segment-log/B:16", write_amp)->Iterations(1)->UseRealTime();
   return true;
 }();
 

@@ -13,7 +13,10 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <future>
+#include <map>
+#include <random>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -48,11 +51,15 @@ log_group data_group(std::uint64_t id) { return {3, id}; }
 // a kind with EIO, and can hold every datasync until released.
 class test_fs final : public log_fs {
  public:
-  enum class call { create, allocate, pwrite, datasync, rename, sync_directory };
+  enum class call { create, allocate, pwrite, datasync, rename, sync_directory, unlink };
   explicit test_fs(log_fs& inner) : inner_(inner) {}
 
-  std::atomic<int> pwrites{0}, datasyncs{0}, dsync_writes{0};
-  void reset_counts() { pwrites = datasyncs = dsync_writes = 0; }
+  std::atomic<int> pwrites{0}, datasyncs{0}, dsync_writes{0}, unlinks{0};
+  std::atomic<std::uint64_t> pread_bytes{0};
+  void reset_counts() { pwrites = datasyncs = dsync_writes = unlinks = 0; pread_bytes = 0; }
+  // Called with the call's name before every pwrite, datasync, rename,
+  // unlink and directory fsync (under the wrapper's own lock: one at a time).
+  std::function<void(const std::string&)> before_each;
   // "pwrite <file name>", "datasync <file name>", in call order.
   std::vector<std::string> calls() {
     std::lock_guard l(mu_);
@@ -77,6 +84,7 @@ class test_fs final : public log_fs {
   }
   fs_status pwrite(const log_file& f, std::uint64_t off, std::span<const std::string_view> pieces,
                    seshat::detail::write_flags w) override {
+    step("pwrite " + f.path.filename().string());
     if (take(call::pwrite)) return eio("pwritev2", f.path);
     ++pwrites;
     if (w.dsync) ++dsync_writes;
@@ -84,9 +92,12 @@ class test_fs final : public log_fs {
     return inner_.pwrite(f, off, pieces, w);
   }
   fs_result<std::size_t> pread(const log_file& f, std::uint64_t off, std::span<char> b) override {
-    return inner_.pread(f, off, b);
+    auto n = inner_.pread(f, off, b);
+    if (n.ok()) pread_bytes += *n;
+    return n;
   }
   fs_status datasync(const log_file& f) override {
+    step("datasync " + f.path.filename().string());
     {
       std::unique_lock l(mu_);
       ++held_;
@@ -111,12 +122,19 @@ class test_fs final : public log_fs {
   fs_status close(const log_file& f) override { return inner_.close(f); }
   fs_status create_directory(const fs::path& p) override { return inner_.create_directory(p); }
   fs_status rename(const fs::path& a, const fs::path& b) override {
+    step("rename " + b.filename().string());
     if (take(call::rename)) return eio("rename", b);
     return inner_.rename(a, b);
   }
   fs_status link(const fs::path& a, const fs::path& b) override { return inner_.link(a, b); }
-  fs_status unlink(const fs::path& p) override { return inner_.unlink(p); }
+  fs_status unlink(const fs::path& p) override {
+    step("unlink " + p.filename().string());
+    if (take(call::unlink)) return eio("unlink", p);
+    ++unlinks;
+    return inner_.unlink(p);
+  }
   fs_status sync_directory(const fs::path& p) override {
+    step("fsync directory");
     if (take(call::sync_directory)) return eio("fsync directory", p);
     return inner_.sync_directory(p);
   }
@@ -127,6 +145,10 @@ class test_fs final : public log_fs {
     int want = static_cast<int>(c);
     return fail_.compare_exchange_strong(want, -1);
   }
+  void step(const std::string& c) {
+    std::lock_guard l(step_mu_);
+    if (before_each) before_each(c);
+  }
   void note(std::string c) {
     std::lock_guard l(mu_);
     calls_.push_back(std::move(c));
@@ -136,7 +158,7 @@ class test_fs final : public log_fs {
   }
   log_fs& inner_;
   std::atomic<int> fail_{-1};
-  std::mutex mu_;
+  std::mutex mu_, step_mu_;
   std::condition_variable cv_;
   bool hold_ = false;
   int held_ = 0;
@@ -171,6 +193,139 @@ segment_log_options small_segments() {
   segment_log_options o;
   o.segment_bytes = 16 * 1024;
   return o;
+}
+
+// The names of the segment files in /log of `mem`, in seq order.
+std::vector<std::string> segment_files(memory_log_fs& mem) {
+  std::vector<std::string> out;
+  auto names = mem.list("/log");
+  REQUIRE(names.ok());
+  for (const std::string& n : *names)
+    if (seshat::detail::segment::parse_segment_name(n)) out.push_back(n);
+  return out;
+}
+
+// True when the segment `name` of `mem` carries a seal (trailer and footer) that checks.
+bool is_sealed(memory_log_fs& mem, const std::string& name) {
+  using namespace seshat::detail::segment;
+  const std::string image = mem.contents("/log/" + name);
+  auto h = decode_header(image.substr(0, std::min<std::size_t>(image.size(), k_header_bytes)));
+  return h.ok() && decode_seal(image, *h).ok();
+}
+
+// A copy of every file of /log in `from`: the disk as a process crash
+// leaves it (memory_log_fs keeps every byte written).
+void copy_log(memory_log_fs& from, memory_log_fs& to) {
+  REQUIRE(to.create_directory("/log").ok());
+  auto names = from.list("/log");
+  REQUIRE(names.ok());
+  for (const std::string& n : *names) {
+    const std::string bytes = from.contents("/log/" + n);
+    auto f = to.open("/log/" + n, {.create_exclusive = true});
+    REQUIRE(f.ok());
+    const std::string_view pieces[] = {bytes};
+    REQUIRE(to.pwrite(*f, 0, pieces, {}).ok());
+    REQUIRE(to.close(*f).ok());
+  }
+}
+
+// copy_log without assertions, for a log_fs hook on an engine's threads.
+std::shared_ptr<memory_log_fs> snapshot_log(memory_log_fs& from) {
+  auto to = std::make_shared<memory_log_fs>();
+  if (!to->create_directory("/log").ok()) return nullptr;
+  auto names = from.list("/log");
+  if (!names.ok()) return nullptr;
+  for (const std::string& n : *names) {
+    const std::string bytes = from.contents("/log/" + n);
+    auto f = to->open("/log/" + n, {.create_exclusive = true});
+    if (!f.ok()) return nullptr;
+    const std::string_view pieces[] = {bytes};
+    if (!to->pwrite(*f, 0, pieces, {}).ok() || !to->close(*f).ok()) return nullptr;
+  }
+  return to;
+}
+
+// Overwrites byte `at` of /log/<name> in `mem` with its complement.
+void flip_byte(memory_log_fs& mem, const std::string& name, std::uint64_t at) {
+  const std::string image = mem.contents("/log/" + name);
+  REQUIRE(at < image.size());
+  auto f = mem.open("/log/" + name, {});
+  REQUIRE(f.ok());
+  const std::string flipped(1, static_cast<char>(~image[at]));
+  const std::string_view pieces[] = {flipped};
+  REQUIRE(mem.pwrite(*f, at, pieces, {}).ok());
+  REQUIRE(mem.close(*f).ok());
+}
+
+// Breaks the trailer of /log/<name>: open scans the segment, as one whose seal was lost.
+void unseal(memory_log_fs& mem, const std::string& name) {
+  flip_byte(mem, name, mem.contents("/log/" + name).size() - 1);
+}
+
+// Polls `done` for up to 10 s.
+template <class F>
+bool eventually(F done) {
+  for (int i = 0; i < 10000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return done();
+}
+
+// Everything `a` and `b` say about each of `groups`: state, terms and entries.
+void check_same_log(const segment_log& a, const segment_log& b, const std::vector<log_group>& groups) {
+  for (const log_group& g : groups) {
+    CAPTURE(seshat::detail::segment::to_string(g));
+    const auto sa = a.state(g), sb = b.state(g);
+    CHECK(sa == sb);
+    if (!sa.last) continue;
+    const std::uint64_t first = sa.last_purged ? sa.last_purged->index + 1 : 1;
+    for (std::uint64_t i = first == 1 ? 1 : first - 1; i <= sa.last->index; ++i) {
+      auto ta = a.term_at(g, i), tb = b.term_at(g, i);
+      CHECK(ta.ok() == tb.ok());
+      if (ta.ok() && tb.ok()) CHECK(*ta == *tb);
+    }
+    if (first > sa.last->index) continue;
+    std::uint64_t lo = first;
+    while (lo <= sa.last->index && !a.term_at(g, lo).ok()) ++lo;  // the caller's floor
+    auto ra = a.read(g, lo, sa.last->index + 1), rb = b.read(g, lo, sa.last->index + 1);
+    REQUIRE_MESSAGE(ra.ok(), ra.status().to_string());
+    REQUIRE_MESSAGE(rb.ok(), rb.status().to_string());
+    CHECK(*ra == *rb);
+  }
+}
+
+// A random workload over `groups` on `log`: appends of 1 to 8 entries (term
+// changes among them), truncations, purges, resets, votes and committed ids.
+void random_workload(segment_log& log, const std::vector<log_group>& groups, int ops, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::map<log_group, std::uint64_t> term;
+  for (int op = 0; op < ops; ++op) {
+    const log_group g = groups[rng() % groups.size()];
+    auto& t = term[g];
+    if (t == 0) t = 1;
+    const auto st = log.state(g);
+    const std::uint64_t last = st.last ? st.last->index : 0;
+    const std::uint64_t floor = st.last_purged ? st.last_purged->index : 0;
+    const unsigned pick = rng() % 100;
+    if (pick < 70 || last == 0) {
+      if (rng() % 10 == 0) ++t;
+      batch b(last + 1, 1 + rng() % 8, t, std::string(1 + rng() % 200, 'p'));
+      REQUIRE(log.append(g, last + 1, b.inputs, rng() % 4 == 0).ok());
+    } else if (pick < 78 && last > floor + 1) {
+      const std::uint64_t since = floor + 1 + rng() % (last - floor);
+      REQUIRE(log.truncate_from(g, since, rng() % 2 == 0).ok());
+    } else if (pick < 88 && last > floor) {
+      const std::uint64_t upto = floor + 1 + rng() % ((last - floor) / 4 + 1);  // a slow purge
+      REQUIRE(log.purge_to(g, log_id{*log.term_at(g, upto), upto}).ok());
+    } else if (pick < 89) {
+      REQUIRE(log.reset(g, log_id{t, last + 5}).ok());
+    } else if (pick < 96) {
+      REQUIRE(log.save_vote(g, seshat::vote{t, rng() % 3 + 1, rng() % 2 == 0}).ok());
+    } else if (last > 0) {
+      REQUIRE(log.save_committed(g, log_id{*st.last}).ok());
+    }
+  }
 }
 
 }  // namespace
@@ -296,8 +451,8 @@ TEST_CASE("a durable round of 64 groups' append_async is one write and one sync"
   REQUIRE(log->close().ok());  // fires what is left to fire
   CHECK(fired == 64);
   CHECK(std::is_sorted(order.begin(), order.end()));  // in staging order
-  CHECK(counting.pwrites == 1);
-  CHECK(counting.datasyncs == 1);
+  CHECK(counting.pwrites == 2);    // and the seal close writes
+  CHECK(counting.datasyncs == 2);
 }
 
 TEST_CASE("the writer thread rounds append_async work by itself, one write and one sync a round") {
@@ -437,6 +592,7 @@ TEST_CASE("a torn last frame is cut under tolerate and refused under absolute co
     REQUIRE(log->close().ok());
   }
   const fs::path seg = "/log/seg-00000000000000000001.log";
+  unseal(mem, seg.filename().string());  // as a power loss before the close leaves it
   const std::string image = mem.contents(seg);
   // The second frame's last byte, flipped: a torn write of the last round.
   using seshat::detail::segment::decode_frame;
@@ -478,6 +634,7 @@ TEST_CASE("damage before a later frame refuses the open, naming segment and byte
     REQUIRE(log->append(k_system, 3, batch(3, 2, 1).inputs, true).ok());
   }
   const fs::path seg = "/log/seg-00000000000000000001.log";
+  unseal(mem, seg.filename().string());  // a sealed segment's frames are not read at open
   auto f = mem.open(seg, {});
   REQUIRE(f.ok());
   const std::string flipped = "\x7f";
@@ -503,6 +660,8 @@ TEST_CASE("damage in the last frame of a segment followed by a written one refus
     REQUIRE(log->append(k_system, 2, one, true).ok());  // in seg 2
   }
   const fs::path seg = "/log/seg-00000000000000000001.log";
+  unseal(mem, seg.filename().string());  // a sealed segment's frames are not read at open
+  unseal(mem, "seg-00000000000000000002.log");
   auto f = mem.open(seg, {});
   REQUIRE(f.ok());
   const std::string flipped = "\x7f";
@@ -570,6 +729,227 @@ TEST_CASE("a segment log on real files survives a reopen") {
   check_entries(**r, data_group(5), 1, 201);
   r->reset();
   fs::remove_all(root);
+}
+
+TEST_CASE("a sealed segment's footer gives the same index as scanning it") {
+  const std::vector<log_group> groups{k_system, data_group(1), data_group(2), data_group(9)};
+  for (unsigned seed : {1u, 2u, 3u}) {
+    CAPTURE(seed);
+    memory_log_fs mem;
+    {
+      auto log = open_log(mem, small_segments());
+      random_workload(*log, groups, 1500, seed);
+      REQUIRE(log->close().ok());
+    }
+    const auto files = segment_files(mem);
+    REQUIRE(files.size() >= 3);
+    for (const std::string& f : files) {
+      CAPTURE(f);
+      CHECK(is_sealed(mem, f));  // a clean close leaves every segment sealed
+    }
+    // The same files with every trailer broken: open scans them all.
+    memory_log_fs scanned;
+    copy_log(mem, scanned);
+    for (const std::string& f : files) flip_byte(scanned, f, 16 * 1024 - 1);
+    for (const std::string& f : files) CHECK_FALSE(is_sealed(scanned, f));
+    auto by_scan = open_log(scanned, small_segments());
+    auto from_footers = open_log(mem, small_segments());
+    check_same_log(*from_footers, *by_scan, groups);
+  }
+}
+
+TEST_CASE("an open after a clean close reads headers, trailers and footers, not entries") {
+  memory_log_fs mem;
+  const std::vector<log_group> groups{k_system, data_group(1), data_group(2)};
+  {
+    auto log = open_log(mem, small_segments());
+    random_workload(*log, groups, 1500, 7);
+    REQUIRE(log->close().ok());
+  }
+  const auto files = segment_files(mem);
+  REQUIRE(files.size() >= 3);
+  test_fs counting(mem);
+  auto log = open_log(counting, small_segments());
+  // A header (4096 bytes), a trailer and a footer a segment; a scan reads all 16 KiB.
+  CHECK(counting.pread_bytes < files.size() * (4096 + 2048));
+}
+
+TEST_CASE("a damaged footer or trailer makes open scan that segment, with the same result") {
+  memory_log_fs mem;
+  const std::vector<log_group> groups{k_system, data_group(1), data_group(2)};
+  {
+    auto log = open_log(mem, small_segments());
+    random_workload(*log, groups, 800, 11);
+    REQUIRE(log->close().ok());
+  }
+  const auto files = segment_files(mem);
+  REQUIRE(files.size() > 2);
+  REQUIRE(is_sealed(mem, files[1]));
+  using namespace seshat::detail::segment;
+  const std::string image = mem.contents("/log/" + files[1]);
+  auto t = decode_trailer(std::string_view(image).substr(image.size() - k_trailer_bytes),
+                          *parse_segment_name(files[1]), image.size());
+  REQUIRE(t.ok());
+  memory_log_fs damaged;
+  copy_log(mem, damaged);
+  flip_byte(damaged, files[1], t->footer_at + t->footer_size / 2);  // inside the footer
+  flip_byte(damaged, files[2], image.size() - 10);                  // inside the trailer
+  auto good = open_log(mem, small_segments());
+  test_fs counting(damaged);
+  auto scanned = open_log(counting, small_segments());
+  CHECK(counting.pread_bytes >= 2 * image.size());  // the two segments, scanned
+  check_same_log(*good, *scanned, groups);
+}
+
+TEST_CASE("after a crash, open scans only the segments left unsealed and seals them") {
+  memory_log_fs mem;
+  const std::vector<log_group> groups{k_system, data_group(1)};
+  auto log = open_log(mem, small_segments());
+  random_workload(*log, groups, 1500, 5);
+  REQUIRE(log->sync().ok());
+  // The writer moved on from every segment but the last: each gets sealed.
+  REQUIRE(eventually([&] {
+    const auto now = segment_files(mem);
+    for (std::size_t i = 0; i + 1 < now.size(); ++i)
+      if (!is_sealed(mem, now[i])) return false;
+    return true;
+  }));
+  memory_log_fs crashed;  // the disk as a SIGKILL now leaves it
+  copy_log(mem, crashed);
+  const auto files = segment_files(crashed);
+  REQUIRE(files.size() >= 3);
+  CHECK_FALSE(is_sealed(crashed, files.back()));
+  {
+    test_fs counting(crashed);
+    auto recovered = open_log(counting, small_segments());
+    // The last segment scanned; headers, trailers and footers of the others.
+    CHECK(counting.pread_bytes < files.size() * (4096 + 2048) + 2 * 16 * 1024);
+    check_same_log(*log, *recovered, groups);
+  }
+  CHECK(is_sealed(crashed, files.back()));  // sealed by that open: the next one reads its footer
+  auto again = open_log(crashed, small_segments());
+  check_same_log(*log, *again, groups);
+}
+
+TEST_CASE("disk use follows the live log after purges") {
+  memory_log_fs mem;
+  const log_group g = data_group(4);
+  const std::string tag(100, 'd');
+  seshat::segment_group_state before;
+  {
+    auto log = open_log(mem, small_segments());
+    for (std::uint64_t i = 1; i <= 5000; i += 10) {
+      REQUIRE(log->append(g, i, batch(i, 10, 1, tag).inputs, true).ok());
+      if ((i + 9) % 500 == 0) REQUIRE(log->purge_to(g, log_id{1, i + 9 - 100}).ok());
+    }
+    REQUIRE(log->settle().ok());
+    CHECK(log->freed_segments() > 20);  // about 36 segments of 16 KiB were written
+    // 100 live entries (about 11 KB): the segments holding them and the open one.
+    CHECK(segment_files(mem).size() <= 3);
+    CHECK(log->segment_count() == segment_files(mem).size());
+    before = log->state(g);
+  }
+  auto log = open_log(mem, small_segments());
+  CHECK(log->state(g) == before);
+  check_entries(*log, g, 4901, 5001, tag);
+}
+
+TEST_CASE("an idle group's hard state is carried forward so that its old segment is freed") {
+  memory_log_fs mem;
+  const log_group idle = data_group(1), busy = data_group(2);
+  const std::string tag(100, 'b');
+  seshat::segment_group_state idle_before, busy_before;
+  {
+    auto log = open_log(mem, small_segments());
+    REQUIRE(log->append(idle, 1, batch(1, 5, 2).inputs, true).ok());
+    REQUIRE(log->save_vote(idle, seshat::vote{3, 2, true}).ok());
+    REQUIRE(log->save_committed(idle, log_id{2, 5}).ok());
+    REQUIRE(log->purge_to(idle, log_id{2, 5}).ok());  // no entry left: only hard state in seg 1
+    for (std::uint64_t i = 1; i <= 2000; i += 10) {
+      REQUIRE(log->append(busy, i, batch(i, 10, 1, tag).inputs, true).ok());
+      if ((i + 9) % 200 == 0) REQUIRE(log->purge_to(busy, log_id{1, i + 9 - 50}).ok());
+    }
+    REQUIRE(log->settle().ok());
+    const auto files = segment_files(mem);
+    REQUIRE_FALSE(files.empty());
+    CHECK(files.front() != "seg-00000000000000000001.log");
+    CHECK(files.size() <= 3);
+    idle_before = log->state(idle);
+    busy_before = log->state(busy);
+    CHECK(idle_before.vote_value == seshat::vote{3, 2, true});
+  }
+  auto log = open_log(mem, small_segments());
+  CHECK(log->state(idle) == idle_before);
+  CHECK(log->state(idle).last_purged == log_id{2, 5});
+  CHECK(*log->term_at(idle, 5) == 2);
+  CHECK(log->state(busy) == busy_before);
+  check_entries(*log, busy, 1951, 2001, tag);
+  REQUIRE(log->append(idle, 6, batch(6, 1, 3).inputs, true).ok());  // continues after the purge point
+}
+
+TEST_CASE("a crash or a failure at each step of freeing loses nothing acknowledged") {
+  using call = test_fs::call;
+  const log_group idle = data_group(1), busy = data_group(2);
+  const std::string tag(100, 'c');
+  for (int mode = 0; mode < 3; ++mode) {  // crashes at every step; unlink fails; directory fsync fails
+    CAPTURE(mode);
+    memory_log_fs mem;
+    test_fs faulty(mem);
+    seshat::segment_group_state idle_state, busy_before, busy_after;
+    struct snap {
+      std::shared_ptr<memory_log_fs> disk;
+      bool acked;
+    };
+    std::vector<snap> snaps;
+    std::atomic<bool> armed{false}, acked{false};
+    faulty.before_each = [&](const std::string&) {
+      if (armed) snaps.push_back({snapshot_log(mem), acked.load()});
+    };
+    {
+      auto log = open_log(faulty, small_segments());
+      REQUIRE(log->save_vote(idle, seshat::vote{3, 2, true}).ok());
+      REQUIRE(log->append(idle, 1, batch(1, 2, 2).inputs, true).ok());
+      REQUIRE(log->purge_to(idle, log_id{2, 2}).ok());
+      for (std::uint64_t i = 1; i <= 800; i += 10)
+        REQUIRE(log->append(busy, i, batch(i, 10, 1, tag).inputs, true).ok());
+      REQUIRE(log->settle().ok());
+      idle_state = log->state(idle);
+      busy_before = log->state(busy);
+      if (mode == 0) armed = true;
+      if (mode == 1) faulty.fail_next(call::unlink);
+      if (mode == 2) faulty.fail_next(call::sync_directory);
+      REQUIRE(log->purge_to(busy, log_id{1, 790}).ok());
+      acked = true;
+      busy_after = log->state(busy);
+      status settled = log->settle();
+      armed = false;
+      if (mode == 0) {
+        REQUIRE(settled.ok());
+        CHECK(faulty.unlinks > 0);
+      } else {
+        CHECK(settled.is(errc::io_error));  // the failure latched the engine
+        CHECK(settled.message().find("Input/output error") != std::string::npos);
+      }
+    }
+    if (mode == 0) {
+      REQUIRE(snaps.size() > 3);
+      for (std::size_t i = 0; i < snaps.size(); ++i) {
+        CAPTURE(i);
+        REQUIRE(snaps[i].disk);
+        auto r = segment_log::open(*snaps[i].disk, "/log", small_segments());
+        REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+        CHECK((*r)->state(idle) == idle_state);
+        const auto st = (*r)->state(busy);
+        if (snaps[i].acked) CHECK(st == busy_after);
+        else CHECK((st == busy_before || st == busy_after));
+        check_entries(**r, busy, st.last_purged ? st.last_purged->index + 1 : 1, 801, tag);
+      }
+    }
+    auto log = open_log(mem, small_segments());
+    CHECK(log->state(idle) == idle_state);
+    CHECK(log->state(busy) == busy_after);
+    check_entries(*log, busy, 791, 801, tag);
+  }
 }
 
 TEST_CASE("options out of range are refused naming the field") {

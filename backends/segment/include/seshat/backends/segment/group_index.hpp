@@ -7,8 +7,14 @@
 // group has entries in: 8 bytes an entry at one entry an append, 0.5 at 16.
 //
 // The index is built by the same replay rules whatever feeds it: recovery
-// applies each scanned record (recovery.hpp), the engine each record it
-// stages (segment_log.hpp): detail::segment::replayed_group::apply.
+// applies each scanned record or each sealed segment's summaries
+// (recovery.hpp), the engine each record it stages (segment_log.hpp):
+// group_log::apply, over detail::segment::replayed_group::apply.
+//
+// It also knows which segments the group needs (section 8): those holding
+// its live entries, and the ones holding its latest vote, committed and
+// purge (or reset, or state) records; oldest_needed() is the oldest of them,
+// which freeing (oldest segment first) must not pass.
 //
 // Thread-safety: none of its own; the engine's mutex guards it.
 #pragma once
@@ -16,11 +22,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include "seshat/detail/segment_format.hpp"
 #include "seshat/hard_state.hpp"
 #include "seshat/log_id.hpp"
+#include "seshat/status.hpp"
 
 namespace seshat::detail::segment {
 
@@ -39,6 +48,75 @@ class group_log {
  public:
   replayed_group& replay() { return log_; }
   const replayed_group& replay() const { return log_; }
+
+  // Applies a record, or a summary, of segment `seq` (replay's refusals).
+  //
+  // A gap (entries starting past last + 1) is taken for what freeing leaves
+  // (section 8): older segments removed because every entry they held is
+  // dead now, though the records that made them dead lie in newer segments
+  // than the ones that continued them. The entries below the gap are dropped
+  // and replay goes on; recovery then refuses a group whose entries do not
+  // start right after its purge point (missing_entries()), which is what a
+  // segment lost with live entries would leave.
+  status apply(const record& r, std::uint64_t seq) {
+    const auto* e = std::get_if<entries_record>(&r.body);
+    if (e && log_.known() && e->first > log_.last_index() + 1) {
+      const std::optional<log_id> purged = log_.purged;
+      log_.pieces.clear();
+      log_.purged.reset();
+      status s = log_.apply(r, seq);
+      log_.purged = purged;
+      SESHAT_RETURN_IF_ERROR(s);
+    } else {
+      SESHAT_RETURN_IF_ERROR(log_.apply(r, seq));
+    }
+    note(r, seq);
+    return {};
+  }
+  status apply(const group_summary& sm, std::uint64_t seq) {
+    replayed_group before = log_;
+    status s = log_.apply(sm, seq);
+    const std::uint64_t floor = before.purged ? before.purged->index : 0;
+    if (!s.ok() && !sm.reset && sm.own.count > 0 && sm.own.base > floor) {  // a gap
+      log_ = std::move(before);
+      const std::optional<log_id> purged = log_.purged;
+      log_.pieces.clear();
+      log_.purged.reset();
+      s = log_.apply(sm, seq);
+      if (!sm.purged) log_.purged = purged;
+    }
+    SESHAT_RETURN_IF_ERROR(s);
+    note(sm, seq);
+    return {};
+  }
+
+  // After replay: the entries (purged + 1, first) that no segment holds,
+  // when the group's entries do not start right after its purge point.
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> missing_entries() const {
+    if (!log_.purged || log_.pieces.empty()) return std::nullopt;
+    const std::uint64_t want = log_.purged->index + 1, base = log_.pieces.front().base;
+    if (base <= want) return std::nullopt;
+    return std::pair{want, base};
+  }
+
+  // The oldest segment holding a live entry of the group or its latest
+  // vote, committed or purge point; 0 when it needs none.
+  std::uint64_t oldest_needed() const {
+    std::uint64_t out = 0;
+    auto keep = [&](std::uint64_t s) {
+      if (s != 0 && (out == 0 || s < out)) out = s;
+    };
+    if (!log_.pieces.empty()) keep(log_.pieces.front().seq);
+    keep(hard_state_seq());
+    return out;
+  }
+  // The oldest segment holding the group's latest vote, committed or purge point; 0: none.
+  std::uint64_t hard_state_seq() const {
+    std::uint64_t out = 0;
+    for (std::uint64_t s : {vote_seq_, committed_seq_, purged_seq_})
+      if (s != 0 && (out == 0 || s < out)) out = s;
+    return out;
+  }
 
   const std::optional<log_id>& last_purged() const { return log_.purged; }
   const std::optional<vote>& vote_value() const { return log_.vote_value; }
@@ -102,7 +180,25 @@ class group_log {
     return &*it;
   }
 
+  void note(const record& r, std::uint64_t seq) {
+    if (std::holds_alternative<vote_record>(r.body)) vote_seq_ = seq;
+    else if (std::holds_alternative<committed_record>(r.body)) committed_seq_ = seq;
+    else if (std::holds_alternative<purge_record>(r.body) || std::holds_alternative<reset_record>(r.body))
+      purged_seq_ = seq;
+    else if (const auto* st = std::get_if<state_record>(&r.body)) {
+      if (st->vote_value) vote_seq_ = seq;
+      if (st->committed) committed_seq_ = seq;
+      if (st->purged) purged_seq_ = seq;
+    }
+  }
+  void note(const group_summary& s, std::uint64_t seq) {
+    if (s.vote_value) vote_seq_ = seq;
+    if (s.committed) committed_seq_ = seq;
+    if (s.purged) purged_seq_ = seq;
+  }
+
   replayed_group log_;
+  std::uint64_t vote_seq_ = 0, committed_seq_ = 0, purged_seq_ = 0;
 };
 
 }  // namespace seshat::detail::segment

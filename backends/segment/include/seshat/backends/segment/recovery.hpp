@@ -1,13 +1,16 @@
 // seshat/backends/segment/recovery.hpp: what a log engine's open rebuilds
-// from its directory (docs/log-engine.md section 9), by scanning: M3 reads
-// every segment's frames (open from sealed segments' footers is M5).
+// from its directory (docs/log-engine.md section 9): a sealed segment from
+// its footer's summaries, without reading one entry; the others (the last,
+// and any whose seal was lost, torn or damaged) by scanning their frames.
 //
 //   1 delete prep-*.tmp and probe.tmp (then fsync the directory); other
 //     names than seg-* are left alone
 //   2 each seg-* in seq order: its header must check and carry the name's
-//     seq and the file's size; its frames are checked (CRC) and their
-//     records replayed (group_index.hpp's rules) until the body's end
-//     (a zero length) or a stale frame (an older seq)
+//     seq and the file's size. Sealed (its trailer, and the footer the
+//     trailer names, check; the summaries apply): the footer's summaries
+//     are applied, the file's other bytes not read. Otherwise its frames are
+//     checked (CRC) and their records replayed (group_index.hpp's rules)
+//     until the body's end (a zero length) or a stale frame (an older seq).
 //   3 damage at byte d of segment S (a frame that does not check or parse,
 //     a record that does not replay) is inside synced data when a later
 //     frame of S's seq that checks has durable > d, or a later segment
@@ -16,6 +19,9 @@
 //     under tolerate_corrupted_tail (the groups as before d; the cut made
 //     durable, a zero `end` at d and fdatasync, before open returns),
 //     refused under absolute_consistency.
+//   4 every scanned segment holding a frame is sealed at its end (at the
+//     cut, after one), so the next open reads its footer; one too full for
+//     a seal (written before seals were reserved) stays unsealed.
 // Nothing is changed by a refused open. Every refusal is corrupted_data
 // (version_mismatch for a newer header) naming the segment and byte.
 //
@@ -29,6 +35,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "seshat/backends/segment/group_index.hpp"
@@ -85,6 +92,44 @@ inline bool later_frame_proves_durable(std::string_view image, std::uint64_t seq
   return false;
 }
 
+inline bool is_entries(const record& r) { return std::holds_alternative<entries_record>(r.body); }
+inline std::size_t runs_of(const record& r) {
+  const auto* e = std::get_if<entries_record>(&r.body);
+  return e ? e->runs.size() : 0;
+}
+
+// The footer of sealed segment `st` (open, its size known): its trailer,
+// then the footer the trailer names, which must be the one written with it.
+// Refused (corrupted_data with the byte): not sealed, or a damaged seal.
+inline result<footer> read_seal(log_fs& fs, const segment_state& st) {
+  if (st.size < k_header_bytes + k_seal_fixed_bytes) return damage(st.size, "too small for a seal");
+  std::string tail;
+  SESHAT_RETURN_IF_ERROR(read_range(fs, st.file, st.size - k_trailer_bytes, k_trailer_bytes, tail));
+  auto t = decode_trailer(tail, st.seq, st.size);
+  if (!t.ok()) return t.status();
+  std::string bytes;
+  SESHAT_RETURN_IF_ERROR(read_range(fs, st.file, t->footer_at, t->footer_size, bytes));
+  if (bytes.size() != t->footer_size) return damage(t->footer_at, "footer past the file's end");
+  const std::uint32_t crc = load32(bytes.data() + bytes.size() - 4);
+  if (crc != t->footer_crc)
+    return damage(t->footer_at + bytes.size() - 4, "footer crc " + hex32(crc) + ": expected the trailer's " +
+                                                       hex32(t->footer_crc) + " (a footer of another seal)");
+  return decode_footer(bytes, t->footer_at, st.seq, st.size);
+}
+
+// Applies the summaries of sealed segment `seq` to `groups`, all or none.
+inline status apply_seal(const footer& f, std::uint64_t seq, std::map<group_address, group_log>& groups) {
+  std::map<group_address, group_log> touched;
+  for (const group_summary& s : f.groups) {
+    auto it = groups.find(s.group);
+    group_log log = it == groups.end() ? group_log{} : it->second;
+    SESHAT_RETURN_IF_ERROR(log.apply(s, seq));
+    touched.emplace(s.group, std::move(log));
+  }
+  for (auto& [g, log] : touched) groups[g] = std::move(log);
+  return {};
+}
+
 // What a scan of one segment image found.
 struct scan_result {
   std::uint64_t end = k_header_bytes;  // where the next frame would start
@@ -93,10 +138,12 @@ struct scan_result {
   status damage;  // the refusal at damage_at
 };
 
-// Scans `image` (segment `seq`) frame by frame, replaying every record
-// into `groups` (a frame's records only once all of it checks and parses).
-inline scan_result scan(std::string_view image, std::uint64_t seq,
+// Scans `image` (segment `st`) frame by frame, replaying every record into
+// `groups` and noting it for st's seal (a frame's records only once all of
+// it checks and parses).
+inline scan_result scan(std::string_view image, segment_state& st,
                         std::map<group_address, group_log>& groups, std::uint64_t& max_number) {
+  const std::uint64_t seq = st.seq;
   scan_result out;
   std::uint64_t at = k_header_bytes;
   std::vector<record> records;
@@ -119,7 +166,7 @@ inline scan_result scan(std::string_view image, std::uint64_t seq,
         auto it = groups.find(g);
         t = touched.emplace(g, it == groups.end() ? group_log{} : it->second).first;
       }
-      s = t->second.replay().apply(records[i], seq);
+      s = t->second.apply(records[i], seq);
       if (!s.ok())
         s = damage(records[i].offset, "record of " + to_string(g) + " does not replay: " + s.message());
     }
@@ -129,7 +176,11 @@ inline scan_result scan(std::string_view image, std::uint64_t seq,
       break;
     }
     for (auto& [g, log] : touched) groups[g] = std::move(log);
+    for (const record& rec : records)
+      st.note_for_seal(rec, st.seal_growth(rec.group(), runs_of(rec), is_entries(rec)));
     out.has_frames = true;
+    ++st.frames;
+    st.last_number = f->header.number;
     max_number = std::max(max_number, f->header.number);
     at += f->size;
   }
@@ -202,14 +253,24 @@ inline result<recovered_log> recover(log_fs& fs, const std::filesystem::path& di
   }
   std::vector<bool> has_frames(segs.size());
   std::optional<std::pair<std::size_t, std::uint64_t>> cut;  // segment, byte
-  // Then each segment's frames, one image in memory at a time.
+  // Then each segment: its seal, or its frames, one image in memory at a time.
   for (std::size_t i = 0; i < segs.size(); ++i) {
+    segment_state& st = *out.segments[i];
+    if (auto f = read_seal(fs, st); f.ok() && apply_seal(*f, st.seq, out.groups).ok()) {
+      has_frames[i] = f->frames > 0;
+      st.written_end = st.synced_end = f->body_end;
+      st.frames = f->frames;
+      st.last_number = f->last_number;
+      st.sealed = true;
+      max_number = std::max(max_number, f->last_number);
+      continue;
+    }  // else not sealed, or a seal that does not check or apply: the frames say what it holds
     std::string image;
     if (fs_status rd = read_range(fs, out.segments[i]->file, 0, out.segments[i]->size, image); !rd.ok()) {
       close_all();
       return rd.with_context(where);
     }
-    scan_result r = scan(image, segs[i].first, out.groups, max_number);
+    scan_result r = scan(image, st, out.groups, max_number);
     has_frames[i] = r.has_frames;
     out.segments[i]->written_end = out.segments[i]->synced_end = r.end;
     if (!r.damage_at) continue;
@@ -237,6 +298,15 @@ inline result<recovered_log> recover(log_fs& fs, const std::filesystem::path& di
     cut = {{i, d}};
     break;  // no later segment holds a frame: nothing after the damage to replay
   }
+  for (const auto& [g, log] : out.groups)
+    if (auto gap = log.missing_entries()) {
+      close_all();
+      return status::corrupted_data(where + to_string(g) + ": entries [" + std::to_string(gap->first) +
+                                    ", " + std::to_string(gap->second) +
+                                    ") are in no segment, though the log holds entries after them "
+                                    "(a segment holding live entries is missing; refusing to open, "
+                                    "nothing changed)");
+    }
   if (cut) {
     // The cut, durable before any new frame: the body's `end` at d.
     const auto& s = out.segments[cut->first];
@@ -249,6 +319,19 @@ inline result<recovered_log> recover(log_fs& fs, const std::filesystem::path& di
       return e.with_context(where + "cutting the unsynced tail: ");
     }
     s->written_end = s->synced_end = cut->second;
+  }
+  // Seal what was scanned, so that the next open reads footers only.
+  for (std::size_t i = 0; i < segs.size(); ++i) {
+    segment_state& st = *out.segments[i];
+    if (st.sealed || !has_frames[i] || (cut && i > cut->first)) continue;
+    auto seal = seal_bytes(st);
+    if (!seal) continue;  // no room: scanned at every open
+    if (fs_status e = write_seal(fs, st.file, false, seal->first, seal->second); !e.ok()) {
+      close_all();
+      return e.with_context(where + "sealing " + segs[i].second + " after its scan: ");
+    }
+    st.sealed = true;
+    st.summaries.clear();
   }
   if (!segs.empty()) {
     out.next_seq = segs.back().first + 1;

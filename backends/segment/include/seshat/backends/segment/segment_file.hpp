@@ -7,6 +7,14 @@
 // so a seg- name always names a segment whose header is durable. A crash
 // before step 5 leaves a .tmp (deleted at open) or an empty segment.
 //
+// Sealing (section 8): a segment the writer moved on from gets a footer
+// (segment_format.hpp: one summary per group, built while its records are
+// staged or scanned) and a trailer, written in one pwrite into the space the
+// writer kept free at the segment's end, then fdatasync; its frames are made
+// durable first, so a seal never describes bytes that could be lost. No
+// rename: a trailer that checks is what makes a segment sealed, and one that
+// does not (a torn or lost seal) only means open scans the segment.
+//
 // Thread-safety: segment_state's fields are guarded by the engine's mutex,
 // except `file`, set once before the segment is first written and read-only
 // after; bytes below written_end never change while the engine is open.
@@ -16,6 +24,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -59,10 +68,18 @@ inline bool is_leftover_name(std::string_view name) {
          (name.size() > 9 && name.substr(0, 5) == "prep-" && name.substr(name.size() - 4) == ".tmp");
 }
 
+// A bound of what footer and trailer take: their fixed bytes, at most
+// k_summary_bound_bytes per group with records in the segment (a summary's
+// fields but its term runs and record refs: 85 bytes), and per entries
+// record one record ref (8) and its term runs (12 each).
+inline constexpr std::uint64_t k_seal_fixed_bytes = k_footer_fixed_bytes + k_trailer_bytes;
+inline constexpr std::uint64_t k_summary_bound_bytes = 96;
+
 // One segment of an open engine.
 // Invariant: 4096 <= synced_end <= written_end <= size; the bytes of
 // [4096, written_end) are whole frames; [written_end, written_end + 4) is zero
-// (the body's `end`) once written_end > 4096.
+// (the body's `end`) once written_end > 4096; written_end + 4 + seal_reserve
+// <= size, so the seal always fits after the body.
 struct segment_state {
   std::uint64_t seq = 0;
   std::uint64_t size = 0;
@@ -71,7 +88,53 @@ struct segment_state {
   bool on_disk = false;        // durable under its seg- name
   std::uint64_t written_end = k_header_bytes;
   std::uint64_t synced_end = k_header_bytes;
+  // What its seal will say, from the records staged (or scanned) into it:
+  // one summary per group, the frames and the last frame's number. Dropped
+  // once sealed.
+  std::map<group_address, summary_builder> summaries;
+  std::uint32_t frames = 0;
+  std::uint64_t last_number = 0;
+  std::uint64_t seal_reserve = k_seal_fixed_bytes;  // >= the seal's bytes
+  bool sealed = false;  // its seal is durable (written here, or found at open)
+
+  // What a record of group `g` adds to seal_reserve.
+  std::uint64_t seal_growth(const group_address& g, std::size_t term_runs, bool entries) const {
+    return (summaries.count(g) ? 0 : k_summary_bound_bytes) + (entries ? 8 + 12 * term_runs : 0);
+  }
+  // Notes a record of this segment for its seal (seal_growth(...) = `growth`).
+  void note_for_seal(const record& r, std::uint64_t growth) {
+    summaries.try_emplace(r.group(), r.group()).first->second.add(r);
+    seal_reserve += growth;
+  }
 };
+
+// The seal of `s` as it stands (its body ends at written_end): the footer
+// and trailer bytes and their offset, or nothing when they do not fit
+// after the body's `end` (a segment written before seals were reserved).
+inline std::optional<std::pair<std::uint64_t, std::string>> seal_bytes(const segment_state& s) {
+  footer f;
+  f.body_end = static_cast<std::uint32_t>(s.written_end);
+  f.frames = s.frames;
+  f.last_number = s.last_number;
+  for (const auto& [g, b] : s.summaries) f.groups.push_back(b.finish());
+  std::string bytes = encode_footer(f, s.seq);
+  const std::uint64_t need = bytes.size() + k_trailer_bytes;
+  if (s.written_end + 4 + need > s.size) return std::nullopt;
+  bytes += encode_trailer(bytes, s.seq, s.size);
+  return std::pair{s.size - need, std::move(bytes)};
+}
+
+// Writes a seal made by seal_bytes into `f` durably: an fdatasync first
+// when the segment holds unsynced frames (`frames_unsynced`), then one
+// pwrite of footer and trailer and an fdatasync.
+inline fs_status write_seal(log_fs& fs, const log_file& f, bool frames_unsynced, std::uint64_t at,
+                            std::string_view bytes) {
+  if (frames_unsynced)
+    if (fs_status e = fs.datasync(f); !e.ok()) return e;
+  const std::string_view pieces[] = {bytes};
+  if (fs_status e = fs.pwrite(f, at, pieces, {}); !e.ok()) return e;
+  return fs.datasync(f);
+}
 
 inline std::uint64_t now_ms() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -36,6 +36,13 @@
 // round spans two segments, the older one's part is written and synced
 // first. Callbacks fire in staging order, only after their round's sync.
 //
+// Maintenance (section 8), on a thread of its own: each segment the writer
+// moved on from is sealed (segment_file.hpp), and the oldest segments no
+// group needs are freed, oldest first, once the records that made them
+// unneeded are durable (unlink, directory fsync); a group that needs the
+// oldest segment only for its vote, committed or purge point gets a `state`
+// record in the open segment first. close() seals what is left.
+//
 // Fail-stop (section 10): the first failed write, sync or segment creation
 // latches the engine (detail::write_latch): that round's callers and
 // callbacks get the error, every later write, sync and close fails with
@@ -67,6 +74,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -109,9 +117,9 @@ class segment_log {
   using callback = std::function<void(status)>;
   using visit_fn = detail::segment::visit_fn;
 
-  // Opens (creating it, durably, when absent) the log in `dir`: recovery by
-  // scanning (recovery.hpp), then a new segment to write into (or the last
-  // one, when it holds no frame). REQUIRES: `dir`'s parent exists; no other
+  // Opens (creating it, durably, when absent) the log in `dir`: recovery
+  // from sealed segments' footers and by scanning the others (recovery.hpp),
+  // then a new segment to write into (or the last one, when it holds no frame). REQUIRES: `dir`'s parent exists; no other
   // engine has `dir` open.
   static result<std::unique_ptr<segment_log>> open(detail::log_fs& fs, std::filesystem::path dir,
                                                    segment_log_options options = {}) {
@@ -261,8 +269,8 @@ class segment_log {
     });
   }
 
-  // Runs a last round, fires the callbacks, stops the writer thread and
-  // closes the files. After a latched failure it writes nothing and returns
+  // Runs a last round, fires the callbacks, stops the writer and
+  // maintenance threads, seals every segment not sealed yet and closes the files. After a latched failure it writes nothing and returns
   // the latch's io-error. Later calls return ok. REQUIRES: not from a callback.
   status close() {
     return guarded("close", [&]() -> status {
@@ -276,10 +284,19 @@ class segment_log {
       if (started_) s = latch_.latched() ? latch_.refusal(where() + "close") : await(lk, staged_ops_, true);
       stop_ = true;
       writer_cv_.notify_all();
+      maintenance_cv_.notify_all();
       lk.unlock();
       if (writer_.joinable()) writer_.join();
+      if (maintenance_.joinable()) maintenance_.join();
       std::unique_lock files(files_mu_);
       lk.lock();
+      // Seal what the maintenance thread has not, and the open segment, so
+      // that the next open reads footers only.
+      if (s.ok() && started_ && !latch_.latched()) {
+        if (open_seg_ && open_seg_->written_end > detail::segment::k_header_bytes)
+          to_seal_.push_back(open_seg_);
+        while (s.ok() && !to_seal_.empty()) s = seal_front(lk);
+      }
       for (auto& [seq, seg] : segments_)
         if (seg->on_disk) {
           status c = fs_.close(seg->file);
@@ -381,6 +398,36 @@ class segment_log {
   // write) succeeded since open.
   std::uint64_t durable_rounds() const { return durable_rounds_.load(std::memory_order_relaxed); }
 
+  // Makes every staged operation durable, then waits until the maintenance
+  // thread has sealed and freed all it can (it does so in the background
+  // anyway: for tests and benchmarks that measure the outcome). The latch's
+  // refusals as sync().
+  status settle() {
+    return guarded("settle", [&]() -> status {
+      std::unique_lock lk(mu_);
+      if (closing_) return closed_error("settle");
+      SESHAT_RETURN_IF_ERROR(latch_.refusal(where() + "settle"));
+      SESHAT_RETURN_IF_ERROR(await(lk, staged_ops_, true));
+      const std::uint64_t ask = ++settle_asked_;
+      free_hint_ = true;
+      maintenance_cv_.notify_all();
+      settled_cv_.wait(lk, [&] { return settle_done_ >= ask; });
+      return latch_.refusal(where() + "settle");
+    });
+  }
+
+  // Segment files: those the engine holds open, and those it has freed since open.
+  std::uint64_t segment_count() const {
+    std::unique_lock lk(mu_);
+    std::uint64_t n = 0;
+    for (const auto& [seq, seg] : segments_) n += seg->on_disk ? 1 : 0;
+    return n;
+  }
+  std::uint64_t freed_segments() const {
+    std::unique_lock lk(mu_);
+    return freed_segments_;
+  }
+
  private:
   using clock = std::chrono::steady_clock;
   static constexpr std::size_t k_max_staged_bytes = std::size_t{16} << 20;
@@ -447,6 +494,7 @@ class segment_log {
     last_written_ = open_seg_;
     started_ = true;
     writer_ = std::thread([this] { writer_loop(); });
+    maintenance_ = std::thread([this] { maintenance_loop(); });
     return {};
   }
 
@@ -521,16 +569,24 @@ class segment_log {
   template <class Encode, class Body>
   result<std::uint64_t> place(const log_group& g, Encode& encode, Body body) {
     using namespace detail::segment;
+    std::size_t runs = 0;
+    if constexpr (std::is_same_v<Body, entries_record>) runs = body.runs.size();
+    constexpr bool entries = std::is_same_v<Body, entries_record>;
     std::string rec;
     SESHAT_RETURN_IF_ERROR(encode(rec, staging_.open_segment().seq));
-    if (!staging_.fits(rec.size())) {
-      const std::uint64_t fit = staging_buffer::segment_bytes_for(rec.size());
+    std::uint64_t growth = open_seg_->seal_growth(g, runs, entries);
+    if (!staging_.fits(rec.size(), growth)) {
+      growth = k_summary_bound_bytes + (entries ? 8 + 12 * runs : 0);
+      const std::uint64_t fit = staging_buffer::segment_bytes_for(rec.size(), growth);
       if (fit > k_max_segment_bytes)
         return status::invalid_argument(where(g) + "a record of " + std::to_string(rec.size()) +
                                         " bytes: at most " +
                                         std::to_string(k_max_segment_bytes - (fit - rec.size())));
+      to_seal_.push_back(open_seg_);  // the writer moves on: its seal comes next
       open_seg_ = new_segment_state(std::max(options_.segment_bytes, (fit + 4095) / 4096 * 4096));
       staging_.switch_to(open_seg_);
+      free_hint_ = true;
+      maintenance_cv_.notify_all();
       rec.clear();
       SESHAT_RETURN_IF_ERROR(encode(rec, open_seg_->seq));
     }
@@ -538,7 +594,11 @@ class segment_log {
     r.offset = staging_.add(rec);
     r.size = static_cast<std::uint32_t>(rec.size());
     r.body = std::move(body);
-    groups_[g].replay().apply(r, open_seg_->seq).ignore();  // checked above: cannot refuse
+    groups_[g].apply(r, open_seg_->seq).ignore();  // checked above: cannot refuse
+    open_seg_->note_for_seal(r, growth);
+    if constexpr (std::is_same_v<Body, purge_record> || std::is_same_v<Body, reset_record> ||
+                  std::is_same_v<Body, truncate_record>)
+      free_hint_ = true;  // may leave the oldest segment unneeded
     return ++staged_ops_;
   }
 
@@ -626,6 +686,7 @@ class segment_log {
     round_running_ = false;
     round_cv_.notify_all();
     writer_cv_.notify_all();
+    if (!to_seal_.empty() || free_hint_) maintenance_cv_.notify_all();
   }
 
   // The writer thread: rounds async-only work after its linger, and fires
@@ -667,6 +728,132 @@ class segment_log {
       if (stop_ && callbacks_.empty()) return;  // every callback fired
       writer_cv_.wait(lk);
     }
+  }
+
+  // ---- maintenance: sealing and freeing (docs/log-engine.md section 8) ------------
+
+  // The maintenance thread: seals the segments the writer moved on from, in
+  // order, then frees the oldest segments no group needs, one at a time.
+  // Its I/O runs outside mu_; a failure latches the engine as a round's does.
+  void maintenance_loop() {
+    std::unique_lock lk(mu_);
+    auto sealable = [&] { return !to_seal_.empty() && !staging_.holds(*to_seal_.front()); };
+    auto work = [&] { return !latch_.latched() && (sealable() || (free_hint_ && to_seal_.empty())); };
+    while (!stop_) {
+      const std::uint64_t asked = settle_asked_;
+      if (!latch_.latched() && sealable()) {
+        seal_front(lk).ignore();  // a failure latched the engine
+        continue;
+      }
+      if (!latch_.latched() && free_hint_ && to_seal_.empty()) {
+        free_hint_ = false;
+        if (free_oldest(lk)) free_hint_ = true;  // the next oldest may be free too
+        continue;
+      }
+      if (settle_asked_ != asked) continue;
+      settle_done_ = asked;  // a pass after the request found nothing to do
+      settled_cv_.notify_all();
+      maintenance_cv_.wait(lk, [&] { return stop_ || settle_asked_ != asked || work(); });
+    }
+    settle_done_ = settle_asked_;
+    settled_cv_.notify_all();
+  }
+
+  // Seals to_seal_.front() (segment_file.hpp's write_seal) and drops it from
+  // the queue. Under mu_ (held by `lk`), released for the I/O. REQUIRES: no
+  // frame of it staged.
+  status seal_front(std::unique_lock<std::mutex>& lk) {
+    std::shared_ptr<segment_state> seg = to_seal_.front();
+    if (!seg->on_disk || seg->sealed) {
+      to_seal_.pop_front();
+      return {};
+    }
+    auto seal = detail::segment::seal_bytes(*seg);
+    if (!seal) {  // cannot happen: the writer reserved its room
+      to_seal_.pop_front();
+      return {};
+    }
+    const bool unsynced = seg->written_end > seg->synced_end;
+    const std::uint64_t written = seg->written_end;
+    lk.unlock();
+    status e;
+    try {
+      e = detail::segment::write_seal(fs_, seg->file, unsynced, seal->first, seal->second);
+    } catch (...) {
+      e = detail::current_exception_status("log engine seal", dir_.string());
+    }
+    lk.lock();
+    if (!e.ok()) return latch_failure(e.with_context(where() + "sealing " + seg->path.filename().string() + ": "));
+    seg->synced_end = std::max(seg->synced_end, written);
+    seg->sealed = true;
+    seg->summaries.clear();
+    to_seal_.pop_front();
+    return {};
+  }
+
+  // Frees the oldest segment when no group needs it (group_log::oldest_needed):
+  // first a `state` record for each group that needs it only for its vote,
+  // committed or purge point (carried forward into the open segment), then,
+  // once every record that made it unneeded is durable, unlink and fsync of
+  // the directory, oldest first, so that a name a crash brings back is older
+  // than every live segment and superseded by them (section 9). True when it
+  // freed one. Under mu_ (held by `lk`), released for the I/O.
+  bool free_oldest(std::unique_lock<std::mutex>& lk) {
+    using namespace detail::segment;
+    if (segments_.empty() || closing_) return false;
+    std::shared_ptr<segment_state> seg = segments_.begin()->second;
+    if (seg == open_seg_ || staging_.holds(*seg)) return false;
+    if (!seg->on_disk) {  // a segment never written (the writer passed it by): no file
+      segments_.erase(seg->seq);
+      return true;
+    }
+    std::vector<log_group> carry;
+    for (const auto& [g, gl] : groups_) {
+      if (gl.has_entries() && gl.replay().pieces.front().seq <= seg->seq) return false;
+      const std::uint64_t h = gl.hard_state_seq();
+      if (h != 0 && h <= seg->seq) carry.push_back(g);
+    }
+    std::uint64_t ticket = staged_ops_;
+    for (const log_group& g : carry) {
+      const group_log& gl = groups_.at(g);
+      state_record st{g, gl.vote_value(), gl.committed(), gl.last_purged(),
+                      gl.last_id().value_or(log_id{0, 0})};
+      auto t = stage_record(st);
+      if (!t.ok()) return false;
+      ticket = *t;
+    }
+    if (!await(lk, ticket, true).ok()) return false;  // latched
+    // Nothing staged since can make it needed again: entries and state go to newer segments.
+    if (segments_.empty() || segments_.begin()->second != seg || closing_) return false;
+    lk.unlock();
+    status e;
+    try {
+      e = fs_.unlink(seg->path);
+      if (e.ok()) e = fs_.sync_directory(dir_);
+    } catch (...) {
+      e = detail::current_exception_status("log engine free", dir_.string());
+    }
+    std::unique_lock files(files_mu_);  // no reader between its plan and its pread of this file
+    lk.lock();
+    if (!e.ok()) {
+      latch_failure(e.with_context(where() + "freeing " + seg->path.filename().string() + ": ")).ignore();
+      return false;
+    }
+    fs_.close(seg->file).ignore();
+    seg->on_disk = false;
+    segments_.erase(seg->seq);
+    if (last_written_ == seg) last_written_.reset();
+    freed_segments_++;
+    return true;
+  }
+
+  // Latches `e` (a maintenance failure) and wakes every waiter to see it.
+  status latch_failure(status e) {
+    latch_.note(e).ignore();
+    if (!latch_.latched()) latch_.note(status::io_error(e.message())).ignore();
+    round_cv_.notify_all();
+    writer_cv_.notify_all();
+    return e;
   }
 
   // The records holding [lo, hi) of g, each with where its bytes are now:
@@ -758,6 +945,16 @@ class segment_log {
   std::uint64_t failed_upto_ = 0;  // the operations it carried
   bool started_ = false, closing_ = false, stop_ = false;
   std::thread writer_;
+  // Maintenance (sealing, freeing): segments the writer moved on from, oldest
+  // first, not sealed yet; whether the oldest segment may have become free;
+  // settle() requests and the last one a pass with nothing to do answered.
+  std::deque<std::shared_ptr<segment_state>> to_seal_;
+  std::uint64_t freed_segments_ = 0;
+  bool free_hint_ = true;
+  std::uint64_t settle_asked_ = 0, settle_done_ = 0;
+  std::condition_variable maintenance_cv_;  // work for the maintenance thread, stop
+  std::condition_variable settled_cv_;      // a maintenance pass found nothing to do
+  std::thread maintenance_;
 };
 
 }  // namespace seshat

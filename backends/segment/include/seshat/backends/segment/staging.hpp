@@ -8,7 +8,8 @@
 // Each chunk is one frame of one segment, begun when its first record is
 // staged and finished (length, CRC, durable offset) when a round takes it;
 // a record never spans frames, a frame never spans segments. Every segment
-// keeps 4 bytes after its last frame for the body's `end`.
+// keeps 4 bytes after its last frame for the body's `end`, and room for its
+// seal (segment_state::seal_reserve) after that.
 //
 // Thread-safety: none of its own; the engine's mutex guards it. The chunks
 // take() returns are only read (by the round, and by readers under the
@@ -45,13 +46,15 @@ class staging_buffer {
   const segment_state& open_segment() const { return *open_; }
 
   // True when a record of `size` bytes fits the open segment (with its
-  // frame header when it starts a frame, and the `end` after it).
-  bool fits(std::size_t size) const {
-    return end_ + (frame_open() ? 0 : k_frame_header_bytes) + size + 4 <= open_->size;
+  // frame header when it starts a frame, the `end` after it, and the seal
+  // grown by `seal_growth`).
+  bool fits(std::size_t size, std::uint64_t seal_growth) const {
+    return end_ + (frame_open() ? 0 : k_frame_header_bytes) + size + 4 + open_->seal_reserve +
+               seal_growth <= open_->size;
   }
-  // The bytes a segment needs to hold one record of `size` bytes alone.
-  static std::uint64_t segment_bytes_for(std::size_t size) {
-    return k_header_bytes + k_frame_header_bytes + size + 4;
+  // The bytes a segment needs to hold one record of `size` bytes alone (and its seal).
+  static std::uint64_t segment_bytes_for(std::size_t size, std::uint64_t seal_growth) {
+    return k_header_bytes + k_frame_header_bytes + size + 4 + k_seal_fixed_bytes + seal_growth;
   }
 
   // Moves staging to `next`, a new segment (its open frame, if any, stays
@@ -67,6 +70,8 @@ class staging_buffer {
   std::uint32_t add(std::string_view rec) {
     if (!frame_open()) {
       staged_.push_back({open_, end_, {}});
+      ++open_->frames;
+      open_->last_number = next_number_;
       begin_frame(staged_.back().bytes, {open_->seq, next_number_++, 0});
       end_ += k_frame_header_bytes;
     }
@@ -97,6 +102,14 @@ class staging_buffer {
   // The round that took them wrote them: they are read from the files now.
   // (After a failed round they are kept: reads go on from here.)
   void written() { inflight_.clear(); }
+
+  // True while a frame of `seg` is staged or being written.
+  bool holds(const segment_state& seg) const {
+    for (const std::deque<chunk>* q : {&inflight_, &staged_})
+      for (const chunk& c : *q)
+        if (c.seg.get() == &seg) return true;
+    return false;
+  }
 
   // The chunk holding byte `offset` of `seg`, or null.
   const chunk* find(const segment_state& seg, std::uint64_t offset) const {
