@@ -432,8 +432,9 @@ class storage {
   // order; a non-ok status from it ends the read and is returned. Fails with
   // invalid-log-index naming the first index of the range that the log does
   // not hold (the entries before it were visited). Takes no lock: it reads
-  // what an iterator made at the call sees. Never throws: what `visit`
-  // throws is a backend-error.
+  // what an iterator made at the call sees (on a log engine it takes the
+  // log's lock to read its bounds, then reads without it). Never throws:
+  // what `visit` throws is a backend-error.
   template <key_format F = decimal_key_format, class Visit>
     requires std::invocable<Visit&, std::uint64_t, std::string_view, std::string_view>
   status read_log(log_address a, std::uint64_t start, std::uint64_t end, Visit&& visit) try {
@@ -551,12 +552,10 @@ class storage {
     std::string key, value;
     group_keys<F>(a).log_into(key, index);
     if constexpr (k_log_engine) {
-      status visited;
       status s = backend_->log().read(group_of(a), index, index + 1,
                                       [&](std::uint64_t i, std::string_view payload) -> status {
                                         counters_.read(a.cf, 1, payload.size());
-                                        visited = visit(i, std::string_view(key), payload);
-                                        return visited;
+                                        return visit(i, std::string_view(key), payload);
                                       });
       if (s.is(errc::compacted) || s.is(errc::unavailable))
         return status::invalid_log_index(describe(a) + ": entry " + std::to_string(index) +
