@@ -476,4 +476,49 @@ TEST_CASE_TEMPLATE_INVOKE(log_store_corruption, corruption_config<memory_backend
                           corruption_config<memory_backend, data_shard>
                               SESHAT_CORRUPTION_ROCKSDB SESHAT_CORRUPTION_LEVELDB);
 
+// The checksum every envelope carries: the CRC-32C values the stored bytes
+// were written with, whichever way this CPU computes them.
+TEST_CASE("crc32c gives the standard values, on every length and alignment, as one chain does") {
+  auto bytes = [](std::size_t n, auto byte) {
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>(byte(i));
+    return s;
+  };
+  // RFC 3720 (iSCSI), B.4, and the check value of the catalogue.
+  CHECK(detail::crc32c("123456789") == 0xE3069283u);
+  CHECK(detail::crc32c("") == 0u);
+  CHECK(detail::crc32c(bytes(32, [](std::size_t) { return 0; })) == 0x8A9136AAu);
+  CHECK(detail::crc32c(bytes(32, [](std::size_t) { return 0xFF; })) == 0x62A8AB43u);
+  CHECK(detail::crc32c(bytes(32, [](std::size_t i) { return i; })) == 0x46DD794Eu);
+  CHECK(detail::crc32c(bytes(32, [](std::size_t i) { return 31 - i; })) == 0x113FDB5Cu);
+  // Long runs cross every lane size (3 x 256, 3 x 64, 3 x 32 bytes).
+  CHECK(detail::crc32c(bytes(4096, [](std::size_t) { return 0; })) == 0x98F94189u);
+
+  // Every length up to 2,100 bytes (each lane size's blocks and tails) at
+  // every alignment mod 16, from a random register: the table, one crc32
+  // chain and the three-lane path agree.
+  std::mt19937_64 rng(13);
+  const std::string data = bytes(2200, [&](std::size_t) { return rng(); });
+  const auto* base = reinterpret_cast<const unsigned char*>(data.data());
+  for (std::size_t n = 0; n <= 2100; ++n) {
+    const std::size_t align = n % 16;
+    const auto start = static_cast<std::uint32_t>(rng());
+    const std::uint32_t table = detail::crc32c_portable(start, base + align, n);
+#ifdef SESHAT_CRC32C_SSE42
+    if (detail::crc32c_hardware()) {
+      REQUIRE_MESSAGE(detail::crc32c_sse42(start, base + align, n) == table, "length " << n);
+      REQUIRE_MESSAGE(detail::crc32c_sse42_3way(start, base + align, n) == table, "length " << n);
+    }
+#endif
+    const std::string_view piece(data.data() + align, n);
+    REQUIRE_MESSAGE(detail::crc32c_extend(start, piece) ==
+                        (detail::crc32c_portable(start ^ 0xFFFFFFFFu, base + align, n) ^ 0xFFFFFFFFu),
+                    "length " << n);
+    // Piece by piece, split anywhere: the same as whole.
+    const std::size_t cut = n == 0 ? 0 : static_cast<std::size_t>(rng() % (n + 1));
+    REQUIRE(detail::crc32c_extend(detail::crc32c(piece.substr(0, cut)), piece.substr(cut)) ==
+            detail::crc32c(piece));
+  }
+}
+
 TEST_SUITE_END();  // "log corruption"

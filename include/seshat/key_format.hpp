@@ -139,6 +139,12 @@ class group_keys {
     out.assign(prefix_);
     F::append_index(out, index);
   }
+  // As log_into, when `out` holds a key of this group already (the prefix
+  // stays): a range read's next key.
+  void next_log_key(std::string& out, std::uint64_t index) const {
+    out.resize(prefix_.size());
+    F::append_index(out, index);
+  }
   std::string log(std::uint64_t index) const {
     std::string out;
     log_into(out, index);

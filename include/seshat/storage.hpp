@@ -373,27 +373,52 @@ class storage {
     bool nothing = false;
     status s = with_log<F>(a, [&](log_cache& c) -> status {
       prune_held(c);
-      std::vector<std::string> values;
+      // The entries go into the overlay first (generation 0 until submit
+      // says theirs; no reader sees them before: c.mutex is held), and the
+      // pending batch takes them from there: one copy each, into a string
+      // an earlier entry left (log_cache::spare).
+      const std::size_t held_before = c.held.size();
+      auto unstage = [&] {
+        while (c.held.size() > held_before) {
+          recycle(c, std::move(c.held.back().value));
+          c.held.pop_back();
+        }
+      };
       std::uint64_t count = 0, bytes = 0;
-      SESHAT_RETURN_IF_ERROR(encode_log<F>(
+      status encoded = encode_log<F>(
           a, c, first_index, items, encode,
-          [&](std::string_view, std::string_view value, std::uint64_t) { values.emplace_back(value); },
-          count, bytes));
+          [&](std::string_view, std::string_view value, std::uint64_t) {
+            std::string copy;
+            if (!c.spare.empty()) {
+              copy = std::move(c.spare.back());
+              c.spare.pop_back();
+            }
+            copy.assign(value);
+            c.held.push_back({0, std::move(copy)});
+          },
+          count, bytes);
+      if (!encoded.ok()) {
+        unstage();
+        return encoded;
+      }
       nothing = count == 0;
       if (nothing) return {};
       auto add = [&](typename B::batch& wb) {
         std::uint64_t index = first_index;
-        for (const std::string& value : values) {
+        for (std::size_t i = held_before; i < c.held.size(); ++i) {
           c.key.resize(c.prefix.size());
           F::append_index(c.key, index++);
-          wb.put(a.cf, c.key, value);
+          wb.put(a.cf, c.key, c.held[i].value);
         }
       };
       auto generation = group_sync_.submit(add, bytes, done, tally);
-      if (!generation.ok()) return generation.status();
+      if (!generation.ok()) {
+        unstage();
+        return generation.status();
+      }
       counters_.group_commit_requested();
-      if (c.held.empty()) c.held_from = first_index;
-      for (std::string& value : values) c.held.push_back({*generation, std::move(value)});
+      if (held_before == 0) c.held_from = first_index;
+      for (std::size_t i = held_before; i < c.held.size(); ++i) c.held[i].generation = *generation;
       extend(c, first_index, count);
       counters_.written(a.cf, count, bytes);
       compactor_.written(a.cf, bytes);
@@ -498,8 +523,10 @@ class storage {
     it->seek(key);
     std::uint64_t bytes = 0;
     std::uint64_t index = start;
+    // Each key is compared with the one expected next (`key`, advanced in
+    // place), not parsed: a log key spells one index only.
     for (; index < stored_end; ++index, it->next()) {
-      if (!it->valid() || keys.index_of(it->key()) != index) {
+      if (!it->valid() || it->key() != std::string_view(key)) {
         SESHAT_RETURN_IF_ERROR(it->status());
         counters_.read(a.cf, index - start, bytes);
         return status::invalid_log_index(describe(a) + ": " + range() + ": entry " +
@@ -508,6 +535,7 @@ class storage {
       const std::string_view value = it->value();
       bytes += value.size();
       SESHAT_RETURN_IF_ERROR(visit(index, it->key(), value));
+      keys.next_log_key(key, index + 1);
     }
     for (const std::string& value : held) {
       keys.log_into(key, index);
@@ -974,6 +1002,12 @@ class storage {
     };
     std::deque<held_entry> held;
     std::uint64_t held_from = 0;
+    // Buffers of entries that left the overlay, reused by the next ones (an
+    // append_async allocates no string in the steady state): at most
+    // k_max_spare, each of at most k_max_spare_bytes.
+    static constexpr std::size_t k_max_spare = 64;
+    static constexpr std::size_t k_max_spare_bytes = 64 * 1024;
+    std::vector<std::string> spare;
   };
 
   storage(std::unique_ptr<B> backend, std::filesystem::path dir, open_options options)
@@ -1246,9 +1280,17 @@ class storage {
   void prune_held(log_cache& c) {
     const std::uint64_t written = group_sync_.written();
     while (!c.held.empty() && c.held.front().generation <= written) {
+      recycle(c, std::move(c.held.front().value));
       c.held.pop_front();
       ++c.held_from;
     }
+  }
+
+  // Keeps `value`'s buffer for a later overlay entry (up to
+  // log_cache::k_max_spare of them). REQUIRES: c.mutex held.
+  static void recycle(log_cache& c, std::string&& value) {
+    if (c.spare.size() < log_cache::k_max_spare && value.capacity() <= log_cache::k_max_spare_bytes)
+      c.spare.push_back(std::move(value));
   }
 
   // synced_write of a change to the log of `c`, then prune_held: the write
