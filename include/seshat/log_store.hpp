@@ -615,7 +615,9 @@ class log_store {
       store_.sync_async(std::move(*async_done), {&counters, 0, start});
       return {};
     }
-    std::optional<log_id> prev = get_log_state().last;
+    // The extent is written only under write_mutex_, held here: read
+    // without state_mutex_.
+    std::optional<log_id> prev = last_in_log_ ? last_in_log_ : last_purged_;
     encoder_for<Serializer, Entry> encoder;
     // Checks each entry (storage checks the first index against its own
     // bounds too) and serializes it into value_, which storage then puts.
@@ -647,8 +649,8 @@ class log_store {
     };
     log_append_info written;
     if (async_done)
-      SESHAT_RETURN_IF_ERROR(store_.template append_log_async<KeyFormat>(
-          address_, next_index(), entries, encode, *async_done,
+      SESHAT_RETURN_IF_ERROR(store_.append_log_async(
+          *log_, next_index(), entries, encode, *async_done,
           {&counters, entries.size(), start}, &written));
     else
       SESHAT_RETURN_IF_ERROR(store_.append_log_encoded(*log_, next_index(), entries, encode,

@@ -370,8 +370,21 @@ class storage {
                           Encode&& encode, std::function<void(status)>& done,
                           detail::synced_tally tally = {}, log_append_info* info = nullptr) {
     if constexpr (k_log_engine) return append_to_engine_async<F>(a, first_index, items, encode, done, tally, info);
+    SESHAT_RETURN_IF_ERROR(check_log_family(a));
+    return append_log_async(found_log<F>(a, &cache_of<F>(a)), first_index, items, encode, done,
+                            tally, info);
+  }
+
+  // As above, on a log found by find_log (log_store's appends: no lookup of
+  // the address).
+  template <key_format F, std::ranges::input_range R, class Encode>
+  status append_log_async(const found_log<F>& log, std::uint64_t first_index, const R& items,
+                          Encode&& encode, std::function<void(status)>& done,
+                          detail::synced_tally tally = {}, log_append_info* info = nullptr) {
+    const log_address& a = log.address_;
+    if constexpr (k_log_engine) return append_to_engine_async<F>(a, first_index, items, encode, done, tally, info);
     bool nothing = false;
-    status s = with_log<F>(a, [&](log_cache& c) -> status {
+    status s = with_log<F>(log, [&](log_cache& c) -> status {
       prune_held(c);
       // The entries go into the overlay first (generation 0 until submit
       // says theirs; no reader sees them before: c.mutex is held), and the
