@@ -325,6 +325,41 @@ TEST_CASE_TEMPLATE("a data group's log under binary keys is gap-free and spelled
   CHECK_FALSE(s->last_log_index(column_family::data_raft_log).value().has_value());
 }
 
+// A range read finds each next entry by the key it expects next: every
+// carry of the index's spelling (a byte of the binary key, a decimal digit)
+// reads the right entry.
+TEST_CASE_TEMPLATE("a range read across every carry of the key's index reads each entry in order",
+                   B, SESHAT_ALL_BACKENDS) {
+  scratch_dir dir;
+  auto s = open_store<B>(dir.store());
+  auto check_across = [&]<class F>(F, log_address group, std::uint64_t from, std::uint64_t count) {
+    CAPTURE(describe(group));
+    CAPTURE(std::string(F::k_name));
+    CAPTURE(from);
+    REQUIRE(s->template open_log<F>(group, log_floor::kept_by_caller(from)).ok());
+    std::vector<std::string> values;
+    for (std::uint64_t i = from; i < from + count; ++i) values.push_back("entry-" + std::to_string(i));
+    REQUIRE(s->template append_log<F>(group, from, values).ok());
+    CHECK(s->template read_log<F>(group, from, from + count).value() == values);
+    std::vector<std::uint64_t> seen;
+    REQUIRE(s->template read_log<F>(group, from + 1, from + count,
+                                    [&](std::uint64_t i, std::string_view key, std::string_view) {
+                                      CHECK(key == group_keys<F>(group).log(i));
+                                      seen.push_back(i);
+                                      return status{};
+                                    })
+                .ok());
+    CHECK(seen.size() == count - 1);
+  };
+  // 0xff -> 0x100, 0xffff -> 0x10000, 0xffffffff -> 0x100000000 (binary).
+  check_across(binary_key_format{}, {column_family::data_raft_log, 3}, 250, 12);
+  check_across(binary_key_format{}, {column_family::data_raft_log, 4}, 65530, 12);
+  check_across(binary_key_format{}, {column_family::system_raft_log}, 0xFFFFFFFAull, 12);
+  // 9 -> 10, 99999999 -> 100000000 (decimal).
+  check_across(decimal_key_format{}, {column_family::data_raft_log, 5}, 5, 10);
+  check_across(decimal_key_format{}, {column_family::system_raft_log}, 99999995, 10);
+}
+
 TEST_CASE_TEMPLATE("groups sharing a log family keep separate logs, bounds and floors", B,
                    SESHAT_ALL_BACKENDS) {
   scratch_dir dir;

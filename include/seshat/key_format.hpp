@@ -70,6 +70,16 @@ struct decimal_key_format {
   static std::optional<std::uint64_t> parse_index(std::string_view suffix) {
     return log_key::decode(suffix);
   }
+  // `key`, ending with index i's 20 digits, ends with i + 1's.
+  static void increment_index(std::string& key) {
+    for (auto at = key.size(); at-- > 0;) {
+      if (key[at] != '9') {
+        ++key[at];
+        return;
+      }
+      key[at] = '0';
+    }
+  }
   // A suffix greater than every index encoding (state keys live in another
   // family, so they need not sort apart from it).
   static std::string index_end() { return std::string(log_key::k_end); }
@@ -93,6 +103,11 @@ struct binary_key_format {
     const std::size_t at = out.size();
     out.resize(at + 8);  // one size change per key, not eight appends
     for (int i = 0; i < 8; ++i) out[at + i] = static_cast<char>(index >> (56 - 8 * i));
+  }
+  // `key`, ending with index i's 8 bytes, ends with i + 1's.
+  static void increment_index(std::string& key) {
+    for (auto at = key.size(); at-- > 0;)
+      if (++reinterpret_cast<unsigned char&>(key[at]) != 0) return;
   }
   static std::optional<std::uint64_t> parse_index(std::string_view suffix) {
     if (suffix.size() != 8) return std::nullopt;
@@ -139,11 +154,15 @@ class group_keys {
     out.assign(prefix_);
     F::append_index(out, index);
   }
-  // As log_into, when `out` holds a key of this group already (the prefix
-  // stays): a range read's next key.
-  void next_log_key(std::string& out, std::uint64_t index) const {
-    out.resize(prefix_.size());
-    F::append_index(out, index);
+  // The key of entry i + 1, from `key`, this group's key of entry i
+  // (i < k_max_log_index): a range read's next key, changed in place.
+  void next_log_key(std::string& key, std::uint64_t i) const {
+    if constexpr (requires { F::increment_index(key); }) {
+      F::increment_index(key);
+    } else {
+      key.resize(prefix_.size());
+      F::append_index(key, i + 1);
+    }
   }
   std::string log(std::uint64_t index) const {
     std::string out;

@@ -618,7 +618,6 @@ class log_store {
     // The extent is written only under write_mutex_, held here: read
     // without state_mutex_.
     std::optional<log_id> prev = last_in_log_ ? last_in_log_ : last_purged_;
-    encoder_for<Serializer, Entry> encoder;
     // Checks each entry (storage checks the first index against its own
     // bounds too) and serializes it into value_, which storage then puts.
     auto encode = [&](const Entry& e, std::uint64_t expected, std::string_view& value,
@@ -640,7 +639,7 @@ class log_store {
       value_.clear();
       const std::size_t at = envelope::begin(value_);
       detail::put_u64(value_, id.term);
-      encoder.encode(e, value_);
+      encoder_.encode(e, value_);
       envelope::seal(value_, at);
       value = value_;
       term = id.term;
@@ -671,9 +670,12 @@ class log_store {
   const log_store_options options_;
   detail::open_groups::claim claim_;  // this group's log, in store_
 
-  // Serializes mutations; guards the buffer.
+  // Serializes mutations; guards the buffer and the encoder, which keeps
+  // its archive from one append to the next (an append of one entry builds
+  // none).
   mutable std::mutex write_mutex_;
   std::string value_;
+  encoder_for<Serializer, Entry> encoder_;
 
   // Guards what follows; written only with write_mutex_ held too, after the
   // write that makes it true.

@@ -548,7 +548,7 @@ class storage {
       const std::string_view value = it->value();
       bytes += value.size();
       SESHAT_RETURN_IF_ERROR(visit(index, it->key(), value));
-      keys.next_log_key(key, index + 1);
+      if (index + 1 < stored_end) keys.next_log_key(key, index);
     }
     for (const std::string& value : held) {
       keys.log_into(key, index);

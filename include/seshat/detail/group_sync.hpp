@@ -54,6 +54,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -130,7 +131,10 @@ class group_sync {
                                synced_tally tally = {}) {
     std::unique_lock lock(mutex_);
     SESHAT_RETURN_IF_ERROR(refusal_locked());
-    if (!batch_) batch_.emplace(new_batch_());
+    if (!batch_) {
+      if (spare_) batch_.swap(spare_);  // the last batch written, emptied
+      else batch_.emplace(new_batch_());
+    }
     add(*batch_);
     pending_bytes_.store(pending_bytes_.load(std::memory_order_relaxed) + bytes,
                          std::memory_order_relaxed);
@@ -199,6 +203,7 @@ class group_sync {
     failed_flag_.store(false, std::memory_order_release);
     if (batch_) ++staged_;
     batch_.reset();
+    spare_.reset();
     pending_bytes_.store(0, std::memory_order_relaxed);
     written_.store(submitted_.load(std::memory_order_relaxed), std::memory_order_release);
   }
@@ -253,6 +258,7 @@ class group_sync {
     }
     if (!pending) return sync ? write_(nullptr, true) : status{};
     status s = write_(&*pending, sync);
+    recycle(pending);
     if (!s.ok()) return fail(s);
     written_.store(generation, std::memory_order_release);
     return s;
@@ -324,11 +330,29 @@ class group_sync {
       SESHAT_RETURN_IF_ERROR(failed_);
       generation = take_locked(batch);
     }
-    status s = write_(batch ? &*batch : nullptr, true);
+    const bool wrote = batch.has_value();
+    status s = write_(wrote ? &*batch : nullptr, true);
+    recycle(batch);
     if (!s.ok()) return fail(s);
-    if (batch) written_.store(generation, std::memory_order_release);
+    if (wrote) written_.store(generation, std::memory_order_release);
     return s;
   }
+
+  // Keeps a written batch, emptied, for the next submit() (its buffer
+  // stays: a round's batch does not grow from nothing again), unless one is
+  // kept already or it held more than k_max_spare_bytes.
+  void recycle(std::optional<Batch>& written) {
+    if constexpr (requires(Batch& b) {
+                    b.clear();
+                    { b.byte_size() } -> std::convertible_to<std::size_t>;
+                  }) {
+      if (!written || written->byte_size() > k_max_spare_bytes) return;
+      written->clear();
+      std::lock_guard lock(mutex_);
+      if (!spare_) spare_.swap(written);
+    }
+  }
+  static constexpr std::size_t k_max_spare_bytes = std::size_t{4} << 20;
 
   const std::function<Batch()> new_batch_;
   const std::function<status(Batch*, bool)> write_;
@@ -340,6 +364,7 @@ class group_sync {
   std::condition_variable wake_;
   std::vector<pending_request> pending_;  // fire at the next round's end
   std::optional<Batch> batch_;            // the operations submitted since the last take
+  std::optional<Batch> spare_;            // empty, for the next batch_ (recycle)
   std::uint64_t staged_ = 1;              // batch_'s generation
   status failed_;                         // the first failure (see above)
   std::thread thread_;
