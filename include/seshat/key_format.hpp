@@ -128,6 +128,9 @@ struct binary_key_format {
   static std::string state_name(std::string_view name) { return "@" + std::string(name); }
 };
 
+// A format may also give `static void increment_index(std::string& key)`:
+// `key`, ending with index i's encoding, then ends with i + 1's (range reads
+// advance their expected key with it; without it, they spell it again).
 template <class F>
 concept key_format = requires(std::string& out, std::string_view s, std::uint64_t i) {
   { F::k_name } -> std::convertible_to<std::string_view>;
