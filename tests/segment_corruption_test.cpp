@@ -36,6 +36,14 @@ using seshat::detail::memory_log_fs;
 namespace seg = seshat::detail::segment;
 
 const log_group k_system{0, 0}, k_one{3, 1}, k_two{3, 2};
+
+// The sanitizer trees (-O0, instrumented, about ten times slower) flip one
+// bit of every byte everywhere (65,536 trials instead of 141,000).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool k_every_bit_of_structure = false;
+#else
+constexpr bool k_every_bit_of_structure = true;
+#endif
 const log_group k_groups[] = {k_system, k_one, k_two};
 
 // The files of /log, by name.
@@ -411,7 +419,7 @@ TEST_CASE("every bit flip of a segment gives an error or the written entries, ne
     for (std::size_t at = 0; at < img.size(); ++at) {
       // Every bit where the format has structure; elsewhere one bit a byte, in turn.
       const region r = regions[at];
-      const bool every_bit = r != header_padding && r != payload && r != free_space;
+      const bool every_bit = k_every_bit_of_structure && r != header_padding && r != payload && r != free_space;
       for (int bit = every_bit ? 0 : static_cast<int>(at % 8); bit < 8; bit += every_bit ? 1 : 8) {
         img[at] = static_cast<char>(original[at] ^ (1 << bit));
         const std::string what = name + " byte " + std::to_string(at) + " bit " + std::to_string(bit) +
@@ -424,7 +432,7 @@ TEST_CASE("every bit flip of a segment gives an error or the written entries, ne
   }
   print(t, "bit flips by segment kind and region:");
   CHECK(c.failures == 0);
-  CHECK(trials > 100000);
+  CHECK(trials > (k_every_bit_of_structure ? 100000u : 60000u));
   // The table of format.md section 11.
   for (const auto& [kind, rows] : t) {
     CAPTURE(kind);
