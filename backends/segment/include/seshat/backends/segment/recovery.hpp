@@ -84,7 +84,8 @@ inline bool holds_a_frame(log_fs& fs, const segment_state& s) {
 
 // True when a frame of `seq` that checks starts after `d` in `image` and
 // says the segment was durable past d: damage at d is then inside synced
-// data. A byte-by-byte search, run only when there is damage.
+// data. A search of every offset, run at damage and at the body's end of
+// a scanned segment (memchr for the kind byte passes zero-filled space fast).
 inline bool later_frame_proves_durable(std::string_view image, std::uint64_t seq, std::uint64_t d) {
   for (std::uint64_t p = d + 1; p + k_frame_header_bytes <= image.size(); ++p) {
     // Candidates first by their kind byte (memchr: zero-filled free space is passed fast).
