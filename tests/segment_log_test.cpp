@@ -648,6 +648,138 @@ TEST_CASE("damage before a later frame refuses the open, naming segment and byte
         std::string::npos);
   CHECK(m.find("inside synced data") != std::string::npos);
   CHECK(mem.contents(seg).substr(4096 + 40, 1) == flipped);  // nothing changed
+  segment_log_options strict;  // and the same under absolute consistency
+  strict.recovery = seshat::recovery_mode::absolute_consistency;
+  auto strict_refused = segment_log::open(mem, "/log", strict);
+  REQUIRE(strict_refused.status().is(errc::corrupted_data));
+  CHECK(strict_refused.status().message().find("inside synced data") != std::string::npos);
+}
+
+namespace {
+
+// Writes `bytes` at `at` of `path` in `mem`.
+void overwrite(memory_log_fs& mem, const fs::path& path, std::uint64_t at, const std::string& bytes) {
+  auto f = mem.open(path, {});
+  REQUIRE(f.ok());
+  const std::string_view pieces[] = {bytes};
+  REQUIRE(mem.pwrite(*f, at, pieces, {}).ok());
+  REQUIRE(mem.close(*f).ok());
+}
+
+// The offsets of the frames of `image` (segment `seq`), in order.
+std::vector<std::uint32_t> frame_offsets(const std::string& image, std::uint64_t seq) {
+  std::vector<std::uint32_t> out;
+  std::uint32_t at = 4096;
+  for (;;) {
+    auto f = seshat::detail::segment::decode_frame(std::string_view(image).substr(at), at, seq);
+    REQUIRE(f.ok());
+    if (f->what != seshat::detail::segment::scanned_frame::kind::frame) return out;
+    out.push_back(at);
+    at += f->size;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a sector tear of the last frame is cut under tolerate and refused under absolute consistency") {
+  memory_log_fs mem;
+  const std::string big(1500, 't');  // the last frame spans sectors
+  const log_entry_input one[] = {{1, big}};
+  {
+    auto log = open_log(mem);
+    REQUIRE(log->append(k_system, 1, batch(1, 2, 1).inputs, true).ok());
+    REQUIRE(log->append(k_system, 3, one, true).ok());
+  }
+  const fs::path seg = "/log/seg-00000000000000000001.log";
+  unseal(mem, seg.filename().string());  // a power loss before the seal
+  const std::string image = mem.contents(seg);
+  const auto frames = frame_offsets(image, 1);
+  REQUIRE(frames.size() == 2);
+  auto last = seshat::detail::segment::decode_frame(std::string_view(image).substr(frames[1]), frames[1], 1);
+  REQUIRE(last.ok());
+  const std::uint64_t frame_end = frames[1] + last->size;
+  // The sectors of the last write from the first 512-byte boundary inside the frame: never written.
+  const std::uint64_t torn_from = (frames[1] / 512 + 1) * 512;
+  REQUIRE(torn_from < frame_end);
+  overwrite(mem, seg, torn_from, std::string(frame_end - torn_from, '\0'));
+  segment_log_options strict;
+  strict.recovery = seshat::recovery_mode::absolute_consistency;
+  auto refused = segment_log::open(mem, "/log", strict);
+  REQUIRE(refused.status().is(errc::corrupted_data));
+  CHECK(refused.status().message().find("seg-00000000000000000001.log, byte " + std::to_string(frames[1])) !=
+        std::string::npos);
+  CHECK(refused.status().message().find("unsynced tail") != std::string::npos);
+  auto log = open_log(mem);  // tolerate: the torn frame cut
+  CHECK(log->state(k_system).last == log_id{1, 2});
+  check_entries(*log, k_system, 1, 3);
+}
+
+TEST_CASE("a zeroed 512-byte sector inside synced data is refused in both modes") {
+  // Each position: the sector holding the first frame's start (a zero length
+  // where a frame was: etcd would end the log there), and one inside a
+  // frame followed by later ones.
+  for (int where = 0; where < 2; ++where) {
+    CAPTURE(where);
+    memory_log_fs mem;
+    {
+      auto log = open_log(mem);
+      for (std::uint64_t i = 1; i <= 160; i += 4) REQUIRE(log->append(k_system, i, batch(i, 4, 1).inputs, true).ok());
+    }
+    const fs::path seg = "/log/seg-00000000000000000001.log";
+    unseal(mem, seg.filename().string());  // a power loss before the seal: the frames are scanned
+    const std::string image = mem.contents(seg);
+    const auto frames = frame_offsets(image, 1);
+    REQUIRE(frames.size() == 40);
+    const std::uint64_t sector = where == 0 ? 4096 : (frames[4] / 512 + 1) * 512;
+    REQUIRE(sector + 512 < frames.back());
+    overwrite(mem, seg, sector, std::string(512, '\0'));
+    for (auto mode : {seshat::recovery_mode::tolerate_corrupted_tail, seshat::recovery_mode::absolute_consistency}) {
+      segment_log_options o;
+      o.recovery = mode;
+      auto refused = segment_log::open(mem, "/log", o);
+      REQUIRE_MESSAGE(refused.status().is(errc::corrupted_data),
+                      (refused.ok() ? std::string("opened") : refused.status().to_string()));
+      CHECK(refused.status().message().find("seg-00000000000000000001.log, byte ") != std::string::npos);
+      CHECK(refused.status().message().find("inside synced data") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("a seal lost or torn after a tail cut makes the next open scan again, to the same cut") {
+  memory_log_fs mem;
+  {
+    auto log = open_log(mem);
+    REQUIRE(log->append(k_system, 1, batch(1, 2, 1).inputs, true).ok());
+    REQUIRE(log->append(k_system, 3, batch(3, 2, 1).inputs, true).ok());
+  }
+  const fs::path seg = "/log/seg-00000000000000000001.log";
+  unseal(mem, seg.filename().string());
+  const std::string image = mem.contents(seg);
+  const auto frames = frame_offsets(image, 1);
+  REQUIRE(frames.size() == 2);
+  overwrite(mem, seg, frames[1] + 40, "\x7f");  // the last frame torn
+  {
+    auto log = open_log(mem);  // cuts at frames[1] and seals the segment there
+    CHECK(log->state(k_system).last == log_id{1, 2});
+  }
+  REQUIRE(is_sealed(mem, seg.filename().string()));
+  using namespace seshat::detail::segment;
+  const std::string sealed = mem.contents(seg);
+  auto t = decode_trailer(std::string_view(sealed).substr(sealed.size() - k_trailer_bytes), 1, sealed.size());
+  REQUIRE(t.ok());
+  for (int damage = 0; damage < 2; ++damage) {  // the footer torn; the whole seal lost
+    CAPTURE(damage);
+    memory_log_fs copy;
+    copy_log(mem, copy);
+    if (damage == 0) flip_byte(copy, seg.filename().string(), t->footer_at + 9);
+    else overwrite(copy, seg, t->footer_at, std::string(sealed.size() - t->footer_at, '\0'));
+    REQUIRE_FALSE(is_sealed(copy, seg.filename().string()));
+    segment_log_options strict;
+    strict.recovery = seshat::recovery_mode::absolute_consistency;
+    auto log = open_log(copy, strict);  // the cut was durable: a scan ends there, nothing torn
+    CHECK(log->state(k_system).last == log_id{1, 2});
+    check_entries(*log, k_system, 1, 3);
+  }
 }
 
 TEST_CASE("damage in the last frame of a segment followed by a written one refuses the open") {

@@ -3,7 +3,8 @@
 // decoder must return an error or a value, never crash, hang, read out of
 // bounds or allocate for a length it has not checked (the target is built
 // with AddressSanitizer and UBSan, and run with an RSS limit), and what it
-// accepts must encode back to an equivalent value.
+// accepts must encode back to an equivalent value. A whole segment image
+// goes through the log engine's recovery and reads (case 19).
 //
 // Entries go through boost_serializer (the test entry types, and the cluster
 // metadata, which is stored the same way) and memcpy_serializer: whatever
@@ -22,6 +23,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "seshat/backends/segment/segment_log.hpp"
 #include "kv_entries.hpp"
 #include "log_entries.hpp"
 #include "seshat/cluster_metadata.hpp"
@@ -122,13 +124,57 @@ void segment_footer(std::string_view in) {
   for (const seg::group_summary& s : f->groups) (void)g.apply(s, 42);
 }
 
+// The whole recovery of a fuzzed segment image, the only file of a log on
+// memory_log_fs (named after its header's seq when that decodes): open
+// refuses with corrupted_data (version_mismatch for a newer header) or
+// opens, and then every read of every group that recovery found returns
+// its entries or corrupted_data. The first byte picks the recovery mode.
+void segment_recovery(std::string_view in) {
+  if (in.empty()) return;
+  const auto mode = in[0] & 1 ? recovery_mode::absolute_consistency : recovery_mode::tolerate_corrupted_tail;
+  const std::string_view image = in.substr(1);
+  std::uint64_t seq = 1;
+  if (auto h = seg::decode_header(image.substr(0, std::min(image.size(), seg::k_header_bytes))); h.ok())
+    seq = h->seq;
+  detail::memory_log_fs mem;
+  require(mem.create_directory("/log").ok());
+  auto f = mem.open("/log/" + seg::segment_name(seq), {.create_exclusive = true});
+  require(f.ok());
+  const std::string_view pieces[] = {image};
+  require(mem.pwrite(*f, 0, pieces, {}).ok() && mem.close(*f).ok());
+  // The groups, from a recovery of a copy (recover() seals what it scanned).
+  detail::memory_log_fs probe;
+  require(probe.create_directory("/log").ok());
+  auto g = probe.open("/log/" + seg::segment_name(seq), {.create_exclusive = true});
+  require(g.ok());
+  require(probe.pwrite(*g, 0, pieces, {}).ok() && probe.close(*g).ok());
+  auto rec = seg::recover(probe, "/log", mode);
+  if (!rec.ok()) {
+    require(rec.status().is(errc::corrupted_data) || rec.status().is(errc::version_mismatch));
+    return;
+  }
+  for (auto& s : rec->segments) (void)probe.close(s->file);
+  segment_log_options o;
+  o.segment_bytes = 16 * 1024;
+  o.recovery = mode;
+  auto log = segment_log::open(mem, "/log", o);
+  require(log.ok());  // the same recovery, on the same bytes
+  for (const auto& [group, gl] : rec->groups) {
+    const auto st = (*log)->state(group);
+    if (!st.first) continue;
+    auto got = (*log)->read(group, *st.first, st.last->index + 1);
+    require(got.ok() ? got->size() == st.last->index + 1 - *st.first : got.status().is(errc::corrupted_data));
+  }
+  require((*log)->close().ok());
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
   const column_family cf = column_family::data_kv;
-  switch (data[0] % 19) {
+  switch (data[0] % 20) {
     case 0: {  // the value envelope
       auto payload = envelope::open(in, cf, "k");
       if (payload.ok()) require(envelope::wrap(*payload) == in);
@@ -220,6 +266,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 18:  // a footer: summaries
       segment_footer(in);
+      break;
+    case 19:  // a segment image, recovered by the log engine
+      segment_recovery(in);
       break;
   }
   return 0;

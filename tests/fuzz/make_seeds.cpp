@@ -1,6 +1,7 @@
 // Writes the entry seeds of the fuzz corpus (real encoded entries, each
 // after the byte that selects its decoder in decoders_fuzz.cpp):
-//   g++ -std=c++20 -Iinclude -Itests tests/fuzz/make_seeds.cpp -lboost_serialization \
+//   g++ -std=c++20 -Iinclude -Ibackends/segment/include -Itests tests/fuzz/make_seeds.cpp \
+//     -pthread -lboost_serialization \
 //     -o /tmp/make_seeds && /tmp/make_seeds tests/fuzz/corpus
 #include <fstream>
 #include <string>
@@ -12,6 +13,7 @@
 #include "kv_entries.hpp"
 #include "log_entries.hpp"
 #include "seshat/cluster_metadata.hpp"
+#include "seshat/backends/segment/segment_log.hpp"
 #include "seshat/detail/segment_format.hpp"
 
 using namespace seshat;
@@ -66,5 +68,27 @@ int main(int argc, char** argv) {
   s.own.runs = {{1, 2}, {2, 4}};
   s.own.records = {{4096, 0}, {4200, 2}, {4300, 5}};
   raw("segment_footer", 18, seg::encode_footer({5000, 3, 77, {s}}, 42));
+  // Whole segment images for the engine's recovery (selector 19, then the
+  // recovery mode byte): a 16 KiB segment of two groups as a crash leaves it
+  // (unsealed), and the same after a clean close (sealed).
+  {
+    detail::memory_log_fs mem;
+    segment_log_options o;
+    o.segment_bytes = 16 * 1024;
+    auto log = segment_log::open(mem, "/log", o);
+    if (!log.ok()) return 1;
+    const std::string p1(60, 'x'), p2(90, 'y');
+    const log_entry_input in[] = {{1, p1}, {1, p2}, {1, p1}};
+    if (!(*log)->save_vote({0, 0}, vote{2, 1, true}).ok()) return 1;
+    for (std::uint64_t i = 1; i <= 12; i += 3)
+      if (!(*log)->append({3, 5}, i, in, true).ok() || !(*log)->append({0, 0}, i, in, true).ok()) return 1;
+    if (!(*log)->truncate_from({3, 5}, 11, true).ok() || !(*log)->purge_to({0, 0}, log_id{1, 4}).ok() ||
+        !(*log)->save_committed({3, 5}, log_id{2, 9}).ok() || !(*log)->sync().ok())
+      return 1;
+    const std::string name = "/log/" + seg::segment_name(1);
+    raw("segment_image_unsealed", 19, std::string(1, '\0') + mem.contents(name));
+    if (!(*log)->close().ok()) return 1;
+    raw("segment_image_sealed", 19, std::string(1, '\1') + mem.contents(name));
+  }
   return 0;
 }

@@ -12,8 +12,8 @@ out=$2
 seconds=${SESHAT_FUZZ_SECONDS:-20}
 mkdir -p "$out"
 clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I"$src/include" -I"$src/tests" "$src/tests/fuzz/decoders_fuzz.cpp" -o "$out/decoders_fuzz" \
-  -lboost_serialization
+  -I"$src/include" -I"$src/backends/segment/include" -I"$src/tests" \
+  "$src/tests/fuzz/decoders_fuzz.cpp" -o "$out/decoders_fuzz" -pthread -lboost_serialization
 # Work on a copy: the fuzzer adds what it finds to its corpus directory.
 rm -rf "$out/corpus"
 cp -r "$src/tests/fuzz/corpus" "$out/corpus"

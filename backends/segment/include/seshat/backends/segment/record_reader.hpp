@@ -30,11 +30,15 @@ using visit_fn = std::function<status(std::uint64_t index, std::string_view payl
 inline constexpr std::size_t k_entries_fixed_bytes = 24;  // kind group first count runs
 
 // Visits the entries [lo, hi) of the entries record at `offset` of segment
-// `seq`, which must belong to `g` and start at index `record_first`.
-// corrupted_data (byte offsets in the segment) when the bytes are not that record.
+// `seq`, which must belong to `g`, start at index `record_first` and end at
+// or below segment offset `limit` (the segment's written end). corrupted_data
+// (byte offsets in the segment) when the bytes are not that record; a size
+// table or entries past `limit` are refused before they are fetched, so a
+// damaged count or size never makes a read allocate for it.
 inline status read_record_entries(const fetch_fn& fetch, std::uint64_t seq, std::uint64_t offset,
-                                  const group_address& g, std::uint64_t record_first,
-                                  std::uint64_t lo, std::uint64_t hi, const visit_fn& visit) {
+                                  std::uint64_t limit, const group_address& g,
+                                  std::uint64_t record_first, std::uint64_t lo, std::uint64_t hi,
+                                  const visit_fn& visit) {
   std::string buf;
   SESHAT_RETURN_IF_ERROR(fetch(offset, k_entries_fixed_bytes, buf));
   if (buf.size() < k_entries_fixed_bytes)
@@ -55,6 +59,12 @@ inline status read_record_entries(const fetch_fn& fetch, std::uint64_t seq, std:
                               hex32(kind) + " of " + to_string(got) + " from " +
                               std::to_string(first) + " with " + std::to_string(count));
   const std::uint64_t sizes_at = offset + k_entries_fixed_bytes + 12 * std::uint64_t{runs};
+  if (sizes_at + std::uint64_t{4} * count > limit)
+    return damage(offset, "entries record of " + to_string(g) + " with " + std::to_string(runs) +
+                              " term runs and " + std::to_string(count) +
+                              " entries: its size table would end at byte " +
+                              std::to_string(sizes_at + std::uint64_t{4} * count) +
+                              ", past the segment's written end " + std::to_string(limit));
   std::string sizes;
   SESHAT_RETURN_IF_ERROR(fetch(sizes_at, std::size_t{4} * count, sizes));
   if (sizes.size() != std::size_t{4} * count)
@@ -64,6 +74,10 @@ inline status read_record_entries(const fetch_fn& fetch, std::uint64_t seq, std:
   for (std::uint64_t i = 0; i < skip; ++i) pos += 4 + std::uint64_t{load32(sizes.data() + 4 * i)};
   std::uint64_t span = 0;
   for (std::uint64_t i = skip; i < skip + take; ++i) span += 4 + std::uint64_t{load32(sizes.data() + 4 * i)};
+  if (pos + span > limit)
+    return damage(pos, "entries [" + std::to_string(lo) + ", " + std::to_string(hi) + ") of " +
+                           to_string(g) + ": their " + std::to_string(span) +
+                           " bytes would end past the segment's written end " + std::to_string(limit));
   std::string body;
   SESHAT_RETURN_IF_ERROR(fetch(pos, static_cast<std::size_t>(span), body));
   if (body.size() != span) return damage(pos, "entries run past the file's end");

@@ -11,6 +11,8 @@
 //     are applied, the file's other bytes not read. Otherwise its frames are
 //     checked (CRC) and their records replayed (group_index.hpp's rules)
 //     until the body's end (a zero length) or a stale frame (an older seq).
+//     A zero length followed by a frame of its seq whose `durable` passes it
+//     is damage (step 3), not the end: a zeroed sector at a frame's start.
 //   3 damage at byte d of segment S (a frame that does not check or parse,
 //     a record that does not replay) is inside synced data when a later
 //     frame of S's seq that checks has durable > d, or a later segment
@@ -29,6 +31,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -81,11 +84,16 @@ inline bool holds_a_frame(log_fs& fs, const segment_state& s) {
 
 // True when a frame of `seq` that checks starts after `d` in `image` and
 // says the segment was durable past d: damage at d is then inside synced
-// data. A byte-by-byte search, run only when there is damage.
+// data. A search of every offset, run at damage and at the body's end of
+// a scanned segment (memchr for the kind byte passes zero-filled space fast).
 inline bool later_frame_proves_durable(std::string_view image, std::uint64_t seq, std::uint64_t d) {
   for (std::uint64_t p = d + 1; p + k_frame_header_bytes <= image.size(); ++p) {
+    // Candidates first by their kind byte (memchr: zero-filled free space is passed fast).
+    const void* kind = std::memchr(image.data() + p + 8, k_frame_kind, image.size() - k_frame_header_bytes + 1 - p);
+    if (!kind) return false;
+    p = static_cast<std::uint64_t>(static_cast<const char*>(kind) - image.data()) - 8;
     const char* at = image.data() + p;
-    if (static_cast<std::uint8_t>(at[8]) != k_frame_kind || load64(at + 9) != seq) continue;
+    if (load64(at + 9) != seq) continue;
     auto f = decode_frame(image.substr(static_cast<std::size_t>(p)), static_cast<std::uint32_t>(p), seq);
     if (f.ok() && f->what == scanned_frame::kind::frame && f->header.durable > d) return true;
   }
@@ -152,6 +160,14 @@ inline scan_result scan(std::string_view image, segment_state& st,
     if (!f.ok()) {
       out.damage_at = at;
       out.damage = f.status();
+      break;
+    }
+    // A zero length where a later frame shows the segment durable past it
+    // is damage (a zeroed sector at a frame's start), not the body's end:
+    // etcd's WAL would end the log there.
+    if (f->what == scanned_frame::kind::end && later_frame_proves_durable(image, seq, at)) {
+      out.damage_at = at;
+      out.damage = damage(at, "zero frame length (the body's end), with frames after it");
       break;
     }
     if (f->what != scanned_frame::kind::frame) break;  // end, or a stale frame: a clean end

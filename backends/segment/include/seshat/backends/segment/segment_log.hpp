@@ -335,7 +335,7 @@ class segment_log {
           out.resize(*n);
           return {};
         };
-        status s = detail::segment::read_record_entries(fetch, p.seq, p.offset, g, p.record_first,
+        status s = detail::segment::read_record_entries(fetch, p.seq, p.offset, p.limit, g, p.record_first,
                                                         p.first, p.end, visit);
         if (!s.ok()) {
           if (s.is(errc::corrupted_data) || s.is(errc::io_error))
@@ -442,6 +442,7 @@ class segment_log {
     std::uint64_t seq = 0;
     std::uint32_t offset = 0;
     std::uint64_t record_first = 0, first = 0, end = 0;
+    std::uint64_t limit = 0;   // the record ends at or below this segment offset
     bool in_file = false;
     detail::log_file file;     // in_file
     std::string memory;        // !in_file: the record's bytes, copied under the mutex
@@ -891,8 +892,10 @@ class segment_log {
       if (loc.offset < seg->written_end) {
         p.in_file = true;
         p.file = seg->file;
+        p.limit = seg->written_end;
       } else {
         SESHAT_RETURN_IF_ERROR(copy_staged(*seg, loc.offset, p));
+        p.limit = p.memory_base + p.memory.size();
       }
       out.push_back(std::move(p));
     }
