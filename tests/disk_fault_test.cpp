@@ -450,7 +450,8 @@ void write_at(fault_log_fs& fs, const detail::log_file& f, std::uint64_t at, cha
 TEST_CASE(
     "the durability model on the log engine's file system: an unsynced write in place comes "
     "back 512 bytes at a time, old or new; a dsync write and a synced one whole; a failed "
-    "sync's sectors old, whatever syncs follow; an allocation only once synced") {
+    "sync's sectors old, whatever syncs follow; an allocation only once synced; nothing "
+    "written after the power went") {
   scratch_dir dir;
   std::filesystem::create_directories(dir.path() / "log");
   durability_model model(dir.path() / "keep");
@@ -477,6 +478,10 @@ TEST_CASE(
   REQUIRE(fs.allocate(*g, 64 * 1024).ok());
   write_at(fs, *g, 0, 'H', 4096);
   REQUIRE(fs.sync_directory(log).ok());
+  // The power goes: a write after it never lands, its sync counts for nothing.
+  model.cut_power();
+  write_at(fs, f, 30720, 'Z', 512);
+  REQUIRE(fs.datasync(f).ok());
   REQUIRE(fs.close(f).ok());
   REQUIRE(fs.close(*g).ok());
 
@@ -501,6 +506,7 @@ TEST_CASE(
   CHECK(bytes.substr(32768, 1024) == std::string(1024, 'D'));
   CHECK(bytes.substr(40960, 2048) == std::string(2048, '\0'));
   CHECK(bytes.substr(49152, 512) == std::string(512, 'F'));
+  CHECK(bytes.substr(30720, 512) == std::string(512, '\0'));
   // 23 sectors at random: both outcomes (a chance of 2^-22 to fail).
   CHECK(old_sectors > 0);
   CHECK(new_sectors > 0);

@@ -33,7 +33,9 @@
 //     each unsynced sector below that size holds, at random, its new bytes
 //     or its old ones (a torn write, 512 bytes at a time; seeded by
 //     SESHAT_TEAR_SEED, or at random: tear_seed() says which), each lost
-//     sector its old ones.
+//     sector its old ones. A write after cut_power() never lands: its
+//     sector holds its old bytes or, if written before the cut too, the
+//     bytes it held at the cut.
 // Files the environment never saw written (the store marker, LevelDB's LOG,
 // files present before the environment first touched them) count as durable
 // as they are when first touched, and are otherwise left alone.
@@ -222,16 +224,22 @@ class durability_model {
          ++s) {
       if (auto it = f.unsynced.find(s); it != f.unsynced.end()) {
         it->second.generation = f.generation;
-        continue;
-      }
-      if (auto it = f.lost_sectors.find(s); it != f.lost_sectors.end()) {  // dirty again
-        f.unsynced[s] = {std::move(it->second), f.generation};
-        f.lost_sectors.erase(it);
+        if (cut_ && !it->second.at_cut) {  // what the disk may hold: the bytes before the cut
+          it->second.at_cut.emplace(durability_sector, '\0');
+          read(s * durability_sector, it->second.at_cut->data());
+        }
         continue;
       }
       std::string old(durability_sector, '\0');
-      read(s * durability_sector, old.data());
-      f.unsynced[s] = {std::move(old), f.generation};
+      if (auto it = f.lost_sectors.find(s); it != f.lost_sectors.end()) {  // dirty again
+        old = std::move(it->second);
+        f.lost_sectors.erase(it);
+      } else {
+        read(s * durability_sector, old.data());
+      }
+      std::optional<std::string> at_cut;
+      if (cut_) at_cut = old;  // the write never reaches the disk
+      f.unsynced[s] = {std::move(old), f.generation, std::move(at_cut)};
     }
   }
 
@@ -478,6 +486,9 @@ class durability_model {
     struct dirty_sector {
       std::string old;
       std::uint64_t generation = 0;
+      // Written again after cut_power(): the bytes it held at the cut (the
+      // newest the disk can hold; the old bytes when first written after it).
+      std::optional<std::string> at_cut;
     };
     std::map<std::uint64_t, dirty_sector> unsynced;
     std::map<std::uint64_t, std::string> lost_sectors;  // failed syncs: old bytes, for good
@@ -522,7 +533,8 @@ class durability_model {
     };
     for (const auto& [sector, d] : f.unsynced) {
       if (sector * durability_sector >= f.synced) continue;
-      if (tear_rng_() % 2 == 0) {
+      if (tear_rng_() % 2 == 0 && (!d.at_cut || *d.at_cut != d.old)) {
+        if (d.at_cut) put_back(sector, *d.at_cut);
         ++r.sectors_kept;
       } else if (put_back(sector, d.old)) {
         ++r.sectors_torn;
