@@ -21,6 +21,13 @@
 // the backend does itself); and the durability model loses what a failed
 // sync did not make durable, as Linux does, whatever syncs follow.
 //
+// On segmented<B> (the log engine beside B) the same fault plan covers both
+// halves (B's environment and fault_log_fs); one more case fails each of
+// the engine's calls in turn (pwrite, fdatasync, segment creation,
+// fallocate, rename, directory fsync, unlink) with EIO and ENOSPC: the
+// store refuses every later write naming it until reopened, and keeps every
+// acknowledged write through a power loss.
+//
 // SESHAT_DISK_FAULT_ROUNDS=N sets the rounds per fault kind, errno and
 // backend (3 by default); SESHAT_DISK_FAULT_SEED=S replays a run.
 #include <doctest/doctest.h>
