@@ -13,6 +13,11 @@
 //     no acknowledged write lost, nothing invented, nothing went backwards.
 // That the simulation bites: each round ends with an unsynced storage put;
 // the test requires that some rounds lose it, and that bytes were dropped.
+// On segmented<B> (the log engine beside B) both halves lose power at once:
+// B's files through its environment, the engine's segments through
+// fault_log_fs on the same model, where unsynced sectors written in place
+// come back old or new at random (SESHAT_TEAR_SEED replays the tears);
+// there the test also requires that some sectors were torn.
 //
 // SESHAT_POWER_LOSS_ROUNDS=N sets the rounds per backend (64 by default);
 // SESHAT_POWER_LOSS_SEED=S replays a run.
@@ -52,6 +57,7 @@ TEST_CASE_TEMPLATE_DEFINE(
 
   scratch_dir dir;
   backend_fault_env<B> fault(dir.path() / "keep");
+  INFO("SESHAT_TEAR_SEED=" << fault.model().tear_seed());
   open_options options;
   options.write_buffer_mb = 1;  // memtable switches and flushes: files come and go
   options.target_file_mb = 1;
@@ -95,6 +101,8 @@ TEST_CASE_TEMPLATE_DEFINE(
     dropped.files_removed += r.files_removed;
     dropped.bytes_removed += r.bytes_removed;
     dropped.files_restored += r.files_restored;
+    dropped.sectors_torn += r.sectors_torn;
+    dropped.sectors_kept += r.sectors_kept;
 
     auto store = open_store<B>(dir.store(), options);
     auto opened = log_type::open(*store);
@@ -123,15 +131,19 @@ TEST_CASE_TEMPLATE_DEFINE(
                     << " entries checked; dropped " << dropped.bytes_dropped() << " bytes ("
                     << dropped.bytes_truncated << " unsynced tail bytes, " << dropped.files_removed
                     << " files never made durable), " << dropped.files_restored
-                    << " undurable deletes or renames undone; the unsynced put was lost in "
-                    << canaries_lost << " rounds");
+                    << " undurable deletes or renames undone, " << dropped.sectors_torn
+                    << " unsynced sectors torn (old bytes) and " << dropped.sectors_kept
+                    << " kept; the unsynced put was lost in " << canaries_lost << " rounds");
   // The simulation bites: unsynced writes do disappear.
   CHECK(canaries_lost > 0);
   CHECK(dropped.bytes_dropped() > 0);
   CHECK(acks.load() > 0);
+  if constexpr (log_backend<B>) CHECK(dropped.sectors_torn > 0);
 }
 
-TEST_CASE_TEMPLATE_INVOKE(power_loss, seshat::rocksdb_backend, seshat::leveldb_backend);
+TEST_CASE_TEMPLATE_INVOKE(power_loss, seshat::rocksdb_backend, seshat::leveldb_backend,
+                          seshat::segmented<seshat::rocksdb_backend>,
+                          seshat::segmented<seshat::leveldb_backend>);
 
 // The directories seshat creates. The model tracks the directories under the
 // scratch directory (watch_directories): a new one survives a power loss
@@ -243,7 +255,11 @@ TEST_CASE_TEMPLATE_DEFINE(
 TEST_CASE_TEMPLATE_INVOKE(power_loss_after_snapshot_manager, seshat::rocksdb_backend,
                           seshat::leveldb_backend);
 TEST_CASE_TEMPLATE_INVOKE(power_loss_after_creation, seshat::rocksdb_backend,
-                          seshat::leveldb_backend);
+                          seshat::leveldb_backend, seshat::segmented<seshat::rocksdb_backend>,
+                          seshat::segmented<seshat::leveldb_backend>);
+// Not on segmented<B> yet, with power_loss_after_snapshot_manager: a
+// segmented store refuses checkpoints (store snapshots) until the engine can
+// link sealed segments into one (segmented.hpp).
 TEST_CASE_TEMPLATE_INVOKE(power_loss_after_snapshot, seshat::rocksdb_backend,
                           seshat::leveldb_backend);
 

@@ -12,14 +12,30 @@
 //     (PostgreSQL's "fsyncgate", 2018). Those bytes read back as zeros
 //     after a power loss when a later sync made the file longer, and are
 //     cut off with the tail otherwise; only bytes written after the failure
-//     can become durable. (Bytes rewritten in place after the failure stay
-//     lost: the environments here only append.) A failed directory sync
-//     makes nothing durable and loses nothing already durable;
+//     can become durable. A failed directory sync makes nothing durable and
+//     loses nothing already durable;
+//   - writes in place (fault_log_fs, the log engine's file system: files
+//     written at offsets, over bytes already there): a write records, per
+//     512-byte sector it touches, the bytes the disk holds for that sector
+//     (the old bytes: read from the file before the first unsynced write to
+//     it). The sector is unsynced until an fdatasync of the file that
+//     started after the write succeeds, or the write itself carried dsync
+//     (then its sectors alone, and the file's size, are durable). A sync
+//     that fails turns the file's unsynced sectors lost: they come back as
+//     their old bytes after a power loss, whatever later syncs do, unless a
+//     later write dirties the sector again. A file's size (grown by
+//     allocate or a write) is durable after a successful sync;
 //   - a directory entry (a file created, renamed, hard-linked or deleted) is
 //     durable once its directory is synced, or once the environment reports
 //     the entry durable by other means (entry_synced, see leveldb_fault_env);
 //   - a power loss keeps exactly what is durable: every directory goes back
-//     to its entries as of its last sync, each file to its synced size.
+//     to its entries as of its last sync, each file to its synced size;
+//     each unsynced sector below that size holds, at random, its new bytes
+//     or its old ones (a torn write, 512 bytes at a time; seeded by
+//     SESHAT_TEAR_SEED, or at random: tear_seed() says which), each lost
+//     sector its old ones. A write after cut_power() never lands: its
+//     sector holds its old bytes or, if written before the cut too, the
+//     bytes it held at the cut.
 // Files the environment never saw written (the store marker, LevelDB's LOG,
 // files present before the environment first touched them) count as durable
 // as they are when first touched, and are otherwise left alone.
@@ -58,12 +74,15 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -73,6 +92,9 @@
 
 namespace seshat::test {
 
+// The unit a power loss tears an in-place write by.
+inline constexpr std::uint64_t durability_sector = 512;
+
 // What one simulated power loss changed.
 struct power_loss_report {
   std::uint64_t bytes_truncated = 0;  // unsynced tails cut off files that stay
@@ -81,16 +103,26 @@ struct power_loss_report {
   std::uint64_t bytes_removed = 0;    // their sizes
   std::uint64_t files_restored = 0;   // deletions and renames undone
   std::uint64_t directories_removed = 0;  // watched directories whose creation was not durable
-  std::uint64_t bytes_dropped() const { return bytes_truncated + bytes_zeroed + bytes_removed; }
+  std::uint64_t sectors_torn = 0;     // unsynced sectors written in place that came back old
+  std::uint64_t sectors_kept = 0;     // unsynced sectors written in place that came back new
+  std::uint64_t sectors_lost = 0;     // sectors of failed syncs that came back old
+  std::uint64_t bytes_dropped() const {
+    return bytes_truncated + bytes_zeroed + bytes_removed +
+           (sectors_torn + sectors_lost) * durability_sector;
+  }
 };
 
 class durability_model {
  public:
   using file_id = std::uint64_t;
 
-  explicit durability_model(std::filesystem::path keep_dir) : keep_(std::move(keep_dir)) {
+  explicit durability_model(std::filesystem::path keep_dir)
+      : keep_(std::move(keep_dir)), tear_seed_(seed_from_environment()), tear_rng_(tear_seed_) {
     std::filesystem::create_directories(keep_);
   }
+
+  // The seed of the torn-sector choices (SESHAT_TEAR_SEED replays it).
+  std::uint64_t tear_seed() const { return tear_seed_; }
   durability_model(const durability_model&) = delete;
   durability_model& operator=(const durability_model&) = delete;
 
@@ -106,6 +138,8 @@ class durability_model {
       files_[*id].size = 0;
       files_[*id].synced = 0;
       files_[*id].lost.clear();
+      files_[*id].unsynced.clear();
+      files_[*id].lost_sectors.clear();
       return *id;
     }
     const file_id id = next_id_++;
@@ -169,6 +203,91 @@ class durability_model {
     file& f = files_[id];
     const std::uint64_t begin = std::max(from, f.synced), end = std::min(size, f.size);
     if (begin < end) f.lose(begin, end);
+  }
+
+  // ---- in-place writes (fault_log_fs) ---------------------------------------
+
+  // Reads `durability_sector` bytes of the file at byte `offset` into `out`
+  // (zeros past its end).
+  using sector_reader = std::function<void(std::uint64_t offset, char* out)>;
+
+  // BEFORE bytes [offset, offset + length) of `id` are written in place:
+  // records the old bytes of each sector they touch that holds no unsynced
+  // write yet (read with `read`).
+  void writing_in_place(file_id id, std::uint64_t offset, std::uint64_t length,
+                        const sector_reader& read) {
+    std::lock_guard lock(mu_);
+    if (length == 0) return;
+    file& f = files_[id];
+    ++f.generation;
+    for (std::uint64_t s = offset / durability_sector; s <= (offset + length - 1) / durability_sector;
+         ++s) {
+      if (auto it = f.unsynced.find(s); it != f.unsynced.end()) {
+        it->second.generation = f.generation;
+        if (cut_ && !it->second.at_cut) {  // what the disk may hold: the bytes before the cut
+          it->second.at_cut.emplace(durability_sector, '\0');
+          read(s * durability_sector, it->second.at_cut->data());
+        }
+        continue;
+      }
+      std::string old(durability_sector, '\0');
+      if (auto it = f.lost_sectors.find(s); it != f.lost_sectors.end()) {  // dirty again
+        old = std::move(it->second);
+        f.lost_sectors.erase(it);
+      } else {
+        read(s * durability_sector, old.data());
+      }
+      std::optional<std::string> at_cut;
+      if (cut_) at_cut = old;  // the write never reaches the disk
+      f.unsynced[s] = {std::move(old), f.generation, std::move(at_cut)};
+    }
+  }
+
+  // The in-place write of [offset, offset + length) succeeded (`dsync`: it
+  // carried RWF_DSYNC, so its sectors and the file's size are durable).
+  void wrote_in_place(file_id id, std::uint64_t offset, std::uint64_t length, bool dsync) {
+    std::lock_guard lock(mu_);
+    file& f = files_[id];
+    f.size = std::max(f.size, offset + length);
+    if (!dsync || cut_ || length == 0) return;
+    for (std::uint64_t s = offset / durability_sector; s <= (offset + length - 1) / durability_sector;
+         ++s)
+      f.unsynced.erase(s);
+    f.synced = std::max(f.synced, f.size);
+  }
+
+  // The file was made at least `size` bytes long (fallocate).
+  void allocated(file_id id, std::uint64_t size) {
+    std::lock_guard lock(mu_);
+    files_[id].size = std::max(files_[id].size, size);
+  }
+
+  // What an fdatasync starting now covers: pass it to sync_finished.
+  struct sync_start {
+    std::uint64_t size = 0;
+    std::uint64_t generation = 0;
+  };
+  sync_start starting_sync(file_id id) {
+    std::lock_guard lock(mu_);
+    return {files_[id].size, files_[id].generation};
+  }
+
+  // The fdatasync that started at `start` succeeded (`ok`): the file's size
+  // then and the sectors written before it are durable; or failed: those
+  // sectors are lost (their old bytes come back at a power loss).
+  void sync_finished(file_id id, sync_start start, bool ok) {
+    std::lock_guard lock(mu_);
+    file& f = files_[id];
+    if (ok && cut_) return;
+    for (auto it = f.unsynced.begin(); it != f.unsynced.end();) {
+      if (it->second.generation > start.generation) {
+        ++it;
+        continue;
+      }
+      if (!ok) f.lost_sectors[it->first] = std::move(it->second.old);
+      it = f.unsynced.erase(it);
+    }
+    if (ok) f.synced = std::max(f.synced, std::min(start.size, f.size));
   }
 
   // The directory entry of `p` (whatever file it names now) is durable.
@@ -313,7 +432,9 @@ class durability_model {
         ++r.files_removed;
         r.bytes_removed += size;
       }
-    // 3. Put back the durable names, 4. cut every file to its synced size.
+    // 3. Put back the durable names, 4. cut every file to its synced size,
+    // 5. tear its unsynced sectors, put back its lost ones (once a file).
+    std::set<file_id> torn;
     for (const fs::path& d : dirs)
       for (const auto& [f, id] : durable_[d]) {
         if (mismatched(d, f, id)) {
@@ -328,13 +449,14 @@ class durability_model {
           r.bytes_truncated += size - files_[id].synced;
         }
         r.bytes_zeroed += zero_lost(d / f, files_[id]);
+        if (torn.insert(id).second) tear(d / f, files_[id], r);
       }
     // The survivors are the new durable state.
     live_ = durable_;
     std::map<file_id, file> survivors;
     for (const auto& [d, m] : durable_)
       for (const auto& [f, id] : m)
-        survivors[id] = file{files_[id].synced, files_[id].synced, false, {}};
+        survivors[id] = file{files_[id].synced, files_[id].synced, false, {}, {}, {}, 0};
     files_ = std::move(survivors);
     fs::remove_all(keep_);
     fs::create_directories(keep_);
@@ -359,6 +481,18 @@ class durability_model {
     bool kept = false;         // a hard link in keep_ holds its bytes
     // [begin, end) byte ranges of failed syncs: never durable.
     std::vector<std::pair<std::uint64_t, std::uint64_t>> lost;
+    // In-place writes: sector number -> the old bytes the disk holds for
+    // it, and the write generation that last dirtied it.
+    struct dirty_sector {
+      std::string old;
+      std::uint64_t generation = 0;
+      // Written again after cut_power(): the bytes it held at the cut (the
+      // newest the disk can hold; the old bytes when first written after it).
+      std::optional<std::string> at_cut;
+    };
+    std::map<std::uint64_t, dirty_sector> unsynced;
+    std::map<std::uint64_t, std::string> lost_sectors;  // failed syncs: old bytes, for good
+    std::uint64_t generation = 0;                       // of the last in-place write
 
     // Adds [begin, end) to `lost`, kept sorted and disjoint.
     void lose(std::uint64_t begin, std::uint64_t end) {
@@ -375,11 +509,49 @@ class durability_model {
     }
     void truncate(std::uint64_t to) {
       size = to;
+      const std::uint64_t first_gone = (to + durability_sector - 1) / durability_sector;
+      unsynced.erase(unsynced.lower_bound(first_gone), unsynced.end());
+      lost_sectors.erase(lost_sectors.lower_bound(first_gone), lost_sectors.end());
       if (synced > to) synced = to;
       for (auto& [begin, end] : lost) end = std::min(end, to);
       std::erase_if(lost, [](const auto& r) { return r.first >= r.second; });
     }
   };
+
+  // Puts back, in the file at `p` (cut to f.synced already), the old bytes
+  // of every lost sector and of each unsynced sector the tear picks.
+  void tear(const std::filesystem::path& p, const file& f, power_loss_report& r) {
+    if (f.unsynced.empty() && f.lost_sectors.empty()) return;
+    std::fstream out(p, std::ios::in | std::ios::out | std::ios::binary);
+    auto put_back = [&](std::uint64_t sector, const std::string& old) {
+      const std::uint64_t at = sector * durability_sector;
+      if (at >= f.synced) return false;
+      const std::uint64_t n = std::min<std::uint64_t>(durability_sector, f.synced - at);
+      out.seekp(static_cast<std::streamoff>(at));
+      out.write(old.data(), static_cast<std::streamsize>(n));
+      return true;
+    };
+    for (const auto& [sector, d] : f.unsynced) {
+      if (sector * durability_sector >= f.synced) continue;
+      if (tear_rng_() % 2 == 0 && (!d.at_cut || *d.at_cut != d.old)) {
+        if (d.at_cut) put_back(sector, *d.at_cut);
+        ++r.sectors_kept;
+      } else if (put_back(sector, d.old)) {
+        ++r.sectors_torn;
+      }
+    }
+    for (const auto& [sector, old] : f.lost_sectors)
+      if (put_back(sector, old)) ++r.sectors_lost;
+    out.flush();
+    if (!out)
+      throw std::runtime_error("simulate_power_loss: cannot put back the old sectors of " +
+                               p.string());
+  }
+
+  static std::uint64_t seed_from_environment() {
+    if (const char* v = std::getenv("SESHAT_TEAR_SEED")) return std::strtoull(v, nullptr, 10);
+    return std::random_device{}();
+  }
 
   // Overwrites with zeros the lost ranges of `f` below its synced size (the
   // file at `p` is cut to that size already). Returns the bytes zeroed.
@@ -503,7 +675,7 @@ class durability_model {
     const std::uintmax_t size = std::filesystem::file_size(p, ec);
     if (ec) return;
     const file_id id = next_id_++;
-    files_[id] = file{size, size, false, {}};
+    files_[id] = file{size, size, false, {}, {}, {}, 0};
     live_[n.dir][n.file] = id;
     durable_[n.dir].try_emplace(n.file, id);
   }
@@ -554,6 +726,8 @@ class durability_model {
   std::map<std::filesystem::path, std::map<std::string, file_id>> live_, durable_;
   std::string error_;
   bool cut_ = false;
+  const std::uint64_t tear_seed_;
+  std::mt19937_64 tear_rng_;
   std::vector<std::filesystem::path> roots_;      // watched, canonical
   std::set<std::filesystem::path> durable_dirs_;  // canonical
 };

@@ -5,9 +5,10 @@
 // operation and, when it says so, returns the error instead of doing the
 // operation (nothing reaches the disk). Counts every fault it injects.
 //
-// Kinds: write (append, positioned append, truncate), sync (file sync or
-// fsync, directory fsync) and create (a file opened for writing: new, reopened
-// for appending, hard-linked). Renames, deletes and directory creations
+// Kinds: write (append, positioned append, truncate; the log engine's
+// pwrite, fallocate and write-zeroes), sync (file sync or fsync, fdatasync,
+// directory fsync) and create (a file opened for writing: new, reopened for
+// appending or in place, hard-linked). Renames, deletes and directory creations
 // (metadata) fail only in fail_all mode.
 //
 // Thread-safety: all members may be called from any thread.
@@ -106,6 +107,12 @@ class fault_plan {
   bool pending() const {
     std::lock_guard lock(mu_);
     return nth_.has_value();
+  }
+
+  // Counts a fault an environment injected on its own (fault_log_fs::fail_next).
+  void note_injected() {
+    std::lock_guard lock(mu_);
+    ++injected_;
   }
 
   std::uint64_t injected() const {
