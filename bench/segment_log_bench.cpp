@@ -371,7 +371,8 @@ void write_amp(benchmark::State& state) {
 // entry (untimed).
 void scale_rounds(benchmark::State& state) {
   constexpr std::uint64_t k_round = 64;
-  const auto groups = static_cast<std::uint64_t>(state.range(0));
+  // The smoke run's scale makes the 10,000 fewer (never below one round's 64).
+  const auto groups = std::max(k_round, scaled(static_cast<std::uint64_t>(state.range(0))));
   fresh_engine e;
   if (auto s = e.open(); !s.ok()) return state.SkipWithError(s.to_string().c_str());
   entry_pool pool(k_round);
@@ -429,7 +430,7 @@ double heap_in_use() {
 // timed. Also the heap that open leaves held (mallinfo2, after the open over
 // before it) per group: the memory of an idle group in a reopened store.
 void scale_open(benchmark::State& state) {
-  const auto groups = static_cast<std::uint64_t>(state.range(0));
+  const auto groups = scaled(static_cast<std::uint64_t>(state.range(0)));
   entry_pool pool(16);
   for (auto _ : state) {
     state.PauseTiming();
