@@ -4,6 +4,7 @@
 // backends with the same entries (256 random payload bytes, term 1), the
 // same batches and the same counters.
 #include <signal.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -358,6 +359,122 @@ void write_amp(benchmark::State& state) {
   state.counters["peak_rss_mb"] = peak_rss_mb();
 }
 
+// W3 at scale (issue 14, M8): `groups` data groups in one store; a round
+// appends one entry to each of 64 of them with append_async and is
+// acknowledged when the 64 callbacks fired; rounds take the groups in turn,
+// so every group is written once in groups / 64 rounds and each segment
+// holds records (and its footer summaries) of many groups. Rounds of 64
+// keep the round's size (and its sync) that of W3's 64-group row, so the
+// ratio of the groups:10000 row over the groups:64 row measured in the
+// same run is what the number of groups costs the engine: its index, its
+// per-group state and its footers. Before timing, every group gets one
+// entry (untimed).
+void scale_rounds(benchmark::State& state) {
+  constexpr std::uint64_t k_round = 64;
+  // The smoke run's scale makes the 10,000 fewer (never below one round's 64).
+  const auto groups = std::max(k_round, scaled(static_cast<std::uint64_t>(state.range(0))));
+  fresh_engine e;
+  if (auto s = e.open(); !s.ok()) return state.SkipWithError(s.to_string().c_str());
+  entry_pool pool(k_round);
+  std::vector<std::uint64_t> next(groups, 1);
+  round_latch latch;
+  latency_recorder latency;
+  std::uint64_t cursor = 0;
+  auto round = [&]() -> bool {
+    latch.reset(static_cast<int>(k_round));
+    bool ok = true;
+    for (std::uint64_t k = 0; k < k_round; ++k) {
+      const std::uint64_t g = cursor;
+      cursor = (cursor + 1) % groups;
+      std::span<const log_entry_input> one(&pool.inputs[k], 1);
+      status s = e.log->append_async(data_group(g + 1), next[g]++, one, [&](status st) { latch.done(st); });
+      if (!s.ok()) {
+        ok = false;
+        latch.done(s);
+      }
+    }
+    return latch.wait() && ok;
+  };
+  for (std::uint64_t r = 0; r < (groups + k_round - 1) / k_round; ++r)
+    if (!round()) return state.SkipWithError("an untimed append_async failed");
+  const std::uint64_t syncs_before = e.fs.syncs;
+  for (auto _ : state) {
+    latency.start();
+    const bool ok = round();
+    latency.stop();
+    if (!ok) {
+      state.SkipWithError("an append_async failed");
+      break;
+    }
+  }
+  const auto rounds = static_cast<double>(state.iterations());
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(k_round));
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(k_round * k_entry_bytes));
+  state.counters["fsyncs_per_round"] = static_cast<double>(e.fs.syncs - syncs_before) / std::max(rounds, 1.0);
+  latency.report(state);
+  state.counters["peak_rss_mb"] = peak_rss_mb();
+  if (auto s = e.close(); !s.ok()) state.SkipWithError(s.to_string().c_str());
+}
+
+// Heap bytes malloc holds now (glibc's mallinfo2: in-use bytes of the main
+// arena and the mmapped chunks; the engine's threads allocate in the
+// calling thread's arena or theirs, all of which it sums).
+double heap_in_use() {
+  const struct mallinfo2 m = mallinfo2();
+  return static_cast<double>(m.uordblks + m.hblkhd);
+}
+
+// The open of a 10,000-group store (issue 14, M8), once per fill: every group
+// holds 16 entries in 4 appends, a vote and a committed id, and is idle;
+// the fill closes (every segment sealed) and the first open after it is
+// timed. Also the heap that open leaves held (mallinfo2, after the open over
+// before it) per group: the memory of an idle group in a reopened store.
+void scale_open(benchmark::State& state) {
+  const auto groups = scaled(static_cast<std::uint64_t>(state.range(0)));
+  entry_pool pool(16);
+  for (auto _ : state) {
+    state.PauseTiming();
+    fresh_engine e;
+    status s = e.open();
+    for (std::uint64_t g = 1; s.ok() && g <= groups; ++g) {
+      for (std::uint64_t i = 1; s.ok() && i <= 16; i += 4)
+        s = e.log->append(data_group(g), i, std::span(pool.inputs.data() + (i - 1), 4), false);
+      if (s.ok()) s = e.log->save_vote(data_group(g), vote{1, 1, true});
+      if (s.ok()) s = e.log->save_committed(data_group(g), log_id{1, 16});
+    }
+    if (s.ok()) s = e.close();
+    if (!s.ok()) {
+      state.SkipWithError(s.to_string().c_str());
+      break;
+    }
+    const double heap_before = heap_in_use();
+    state.ResumeTiming();
+    const auto t0 = std::chrono::steady_clock::now();
+    s = e.open();
+    const auto st = s.ok() ? e.log->state(data_group(groups)) : segment_group_state{};
+    const double open_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    state.PauseTiming();
+    if (!s.ok()) {
+      state.SkipWithError(s.to_string().c_str());
+      break;
+    }
+    if (!st.last || st.last->index != 16 || !st.vote_value) {
+      state.SkipWithError("the reopened log state is wrong");
+      break;
+    }
+    if (auto settled = e.log->settle(); !settled.ok()) {
+      state.SkipWithError(settled.to_string().c_str());
+      break;
+    }
+    state.counters["open_ms"] = open_ms;
+    state.counters["heap_bytes_per_group"] = (heap_in_use() - heap_before) / static_cast<double>(groups);
+    state.counters["segments"] = static_cast<double>(e.log->segment_count());
+    e.close().ignore();
+    state.ResumeTiming();
+  }
+  state.counters["peak_rss_mb"] = peak_rss_mb();
+}
+
 const bool registered = [] {
   benchmark::RegisterBenchmark("W1/segment-log", append, true, segment_io::write_fdatasync)
       ->ArgName("B")->Arg(1)->Arg(16)->Arg(256)->UseRealTime();
@@ -374,6 +491,10 @@ const bool registered = [] {
   benchmark::RegisterBenchmark("W6/segment-log/after-crash", recover_after_crash)
       ->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
   benchmark::RegisterBenchmark("W8/segment-log/B:16", write_amp)->Iterations(1)->UseRealTime();
+  benchmark::RegisterBenchmark("W3/segment-log/scale", scale_rounds)
+      ->ArgName("groups")->Arg(64)->Arg(10'000)->UseRealTime();
+  benchmark::RegisterBenchmark("W3/segment-log/scale/open", scale_open)
+      ->ArgName("groups")->Arg(10'000)->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
   return true;
 }();
 

@@ -110,6 +110,8 @@ class group_log {
     keep(hard_state_seq());
     return out;
   }
+  // The segment holding the group's first live entry; 0 when it holds none.
+  std::uint64_t entries_seq() const { return log_.pieces.empty() ? 0 : log_.pieces.front().seq; }
   // The oldest segment holding the group's latest vote, committed or purge point; 0: none.
   std::uint64_t hard_state_seq() const {
     std::uint64_t out = 0;

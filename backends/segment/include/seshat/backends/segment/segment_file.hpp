@@ -96,6 +96,12 @@ struct segment_state {
   std::uint64_t last_number = 0;
   std::uint64_t seal_reserve = k_seal_fixed_bytes;  // >= the seal's bytes
   bool sealed = false;  // its seal is durable (written here, or found at open)
+  // The groups that need this segment (section 8), kept by the engine as
+  // each record applies: those whose first live entry is here, and those
+  // whose oldest needed vote, committed or purge point is here. Freeing
+  // (oldest first) reads these, not every group.
+  std::uint32_t entry_pins = 0;
+  std::uint32_t state_pins = 0;
 
   // What a record of group `g` adds to seal_reserve.
   std::uint64_t seal_growth(const group_address& g, std::size_t term_runs, bool entries) const {

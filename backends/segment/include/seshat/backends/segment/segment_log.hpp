@@ -431,6 +431,9 @@ class segment_log {
  private:
   using clock = std::chrono::steady_clock;
   static constexpr std::size_t k_max_staged_bytes = std::size_t{16} << 20;
+  // What one carried group takes in the open segment, at most: its `state`
+  // record (76 bytes with every field) and its seal reserve.
+  static constexpr std::uint64_t k_carry_bytes = 76 + detail::segment::k_summary_bound_bytes;
   using segment_state = detail::segment::segment_state;
 
   struct waiting_callback {
@@ -481,6 +484,7 @@ class segment_log {
     SESHAT_ASSIGN_OR_RETURN(auto rec, detail::segment::recover(fs_, dir_, options_.recovery));
     for (auto& s : rec.segments) segments_[s->seq] = s;
     groups_ = std::move(rec.groups);
+    for (const auto& [g, gl] : groups_) repin({}, pins_of(gl));
     next_seq_ = rec.next_seq;
     if (rec.last_is_empty && rec.segments.back()->size == options_.segment_bytes) {
       open_seg_ = rec.segments.back();
@@ -595,12 +599,35 @@ class segment_log {
     r.offset = staging_.add(rec);
     r.size = static_cast<std::uint32_t>(rec.size());
     r.body = std::move(body);
-    groups_[g].apply(r, open_seg_->seq).ignore();  // checked above: cannot refuse
+    detail::segment::group_log& gl = groups_[g];
+    const group_pins before = pins_of(gl);
+    gl.apply(r, open_seg_->seq).ignore();  // checked above: cannot refuse
+    repin(before, pins_of(gl));
     open_seg_->note_for_seal(r, growth);
     if constexpr (std::is_same_v<Body, purge_record> || std::is_same_v<Body, reset_record> ||
                   std::is_same_v<Body, truncate_record>)
       free_hint_ = true;  // may leave the oldest segment unneeded
     return ++staged_ops_;
+  }
+
+  // The segments a group needs (section 8): that of its first live entry and
+  // that of its oldest needed hard-state record (0: none). Each segment
+  // counts the groups that pin it so, so that freeing looks at the oldest
+  // segments, not at every group.
+  struct group_pins {
+    std::uint64_t entries = 0, state = 0;
+  };
+  static group_pins pins_of(const detail::segment::group_log& gl) {
+    return {gl.entries_seq(), gl.hard_state_seq()};
+  }
+  void repin(const group_pins& before, const group_pins& after) {
+    auto move = [&](std::uint64_t from, std::uint64_t to, std::uint32_t segment_state::*count) {
+      if (from == to) return;
+      if (auto it = segments_.find(from); from != 0 && it != segments_.end()) --(*it->second.*count);
+      if (auto it = segments_.find(to); to != 0 && it != segments_.end()) ++(*it->second.*count);
+    };
+    move(before.entries, after.entries, &segment_state::entry_pins);
+    move(before.state, after.state, &segment_state::state_pins);
   }
 
   // ---- rounds ----------------------------------------------------------------
@@ -792,13 +819,22 @@ class segment_log {
     return {};
   }
 
-  // Frees the oldest segment when no group needs it (group_log::oldest_needed):
+  // Frees the oldest segment when no group needs it (the segment's pins):
   // first a `state` record for each group that needs it only for its vote,
   // committed or purge point (carried forward into the open segment), then,
   // once every record that made it unneeded is durable, unlink and fsync of
   // the directory, oldest first, so that a name a crash brings back is older
   // than every live segment and superseded by them (section 9). True when it
   // freed one. Under mu_ (held by `lk`), released for the I/O.
+  //
+  // Carrying pays only when it frees more than it writes: it is done for the
+  // run of oldest segments that no group's entries pin (every group whose
+  // hard state lies in that run is carried at once, so the whole run frees),
+  // and only when the carried records take at most half of the run's bytes.
+  // Otherwise the oldest segments hold mostly live hard state (idle groups'),
+  // carrying it would only rewrite it, and freeing waits until busier groups'
+  // dead segments follow them: so carrying converges, whatever the number of
+  // idle groups, and costs at most half the bytes it frees.
   bool free_oldest(std::unique_lock<std::mutex>& lk) {
     using namespace detail::segment;
     if (segments_.empty() || closing_) return false;
@@ -808,24 +844,32 @@ class segment_log {
       segments_.erase(seg->seq);
       return true;
     }
-    std::vector<log_group> carry;
-    for (const auto& [g, gl] : groups_) {
-      if (gl.has_entries() && gl.replay().pieces.front().seq <= seg->seq) return false;
-      const std::uint64_t h = gl.hard_state_seq();
-      if (h != 0 && h <= seg->seq) carry.push_back(g);
-    }
+    if (seg->entry_pins > 0) return false;
     std::uint64_t ticket = staged_ops_;
-    for (const log_group& g : carry) {
-      const group_log& gl = groups_.at(g);
-      state_record st{g, gl.vote_value(), gl.committed(), gl.last_purged(),
-                      gl.last_id().value_or(log_id{0, 0})};
-      auto t = stage_record(st);
-      if (!t.ok()) return false;
-      ticket = *t;
+    if (seg->state_pins > 0) {
+      std::uint64_t carried = 0, run_bytes = 0, upto = 0;
+      for (const auto& [seq, s] : segments_) {
+        if (s == open_seg_ || s->entry_pins > 0 || staging_.holds(*s)) break;
+        carried += s->state_pins;
+        run_bytes += s->size;
+        upto = seq;
+      }
+      if (2 * carried * k_carry_bytes > run_bytes) return false;  // mostly live: wait
+      for (const auto& [g, gl] : groups_) {  // only when carrying: what it frees pays for it
+        const std::uint64_t h = gl.hard_state_seq();
+        if (h == 0 || h > upto) continue;
+        state_record st{g, gl.vote_value(), gl.committed(), gl.last_purged(),
+                        gl.last_id().value_or(log_id{0, 0})};
+        auto t = stage_record(st);
+        if (!t.ok()) return false;
+        ticket = *t;
+      }
     }
     if (!await(lk, ticket, true).ok()) return false;  // latched
     // Nothing staged since can make it needed again: entries and state go to newer segments.
-    if (segments_.empty() || segments_.begin()->second != seg || closing_) return false;
+    if (segments_.empty() || segments_.begin()->second != seg || closing_ || seg->entry_pins > 0 ||
+        seg->state_pins > 0)
+      return false;
     lk.unlock();
     status e;
     try {
