@@ -94,7 +94,7 @@ std::map<std::string, std::string> samples(const std::string& text, const std::s
 TEST_SUITE("metrics") {
 
 TEST_CASE_TEMPLATE("appends of N entries count N entries, their bytes, and one append per call", B,
-                   SESHAT_ALL_BACKENDS) {
+                   SESHAT_ALL_BACKENDS, SESHAT_SEGMENTED_BACKENDS) {
   scratch_dir dir;
   auto s = open_store<B>(dir.store());
   auto log = open_data(*s, 7);
@@ -114,6 +114,8 @@ TEST_CASE_TEMPLATE("appends of N entries count N entries, their bytes, and one a
   CHECK(group_of(read_metrics(*s), false, 7).appends == 3);
 }
 
+// Not on segmented<B> yet: there the engine's durable rounds count as group
+// commits, its syncs are not timed and its entries are no family keys.
 TEST_CASE_TEMPLATE("a durable append is one sync of its entries; a buffered one is none", B,
                    SESHAT_ALL_BACKENDS) {
   scratch_dir dir;
@@ -144,6 +146,8 @@ TEST_CASE_TEMPLATE("a durable append is one sync of its entries; a buffered one 
   CHECK(read_metrics(*s).sync_seconds.count() == 5);
 }
 
+// Not on segmented<B> yet: there the engine's durable rounds count as group
+// commits, its syncs are not timed and its entries are no family keys.
 TEST_CASE_TEMPLATE("append_async counts a sync per callback, and the store one per group commit", B,
                    SESHAT_ALL_BACKENDS) {
   scratch_dir dir;
@@ -173,7 +177,7 @@ TEST_CASE_TEMPLATE("append_async counts a sync per callback, and the store one p
 }
 
 TEST_CASE_TEMPLATE("reads, truncations and purges are counted and the extent follows the log", B,
-                   SESHAT_ALL_BACKENDS) {
+                   SESHAT_ALL_BACKENDS, SESHAT_SEGMENTED_BACKENDS) {
   scratch_dir dir;
   auto s = open_store<B>(dir.store());
   auto log = open_data(*s, 5);
@@ -204,7 +208,7 @@ TEST_CASE_TEMPLATE("reads, truncations and purges are counted and the extent fol
 }
 
 TEST_CASE_TEMPLATE("a group's counts outlive its log_store, which reports no extent once closed", B,
-                   SESHAT_ALL_BACKENDS) {
+                   SESHAT_ALL_BACKENDS, SESHAT_SEGMENTED_BACKENDS) {
   scratch_dir dir;
   auto s = open_store<B>(dir.store());
   auto log = open_data(*s, 6);
@@ -224,7 +228,7 @@ TEST_CASE_TEMPLATE("a group's counts outlive its log_store, which reports no ext
 }
 
 TEST_CASE_TEMPLATE("groups are listed system group first, then by shard id", B,
-                   SESHAT_ALL_BACKENDS) {
+                   SESHAT_ALL_BACKENDS, SESHAT_SEGMENTED_BACKENDS) {
   scratch_dir dir;
   auto s = open_store<B>(dir.store());
   auto nine = open_data(*s, 9);
@@ -238,7 +242,7 @@ TEST_CASE_TEMPLATE("groups are listed system group first, then by shard id", B,
 }
 
 TEST_CASE_TEMPLATE("reads and writes are counted per family; keys only when asked", B,
-                   SESHAT_ALL_BACKENDS) {
+                   SESHAT_ALL_BACKENDS, SESHAT_SEGMENTED_BACKENDS) {
   scratch_dir dir;
   auto s = open_store<B>(dir.store());
   REQUIRE(s->put(column_family::data_kv, "a", "12345").ok());
@@ -265,6 +269,8 @@ TEST_CASE_TEMPLATE("reads and writes are counted per family; keys only when aske
   CHECK(m.keys[index_of(column_family::data_kv)] == 2);
 }
 
+// Not on segmented<B> yet: there the engine's durable rounds count as group
+// commits, its syncs are not timed and its entries are no family keys.
 TEST_CASE_TEMPLATE("the Prometheus text reports the counts with the store's label", B,
                    SESHAT_ALL_BACKENDS) {
   scratch_dir dir;
@@ -379,7 +385,7 @@ TEST_CASE("a bad label name is refused, naming it, and nothing is written") {
 TEST_SUITE("concurrency") {
 
 TEST_CASE_TEMPLATE("counts stay exact while many threads append and another reads the metrics", B,
-                   SESHAT_ALL_BACKENDS) {
+                   SESHAT_ALL_BACKENDS, SESHAT_SEGMENTED_BACKENDS) {
   scratch_dir dir;
   auto s = open_store<B>(dir.store());
   constexpr int k_threads = 4, k_appends = 50;

@@ -686,7 +686,7 @@ TEST_CASE_TEMPLATE_DEFINE("raft snapshots", B, raft_snapshots) {
   }
 }
 
-TEST_CASE_TEMPLATE_INVOKE(raft_snapshots, SESHAT_ALL_BACKENDS);
+TEST_CASE_TEMPLATE_INVOKE(raft_snapshots, SESHAT_ALL_BACKENDS, SESHAT_SEGMENTED_BACKENDS);
 
 TEST_CASE("a crash in the middle of install leaves the old state machine or the new one, never a "
           "mixture") {
@@ -807,7 +807,7 @@ TEST_CASE_TEMPLATE_DEFINE("after a crash at any step of install, the reopened no
   }
 }
 
-TEST_CASE_TEMPLATE_INVOKE(install_crash, SESHAT_ALL_BACKENDS);
+TEST_CASE_TEMPLATE_INVOKE(install_crash, SESHAT_ALL_BACKENDS, SESHAT_SEGMENTED_BACKENDS);
 
 TEST_CASE_TEMPLATE_DEFINE("open sets aside a kept snapshot past the applied state whose records do "
                           "not read, and keeps the state machine it has",
@@ -839,7 +839,7 @@ TEST_CASE_TEMPLATE_DEFINE("open sets aside a kept snapshot past the applied stat
   CHECK(a.snapshots->get_current_snapshot().value()->meta == older);
 }
 
-TEST_CASE_TEMPLATE_INVOKE(install_unreadable, SESHAT_ALL_BACKENDS);
+TEST_CASE_TEMPLATE_INVOKE(install_unreadable, SESHAT_ALL_BACKENDS, SESHAT_SEGMENTED_BACKENDS);
 
 TEST_CASE_TEMPLATE_DEFINE("open renames a snapshot whose header does not read '<name>.damaged', "
                           "never uses it, keeps the two latest readable ones, and fails only "
@@ -886,7 +886,7 @@ TEST_CASE_TEMPLATE_DEFINE("open renames a snapshot whose header does not read '<
   CHECK(mentions(refused.status(), "(and it cannot be renamed: "));
 }
 
-TEST_CASE_TEMPLATE_INVOKE(open_damaged, SESHAT_ALL_BACKENDS);
+TEST_CASE_TEMPLATE_INVOKE(open_damaged, SESHAT_ALL_BACKENDS, SESHAT_SEGMENTED_BACKENDS);
 
 TEST_SUITE("concurrency") {
 
@@ -942,7 +942,7 @@ TEST_CASE_TEMPLATE_DEFINE("a build sees exactly the data of its applied log id w
   }
 }
 
-TEST_CASE_TEMPLATE_INVOKE(build_while_applying, SESHAT_ALL_BACKENDS);
+TEST_CASE_TEMPLATE_INVOKE(build_while_applying, SESHAT_ALL_BACKENDS, SESHAT_SEGMENTED_BACKENDS);
 
 }  // TEST_SUITE("concurrency")
 

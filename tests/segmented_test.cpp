@@ -11,6 +11,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -257,24 +260,132 @@ TEST_CASE_TEMPLATE_DEFINE(
   for (auto& log : logs) CHECK(log->entries(1, 6).value().size() == 5);
 }
 
-TEST_CASE_TEMPLATE_DEFINE("a segmented store refuses a store snapshot, naming why, and leaves "
-                          "nothing behind",
-                          B, no_snapshot_yet) {
-  scratch_dir dir;
+namespace {
+
+// Every file under `dir` and its bytes, keyed by the path inside `dir`.
+std::map<std::string, std::string> file_bytes(const std::filesystem::path& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    out[e.path().lexically_relative(dir).string()] =
+        std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return out;
+}
+
+// Entries of about 4 KiB, so that a few hundred fill several 1 MiB segments.
+std::vector<text_entry> big_entries(std::uint64_t term, std::uint64_t first, std::uint64_t count) {
+  auto out = make_entries<text_entry>(term, first, count);
+  for (auto& e : out) e.text = std::string(4000, static_cast<char>('a' + e.index % 26));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE_DEFINE(
+    "a checkpoint of a segmented store installs into another store with the same entries, hard "
+    "state and key-value data, and does not change while the source writes on",
+    B, checkpoint_roundtrip) {
+  scratch_dir dir, other;
+  const auto snap = dir.path() / "snap";
   auto s = open_store<B>(dir.store());
-  const auto target = dir.path() / "snap";
-  auto made = s->create_snapshot(target, log_id{0, 0});
-  CHECK(made.status().is(errc::snapshot_failed));
-  CHECK(made.status().message().find("cannot make checkpoints") != std::string::npos);
-  CHECK_FALSE(std::filesystem::exists(target));
-  CHECK_FALSE(std::filesystem::exists(dir.path() / "snap.partial"));
+  std::map<std::string, std::string> kv_at_snapshot;
+  {
+    auto log = open_data_log(*s, 7);
+    // About 2.4 MB in appends of 200 KB: sealed 1 MiB segments and an open one.
+    for (std::uint64_t i = 1; i <= 600; i += 50) REQUIRE(log->append(big_entries(2, i, 50)).ok());
+    REQUIRE(log->save_vote(vote{2, 5, true}).ok());
+    REQUIRE(log->save_committed(log_id{2, 590}).ok());
+    REQUIRE(log->purge(10).ok());
+    REQUIRE(s->put(column_family::data_kv, "k", "v").ok());
+    REQUIRE(s->put(column_family::data_raft_state, "applied", "590").ok());
+    REQUIRE(s->log_engine().settle().ok());  // seal what the writer moved on from
+    kv_at_snapshot = dump(*s);
+    auto made = s->create_snapshot(snap, log_id{2, 590});
+    REQUIRE_MESSAGE(made.ok(), made.status().to_string());
+    CHECK(made->backend == B::k_name);
+  }
+  const auto bytes = file_bytes(snap);
+  // Sealed segments are shared with the source by a link; the open one is a copy.
+  int linked = 0, copied = 0;
+  for (const auto& e : std::filesystem::directory_iterator(snap / "data" / "log"))
+    (std::filesystem::hard_link_count(e.path()) > 1 ? linked : copied)++;
+  CHECK(linked >= 2);
+  CHECK(copied >= 1);
+
+  // The source writes on, purges everything the checkpoint holds (its
+  // segments are freed) and closes: the checkpoint's bytes stay.
+  {
+    auto log = open_data_log(*s, 7);
+    for (std::uint64_t i = 601; i <= 1200; i += 50) REQUIRE(log->append(big_entries(3, i, 50)).ok());
+    REQUIRE(log->save_vote(vote{3, 6, true}).ok());
+    REQUIRE(log->purge(1150).ok());
+    REQUIRE(s->put(column_family::data_kv, "k", "changed").ok());
+    REQUIRE(s->log_engine().settle().ok());
+    CHECK(s->log_engine().freed_segments() >= 2);
+  }
+  REQUIRE(s->close().ok());
+  CHECK(file_bytes(snap) == bytes);
+
+  // Installed into another store, it reads as the source did at the checkpoint.
+  auto t = open_store<B>(other.store());
+  auto restored = t->restore_snapshot(snap);
+  REQUIRE_MESSAGE(restored.ok(), restored.status().to_string());
+  CHECK(restored->last_included == log_id{2, 590});
+  CHECK(dump(*t) == kv_at_snapshot);
+  {
+    auto log = open_data_log(*t, 7);
+    CHECK(log->read_vote().value() == vote{2, 5, true});
+    CHECK(log->read_committed().value() == log_id{2, 590});
+    CHECK(log->get_log_state() == log_state{log_id{2, 10}, log_id{2, 600}});
+    auto got = log->entries(11, 601);
+    REQUIRE(got.ok());
+    CHECK(got->size() == 590);
+    CHECK(got->front().text == big_entries(2, 11, 1).front().text);
+    CHECK(got->back().index == 600);
+    // The installed store writes on without touching the checkpoint either.
+    for (std::uint64_t i = 601; i <= 900; i += 50) REQUIRE(log->append(big_entries(2, i, 50)).ok());
+    REQUIRE(log->purge(800).ok());
+    REQUIRE(t->log_engine().settle().ok());
+  }
+  REQUIRE(t->close().ok());
+  CHECK(file_bytes(snap) == bytes);
+  // Reopened, it still holds what was written after the install.
+  t = open_store<B>(other.store());
+  auto log = open_data_log(*t, 7);
+  CHECK(log->get_log_state() == log_state{log_id{2, 800}, log_id{2, 900}});
+}
+
+TEST_CASE_TEMPLATE_DEFINE("a segmented checkpoint is refused by another kind of store and "
+                          "into an open store, with nothing changed",
+                          B, checkpoint_refusals) {
+  scratch_dir dir;
+  const auto snap = dir.path() / "snap";
+  auto s = open_store<B>(dir.store());
+  REQUIRE(s->put(column_family::data_kv, "k", "v").ok());
+  REQUIRE(s->backend().checkpoint(snap).ok());
+  // The kv/ half alone is B's checkpoint, not a segmented one.
+  status wrong = B::install_checkpoint(snap / B::k_kv_dir, dir.path() / "t");
+  CHECK_FALSE(wrong.ok());
+  CHECK_MESSAGE(wrong.message().find("the checkpoint is not a " + std::string(B::k_name) + " store") !=
+                    std::string::npos,
+                wrong.to_string());
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "t"));
+  // The source is open: refused, naming it.
+  status open_store_refused = B::install_checkpoint(snap, dir.store());
+  CHECK_FALSE(open_store_refused.ok());
+  CHECK(open_store_refused.message().find("already open") != std::string::npos);
+  CHECK(dump(*s).at("data_kv/k") == "v");
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "store.restore"));
 }
 
 TEST_CASE_TEMPLATE_INVOKE(halves, SESHAT_SEGMENTED_BACKENDS);
 TEST_CASE_TEMPLATE_INVOKE(kv_writes_refused, SESHAT_SEGMENTED_BACKENDS);
 TEST_CASE_TEMPLATE_INVOKE(missing_log, SESHAT_SEGMENTED_BACKENDS);
 TEST_CASE_TEMPLATE_INVOKE(one_write_a_round, SESHAT_SEGMENTED_BACKENDS);
-TEST_CASE_TEMPLATE_INVOKE(no_snapshot_yet, SESHAT_SEGMENTED_BACKENDS);
+TEST_CASE_TEMPLATE_INVOKE(checkpoint_roundtrip, SESHAT_SEGMENTED_BACKENDS);
+TEST_CASE_TEMPLATE_INVOKE(checkpoint_refusals, SESHAT_SEGMENTED_BACKENDS);
 // The memory backend keeps no marker on disk: only the disk backends' plain
 // stores can be told from a segmented one by their directory.
 #if SESHAT_HAVE_ROCKSDB && SESHAT_HAVE_LEVELDB

@@ -37,7 +37,6 @@
 TEST_SUITE_BEGIN("store snapshots");
 
 using namespace seshat;
-using seshat::test::dump;
 using seshat::test::open_store;
 using seshat::test::scratch_dir;
 namespace fs = std::filesystem;
@@ -45,6 +44,34 @@ namespace fs = std::filesystem;
 namespace {
 
 using dump_t = std::map<std::string, std::string>;
+
+// The data log these tests write: group 0 on a key-value store (its keys
+// unprefixed), group 1 in a log engine (which keeps data groups from 1).
+template <class B>
+log_address data_log() {
+  return log_backend<B> ? log_address{column_family::data_raft_log, 1}
+                        : log_address{column_family::data_raft_log};
+}
+
+// Every key of every family (test::dump) and, on a store whose logs are in
+// a log engine (segmented<B>), the entries of the system log and of data
+// data_log<B>() under the keys a key-value store keeps group 0 at: one picture of the
+// store for every backend.
+template <class B>
+dump_t dump(storage<B>& s) {
+  dump_t d = seshat::test::dump(s);
+  if constexpr (log_backend<B>) {
+    for (log_address a : {log_address{column_family::system_raft_log}, data_log<B>()}) {
+      const auto first = s.first_log_index(a).value();
+      const auto last = s.last_log_index(a).value();
+      if (!first || !last) continue;
+      const auto got = s.read_log(a, *first, *last + 1).value();
+      for (std::uint64_t i = *first; i <= *last; ++i)
+        d[std::string(name_of(a.cf)) + "/" + std::string(log_key::encode(i))] = got[i - *first];
+    }
+  }
+  return d;
+}
 
 // Writes `count` keys tagged `tag` into every family: plain keys in the
 // three data families, one key in each raft_state family, and log entries
@@ -61,7 +88,7 @@ void write_state(storage<B>& s, const std::string& tag, int count, std::uint64_t
   REQUIRE(s.put(column_family::system_raft_state, "vote", "vote " + tag).ok());
   REQUIRE(s.put(column_family::data_raft_state, "applied", "applied " + tag).ok());
   REQUIRE(s.append_log(column_family::system_raft_log, first_log, entries).ok());
-  REQUIRE(s.append_log(column_family::data_raft_log, first_log, entries).ok());
+  REQUIRE(s.append_log(data_log<B>(), first_log, entries).ok());
 }
 
 std::string read_file(const fs::path& p) {
@@ -167,7 +194,7 @@ TEST_CASE_TEMPLATE_DEFINE("snapshots", B, snapshots) {
     REQUIRE(s->put(column_family::data_kv, "a-1", "overwritten").ok());
     REQUIRE(s->del(column_family::system_data, "a-2").ok());
     REQUIRE(s->truncate_log_before(column_family::system_raft_log, 10).ok());
-    REQUIRE(s->truncate_log_from(column_family::data_raft_log, 40).ok());
+    REQUIRE(s->truncate_log_from(data_log<B>(), 40).ok());
     REQUIRE(dump(*s) != at_snapshot);
 
     auto restored = s->restore_snapshot(snap);
@@ -177,9 +204,9 @@ TEST_CASE_TEMPLATE_DEFINE("snapshots", B, snapshots) {
     // The cached log bounds were dropped: the logs are the snapshot's.
     CHECK(s->first_log_index(column_family::system_raft_log).value() == 1u);
     CHECK(s->last_log_index(column_family::system_raft_log).value() == 30u);
-    CHECK(s->last_log_index(column_family::data_raft_log).value() == 30u);
-    CHECK(s->append_log(column_family::data_raft_log, 40, "gap").is(errc::invalid_log_index));
-    REQUIRE(s->append_log(column_family::data_raft_log, 31, "after restore").ok());
+    CHECK(s->last_log_index(data_log<B>()).value() == 30u);
+    CHECK(s->append_log(data_log<B>(), 40, "gap").is(errc::invalid_log_index));
+    REQUIRE(s->append_log(data_log<B>(), 31, "after restore").ok());
     REQUIRE(s->put(column_family::data_kv, "c", "after restore").ok());
     bool synced = false;
     s->sync_async([&](status st) { synced = st.ok(); });
@@ -348,7 +375,7 @@ TEST_CASE_TEMPLATE_DEFINE("snapshots", B, snapshots) {
   }
 }
 
-TEST_CASE_TEMPLATE_INVOKE(snapshots, SESHAT_ALL_BACKENDS);
+TEST_CASE_TEMPLATE_INVOKE(snapshots, SESHAT_ALL_BACKENDS, SESHAT_SEGMENTED_BACKENDS);
 
 TEST_CASE("memory backend: install is all or nothing, and a restored state is durable") {
   scratch_dir dir;
@@ -501,7 +528,7 @@ TEST_CASE_TEMPLATE_DEFINE("on-disk snapshots", B, disk_snapshots) {
     reset();
     fs::copy(snap / "data", leftover, fs::copy_options::recursive);
     for (const auto& e : fs::directory_iterator(leftover))
-      if (e.path().filename() != "SESHAT_STORE" && e.path().filename() != "CURRENT") fs::remove(e.path());
+      if (e.path().filename() != "SESHAT_STORE" && e.path().filename() != "CURRENT") fs::remove_all(e.path());
     {
       auto s = open_store<B>(store);
       CHECK(dump(*s) == old_state);
@@ -623,21 +650,20 @@ TEST_CASE_TEMPLATE_DEFINE(
   CHECK(r.now == r.old_state);
 }
 
+// The disk backends, plain and with their logs in the log engine (the
+// SESHAT_SEGMENTED_*_TYPE macros start with a comma, or are empty).
 #if SESHAT_HAVE_ROCKSDB && SESHAT_HAVE_LEVELDB
-TEST_CASE_TEMPLATE_INVOKE(disk_snapshots, seshat::rocksdb_backend, seshat::leveldb_backend);
-TEST_CASE_TEMPLATE_INVOKE(restore_sync_fails_after_switch, seshat::rocksdb_backend,
-                          seshat::leveldb_backend);
-TEST_CASE_TEMPLATE_INVOKE(restore_sync_fails_before_switch, seshat::rocksdb_backend,
-                          seshat::leveldb_backend);
+#define SESHAT_DISK_BACKENDS                                                         \
+  seshat::rocksdb_backend, seshat::leveldb_backend SESHAT_SEGMENTED_ROCKSDB_TYPE \
+      SESHAT_SEGMENTED_LEVELDB_TYPE
 #elif SESHAT_HAVE_ROCKSDB
-TEST_CASE_TEMPLATE_INVOKE(disk_snapshots, seshat::rocksdb_backend);
-TEST_CASE_TEMPLATE_INVOKE(restore_sync_fails_after_switch, seshat::rocksdb_backend);
-TEST_CASE_TEMPLATE_INVOKE(restore_sync_fails_before_switch, seshat::rocksdb_backend);
+#define SESHAT_DISK_BACKENDS seshat::rocksdb_backend SESHAT_SEGMENTED_ROCKSDB_TYPE
 #else
-TEST_CASE_TEMPLATE_INVOKE(disk_snapshots, seshat::leveldb_backend);
-TEST_CASE_TEMPLATE_INVOKE(restore_sync_fails_after_switch, seshat::leveldb_backend);
-TEST_CASE_TEMPLATE_INVOKE(restore_sync_fails_before_switch, seshat::leveldb_backend);
+#define SESHAT_DISK_BACKENDS seshat::leveldb_backend SESHAT_SEGMENTED_LEVELDB_TYPE
 #endif
+TEST_CASE_TEMPLATE_INVOKE(disk_snapshots, SESHAT_DISK_BACKENDS);
+TEST_CASE_TEMPLATE_INVOKE(restore_sync_fails_after_switch, SESHAT_DISK_BACKENDS);
+TEST_CASE_TEMPLATE_INVOKE(restore_sync_fails_before_switch, SESHAT_DISK_BACKENDS);
 
 #endif
 
@@ -711,7 +737,7 @@ TEST_CASE_TEMPLATE_DEFINE("a snapshot taken while another thread writes is one p
                     << " written before it started, " << after << " when it returned");
 }
 
-TEST_CASE_TEMPLATE_INVOKE(snapshot_while_writing, SESHAT_ALL_BACKENDS);
+TEST_CASE_TEMPLATE_INVOKE(snapshot_while_writing, SESHAT_ALL_BACKENDS, SESHAT_SEGMENTED_BACKENDS);
 
 }  // TEST_SUITE("concurrency")
 

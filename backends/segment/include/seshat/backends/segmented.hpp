@@ -35,9 +35,34 @@
 // and the engine both opened; an open that finds a finished store whose kv/
 // or log/ is missing refuses (corrupted-data), never recreating it empty.
 //
-// Not yet (docs/log-engine.md section 14, M5): checkpoint() and
-// install_checkpoint(), hence store snapshots, are refused with
-// invalid-argument: a checkpoint needs sealed segments to link.
+// Checkpoints (store snapshots: storage's create_snapshot and
+// restore_snapshot). checkpoint(dir) writes into the new directory `dir`:
+//   log/           the engine's checkpoint (segment_log::checkpoint): after
+//                  a durable round, its sealed segments hard-linked (no
+//                  engine writes a sealed segment again) and the others
+//                  copied up to their written end, so the copy is the log a
+//                  power loss right after that round would leave;
+//   kv/            then B's checkpoint;
+//   SESHAT_STORE   the marker, last, then an fsync of `dir` and its parent
+//                  (detail::seal_checkpoint).
+// The log half is taken first: the operations that touch both halves write
+// B first and the log after (an install writes the state machine, then
+// reset_to; a purge follows the snapshot it relies on), so a checkpoint
+// whose B is the later half is a state a crash between those two steps
+// could leave, which log_store repairs at open. What is written to either
+// half while the checkpoint runs is in it or not, each write whole; an
+// entry appended and applied meanwhile may be applied in kv/ without being
+// in log/ (the snapshot's last_included, which the caller gives, is what a
+// Raft layer installs from).
+// install_checkpoint(checkpoint, store) builds `<store>.restore` (marker
+// first, durably; log/ with the sealed segments hard-linked and the others
+// copied, log_checkpoint.hpp; kv/ by B::install_checkpoint into it, which
+// links what B never modifies; every file and directory fsynced), then
+// swaps it with the store in one renameat2(RENAME_EXCHANGE) and fsyncs the
+// parent (detail/directory_swap.hpp): a crash leaves the old store or the
+// new one, both halves, and open() removes the leftover. A memory B keeps
+// no files: its state is installed by B::install_checkpoint before the
+// swap (after every check, so that a bad checkpoint changes nothing).
 //
 // Thread-safety: as B and segment_log, every member may be called from
 // many threads. close() closes the engine (its last round), then B.
@@ -56,6 +81,8 @@
 #include "seshat/backends/segment/segment_log.hpp"
 #include "seshat/backends/segment/store_lock.hpp"
 #include "seshat/column_family.hpp"
+#include "seshat/detail/checkpoint_dir.hpp"
+#include "seshat/detail/directory_swap.hpp"
 #include "seshat/detail/files.hpp"
 #include "seshat/detail/log_fs.hpp"
 #include "seshat/detail/store_marker.hpp"
@@ -90,10 +117,14 @@ class segmented {
   // The subdirectories of the store's directory.
   static constexpr std::string_view k_kv_dir = "kv";
   static constexpr std::string_view k_log_dir = "log";
+  // Whether B keeps its store in files (not so the memory backend, whose
+  // syncs are free because nothing is on a disk: backend.hpp).
+  static constexpr bool k_kv_on_disk = !requires { requires B::k_syncs_are_free; };
 
   static result<std::unique_ptr<segmented>> open(const std::filesystem::path& dir,
                                                  const open_options& options) {
     SESHAT_RETURN_IF_ERROR(options.validate());
+    SESHAT_RETURN_IF_ERROR(detail::remove_restore_leftover(dir));  // of an interrupted install
     SESHAT_ASSIGN_OR_RETURN(const detail::store_dir found,
                             detail::prepare_store_dir(dir, k_name, options));
     const bool existing = found == detail::store_dir::existing;
@@ -204,19 +235,96 @@ class segmented {
     return s.ok() ? k : s;
   }
 
+  // See the top of this file. invalid-argument when `dir` exists; on
+  // failure `dir` is removed again.
   status checkpoint(const std::filesystem::path& dir) {
-    return status::invalid_argument("checkpoint into " + dir.string() + ": a " +
-                                    std::string(k_name) +
-                                    " store cannot make checkpoints (store snapshots) yet: the "
-                                    "log engine's checkpoint needs sealed segments "
-                                    "(docs/log-engine.md, M5)");
+    SESHAT_RETURN_IF_ERROR(refuse_if_closed("checkpoint"));
+    return detail::make_checkpoint_dir(
+        "store at " + dir_.string(), dir, [&](const std::filesystem::path& target, bool& owned) -> status {
+          SESHAT_RETURN_IF_ERROR(detail::claim_checkpoint_dir(target, owned));
+          SESHAT_RETURN_IF_ERROR(log_->checkpoint(target / k_log_dir));
+          SESHAT_RETURN_IF_ERROR(kv_->checkpoint(target / k_kv_dir));
+          return detail::seal_checkpoint(dir_, target);
+        });
   }
+
+  // See the top of this file. Refused with nothing changed: a checkpoint
+  // that is not a finished store of this kind (its marker, log/ and kv/), a
+  // store directory holding another kind of store, an open store (io-error
+  // "already open"), what B's install refuses.
   static status install_checkpoint(const std::filesystem::path& checkpoint_dir,
                                    const std::filesystem::path& store_dir) {
-    return status::invalid_argument("install checkpoint " + checkpoint_dir.string() +
-                                    " into the store at " + store_dir.string() + ": a " +
-                                    std::string(k_name) +
-                                    " store cannot install checkpoints yet (docs/log-engine.md, M5)");
+    return detail::guarded("install_checkpoint", store_dir.string(), [&]() -> status {
+      namespace fs = std::filesystem;
+      const fs::path store = detail::without_trailing_separator(store_dir);
+      const fs::path tmp = detail::restore_temp_path(store);
+      const fs::path parent = detail::parent_of(store);
+      const std::string context = "install checkpoint " + checkpoint_dir.string() +
+                                  " into the store at " + store.string() + ": ";
+      std::error_code ec;
+      if (status s = detail::check_checkpoint_marker(checkpoint_dir, k_name); !s.ok())
+        return s.with_context(context + "the checkpoint is not a " + std::string(k_name) + " store: ");
+      for (std::string_view half : {k_log_dir, k_kv_dir})
+        if (!fs::is_directory(checkpoint_dir / half, ec))
+          return status::corrupted_data(context + "the checkpoint has no " + std::string(half) +
+                                        "/ directory");
+      if (detail::is_within(checkpoint_dir, store))
+        return status::invalid_argument(context + "the checkpoint lies inside the store directory, "
+                                                  "which the install replaces");
+      const bool exists = fs::exists(store, ec);
+      if (exists && !fs::is_empty(store, ec)) {
+        auto marker = detail::read_store_marker(store, k_name);
+        if (!marker.ok()) return marker.status().with_context(context);
+      }
+      // Refuses a store open here or in another process, and keeps it from
+      // being opened meanwhile.
+      detail::store_lock lock;
+      if (exists) SESHAT_RETURN_IF_ERROR(lock.take(store).with_context(context));
+      if (fs::exists(fs::symlink_status(tmp, ec)) && !detail::is_restore_leftover(tmp))
+        return status::invalid_argument(context + tmp.string() +
+                                        " exists and is not a leftover of seshat's; move it away");
+      if (std::error_code e = detail::remove_marked_tree(tmp))
+        return status::io_error(context + "cannot remove " + tmp.string() + ": " + e.message());
+
+      auto fail = [&](const status& s) {
+        if (!detail::remove_marked_tree(tmp)) detail::fsync_path(parent, true).ignore();
+        return s.with_context(context, " (the store is unchanged)");
+      };
+      if (!fs::create_directory(tmp, ec) || ec)
+        return fail(status::io_error("cannot create " + tmp.string() + ": " +
+                                     (ec ? ec.message() : std::string("it exists"))));
+      // The marker first, durably: from here a partial copy is recognisably ours.
+      if (status s = detail::copy_file_durably(checkpoint_dir / detail::k_marker_file,
+                                               tmp / detail::k_marker_file);
+          !s.ok())
+        return fail(s);
+      if (status s = detail::fsync_path(tmp, true); !s.ok()) return fail(s);
+      if (status s = detail::fsync_path(parent, true); !s.ok()) return fail(s);
+      detail::posix_log_fs log_fs;
+      if (status s = detail::segment::install_log_dir(log_fs, checkpoint_dir / k_log_dir, tmp / k_log_dir);
+          !s.ok())
+        return fail(s);
+      if constexpr (k_kv_on_disk) {
+        // B builds kv/ durably (its own <kv>.restore, renamed into tmp, tmp fsynced).
+        if (status s = B::install_checkpoint(checkpoint_dir / k_kv_dir, tmp / k_kv_dir); !s.ok())
+          return fail(s);
+      } else {
+        // All checks are done: B's state is replaced in one step (all or nothing).
+        if (status s = B::install_checkpoint(checkpoint_dir / k_kv_dir, store / k_kv_dir); !s.ok())
+          return fail(s);
+      }
+      if (status s = detail::fsync_path(tmp, true); !s.ok()) return fail(s);
+      // The switch.
+      if (status s = exists ? detail::exchange_directories(tmp, store) : detail::rename_no_replace(tmp, store);
+          !s.ok())
+        return fail(s);
+      if (status s = detail::fsync_path(parent, true); !s.ok())
+        return s.with_context(context + "the new contents are in place, but ");
+      lock.release();
+      // The old contents, now at `tmp`.
+      if (!detail::remove_marked_tree(tmp)) detail::fsync_path(parent, true).ignore();
+      return status{};
+    });
   }
 
  private:

@@ -17,6 +17,7 @@
 //   reset(g, id)                      deletes every entry; the log continues after id
 //   save_vote(g, v), save_committed(g, id)      durable on return
 //   sync()                            every staged operation durable
+//   checkpoint(dir)                   a copy of the durable log in the new dir
 //   close()
 //
 // Appends continue the log: first == last + 1 once the group holds an entry
@@ -79,6 +80,7 @@
 #include <vector>
 
 #include "seshat/backends/segment/group_index.hpp"
+#include "seshat/backends/segment/log_checkpoint.hpp"
 #include "seshat/backends/segment/options.hpp"
 #include "seshat/backends/segment/record_reader.hpp"
 #include "seshat/backends/segment/recovery.hpp"
@@ -266,6 +268,60 @@ class segment_log {
       if (closing_) return closed_error("sync");
       SESHAT_RETURN_IF_ERROR(latch_.refusal(where() + "sync"));
       return await(lk, staged_ops_, true);
+    });
+  }
+
+  // Writes a copy of the log into the new directory `dir` (its parent must
+  // exist): what a power loss right after the call's round would leave, so
+  // every operation that returned before the call (and append_async work
+  // staged before it) is in it, later ones are not. How:
+  //   1 a durable round of everything staged (as sync());
+  //   2 under the engine's mutex, the segments as they are then: for each,
+  //     whether it is sealed, and its written end; freeing is held off
+  //     until the copy is done (a freed segment may hold what only records
+  //     staged later make unneeded), and a segment being freed right then
+  //     is left out (the records that made it unneeded are durable, so
+  //     they are in the copy);
+  //   3 outside it: create `dir`; each sealed segment hard-linked (never
+  //     written again by this engine: log_checkpoint.hpp), each other one
+  //     copied up to that written end (bytes below it never change while
+  //     the engine is open; the rest reads as zeros, as after a crash),
+  //     fdatasynced; then fsync of `dir` and of its parent.
+  // Writes go on meanwhile. On failure `dir` may be left partly written:
+  // the caller removes it. Refused: closed, or latched (the latch's io-error).
+  status checkpoint(const std::filesystem::path& dir) {
+    return guarded("checkpoint", [&]() -> status {
+      struct piece {
+        std::shared_ptr<segment_state> seg;
+        bool link = false;
+        std::uint64_t end = 0;
+      };
+      std::vector<piece> pieces;
+      std::shared_lock files(files_mu_);  // close() waits for the copy
+      {
+        std::unique_lock lk(mu_);
+        if (closing_) return closed_error("checkpoint");
+        SESHAT_RETURN_IF_ERROR(latch_.refusal(where() + "checkpoint"));
+        SESHAT_RETURN_IF_ERROR(await(lk, staged_ops_, true));
+        for (const auto& [seq, seg] : segments_)
+          if (seg->on_disk && seg != freeing_) pieces.push_back({seg, seg->sealed, seg->written_end});
+        ++checkpoints_;
+      }
+      status s = [&]() -> status {
+        SESHAT_RETURN_IF_ERROR(fs_.create_directory(dir));
+        for (const piece& p : pieces) {
+          const std::filesystem::path to = dir / p.seg->path.filename();
+          if (p.link && fs_.link(p.seg->path, to).ok()) continue;  // else: another file system
+          SESHAT_RETURN_IF_ERROR(detail::segment::copy_file_prefix(fs_, p.seg->file, to, p.seg->size, p.end));
+        }
+        SESHAT_RETURN_IF_ERROR(fs_.sync_directory(dir));
+        return fs_.sync_directory(dir.parent_path().empty() ? std::filesystem::path(".") : dir.parent_path());
+      }();
+      std::unique_lock lk(mu_);
+      --checkpoints_;
+      free_hint_ = true;
+      maintenance_cv_.notify_all();
+      return s.with_context(where() + "checkpoint into " + dir.string() + ": ");
     });
   }
 
@@ -837,7 +893,7 @@ class segment_log {
   // idle groups, and costs at most half the bytes it frees.
   bool free_oldest(std::unique_lock<std::mutex>& lk) {
     using namespace detail::segment;
-    if (segments_.empty() || closing_) return false;
+    if (segments_.empty() || closing_ || checkpoints_ > 0) return false;
     std::shared_ptr<segment_state> seg = segments_.begin()->second;
     if (seg == open_seg_ || staging_.holds(*seg)) return false;
     if (!seg->on_disk) {  // a segment never written (the writer passed it by): no file
@@ -867,9 +923,10 @@ class segment_log {
     }
     if (!await(lk, ticket, true).ok()) return false;  // latched
     // Nothing staged since can make it needed again: entries and state go to newer segments.
-    if (segments_.empty() || segments_.begin()->second != seg || closing_ || seg->entry_pins > 0 ||
-        seg->state_pins > 0)
+    if (segments_.empty() || segments_.begin()->second != seg || closing_ || checkpoints_ > 0 ||
+        seg->entry_pins > 0 || seg->state_pins > 0)
       return false;
+    freeing_ = seg;  // a checkpoint from here on leaves it out
     lk.unlock();
     status e;
     try {
@@ -880,6 +937,7 @@ class segment_log {
     }
     std::unique_lock files(files_mu_);  // no reader between its plan and its pread of this file
     lk.lock();
+    freeing_.reset();
     if (!e.ok()) {
       latch_failure(e.with_context(where() + "freeing " + seg->path.filename().string() + ": ")).ignore();
       return false;
@@ -996,6 +1054,10 @@ class segment_log {
   // first, not sealed yet; whether the oldest segment may have become free;
   // settle() requests and the last one a pass with nothing to do answered.
   std::deque<std::shared_ptr<segment_state>> to_seal_;
+  // Checkpoints copying segments (freeing waits while any is), and the
+  // segment being unlinked by free_oldest, whose records are all dead.
+  std::uint64_t checkpoints_ = 0;
+  std::shared_ptr<segment_state> freeing_;
   std::uint64_t freed_segments_ = 0;
   bool free_hint_ = true;
   std::uint64_t settle_asked_ = 0, settle_done_ = 0;
