@@ -66,6 +66,12 @@ class test_fs final : public log_fs {
     std::lock_guard l(mu_);
     return calls_;
   }
+  // Bytes pwritten to the file named `name` (its name at the time).
+  std::uint64_t written_to(const std::string& name) {
+    std::lock_guard l(mu_);
+    return written_.count(name) ? written_[name] : 0;
+  }
+  std::atomic<std::uint64_t> zeroed_bytes{0};  // by write_zeroes that the file system took
   // Fails the next call of kind `c` with EIO (once).
   void fail_next(call c) { fail_ = static_cast<int>(c); }
   void hold_syncs(bool hold) {
@@ -90,6 +96,10 @@ class test_fs final : public log_fs {
     ++pwrites;
     if (w.dsync) ++dsync_writes;
     note("pwrite " + f.path.filename().string());
+    {
+      std::lock_guard l(mu_);
+      for (std::string_view p : pieces) written_[f.path.filename().string()] += p.size();
+    }
     return inner_.pwrite(f, off, pieces, w);
   }
   fs_result<std::size_t> pread(const log_file& f, std::uint64_t off, std::span<char> b) override {
@@ -116,7 +126,9 @@ class test_fs final : public log_fs {
     return inner_.allocate(f, size);
   }
   fs_result<bool> write_zeroes(const log_file& f, std::uint64_t o, std::uint64_t l) override {
-    return inner_.write_zeroes(f, o, l);
+    auto done = inner_.write_zeroes(f, o, l);
+    if (done.ok() && *done) zeroed_bytes += l;
+    return done;
   }
   fs_result<std::uint64_t> size(const log_file& f) override { return inner_.size(f); }
   fs_result<std::uint64_t> link_count(const log_file& f) override { return inner_.link_count(f); }
@@ -164,6 +176,7 @@ class test_fs final : public log_fs {
   bool hold_ = false;
   int held_ = 0;
   std::vector<std::string> calls_;
+  std::map<std::string, std::uint64_t> written_;
 };
 
 // Entries with payloads "<tag>-<index>", all of term `term`.
@@ -193,6 +206,14 @@ void check_entries(const segment_log& log, const log_group& g, std::uint64_t lo,
 segment_log_options small_segments() {
   segment_log_options o;
   o.segment_bytes = 16 * 1024;
+  return o;
+}
+
+// `o` without the maintenance thread's segment preparation: for the cases
+// that count the writer's own calls, or that expect the last segment file
+// to be the one written last.
+segment_log_options writer_only(segment_log_options o = {}) {
+  o.prepare_ahead = false;
   return o;
 }
 
@@ -433,7 +454,7 @@ TEST_CASE("a durable round of 64 groups' append_async is one write and one sync"
   segment_log_options o;
   o.max_linger_us = 100000;  // the writer thread waits; sync() leads the round
   o.idle_gap_us = 100000;
-  auto log = open_log(counting, o);
+  auto log = open_log(counting, writer_only(o));
   std::vector<batch> batches;
   batches.reserve(64);  // batch holds views of its own strings: never moved
   for (int i = 0; i < 64; ++i) batches.emplace_back(1, 16, 1);
@@ -459,7 +480,7 @@ TEST_CASE("a durable round of 64 groups' append_async is one write and one sync"
 TEST_CASE("the writer thread rounds append_async work by itself, one write and one sync a round") {
   memory_log_fs mem;
   test_fs counting(mem);
-  auto log = open_log(counting);
+  auto log = open_log(counting, writer_only());
   counting.reset_counts();
   std::mutex mu;
   std::condition_variable cv;
@@ -496,7 +517,7 @@ TEST_CASE("a round that writes a later segment first syncs the earlier one") {
 TEST_CASE("a buffered append is in the file on return, and sync() then makes it durable with one fdatasync") {
   memory_log_fs mem;
   test_fs counting(mem);
-  auto log = open_log(counting);
+  auto log = open_log(counting, writer_only());
   counting.reset_counts();
   REQUIRE(log->append(k_system, 1, batch(1, 2, 1, "buffered").inputs, false).ok());
   CHECK(counting.pwrites == 1);
@@ -512,7 +533,7 @@ TEST_CASE("a buffered append is in the file on return, and sync() then makes it 
 TEST_CASE("no callback fires before its round's sync returned") {
   memory_log_fs mem;
   test_fs gate(mem);
-  auto log = open_log(gate);
+  auto log = open_log(gate, writer_only());  // the held sync is the round's
   gate.hold_syncs(true);
   std::atomic<bool> fired{false};
   batch a(1, 1, 1);
@@ -537,7 +558,7 @@ TEST_CASE("each injected failure latches the engine until reopen") {
     CAPTURE(static_cast<int>(c));
     memory_log_fs mem;
     test_fs faulty(mem);
-    auto log = open_log(faulty, small_segments());
+    auto log = open_log(faulty, writer_only(small_segments()));  // the round creates segments
     batch first(1, 1, 1);
     REQUIRE(log->append(k_system, 1, first.inputs, true).ok());
     faulty.fail_next(c);
@@ -573,7 +594,7 @@ TEST_CASE("each injected failure latches the engine until reopen") {
 TEST_CASE("a failed sync fails the callbacks of its round") {
   memory_log_fs mem;
   test_fs faulty(mem);
-  auto log = open_log(faulty);
+  auto log = open_log(faulty, writer_only());  // the failure hits the round's sync
   faulty.fail_next(test_fs::call::datasync);
   std::promise<status> got;
   batch a(1, 2, 1);
@@ -830,12 +851,88 @@ TEST_CASE("a read of a damaged entry is corrupted data naming segment and byte, 
   CHECK(got.status().message().substr(0, want.size()) == want);
 }
 
+TEST_CASE("the next segment is prepared ahead, zero-filled and durable under its name, so the round that moves to it only writes and syncs") {
+  for (const bool offload : {false, true}) {  // FALLOC_FL_WRITE_ZEROES refused (tmpfs), taken
+    CAPTURE(offload);
+    memory_log_fs mem({.direct_block = 512, .dsync = true, .write_zeroes = offload});
+    test_fs counting(mem);
+    auto log = open_log(counting, small_segments());
+    REQUIRE(log->settle().ok());  // waits for the maintenance thread's preparation
+    const std::vector<std::string> files = segment_files(mem);
+    REQUIRE(files.size() == 2);  // the open segment and the next
+    CHECK(files[1] == "seg-00000000000000000002.log");
+    CHECK(log->prepared_segments() == 1);
+    const std::string prep2 = "prep-00000000000000000002.tmp";
+    if (offload)
+      CHECK(counting.zeroed_bytes == 16 * 1024);
+    else
+      CHECK(counting.written_to(prep2) >= 16 * 1024 + 4096);  // zeros, then the header
+    // Its header and zeros were synced before it got its seg- name.
+    const std::vector<std::string> before = counting.calls();
+    CHECK(std::find(before.begin(), before.end(), "datasync " + prep2) != before.end());
+
+    const std::string big(10000, 'x');
+    const log_entry_input one[] = {{1, big}};
+    REQUIRE(log->append(k_system, 1, one, true).ok());  // into seg 1
+    const std::size_t from = counting.calls().size();
+    REQUIRE(log->append(k_system, 2, one, true).ok());  // does not fit: seg 2, ready
+    const std::vector<std::string> calls = counting.calls();
+    const std::vector<std::string> round(calls.begin() + static_cast<std::ptrdiff_t>(from), calls.end());
+    CHECK(std::count(round.begin(), round.end(), "pwrite seg-00000000000000000002.log") == 1);
+    CHECK(std::count(round.begin(), round.end(), "datasync seg-00000000000000000002.log") == 1);
+    CHECK(std::count(round.begin(), round.end(), "pwrite " + prep2) == 0);  // not created now
+    REQUIRE(log->close().ok());
+    auto again = open_log(mem, small_segments());
+    auto got = again->read(k_system, 1, 3);
+    REQUIRE(got.ok());
+    CHECK(*got == std::vector<std::string>{big, big});
+  }
+}
+
+TEST_CASE("a burst of append_async calls the size of the last two starts its round without waiting the idle gap") {
+  memory_log_fs mem;
+  segment_log_options o;
+  // 50 ms: a round that waits for the pause is plain to see (and the pause,
+  // not the longer linger, ends each burst).
+  o.idle_gap_us = 50000;
+  o.max_linger_us = 100000;
+  auto log = open_log(mem, o);
+  constexpr int k_groups = 8;
+  std::vector<batch> batches;
+  batches.reserve(4);  // batch holds views of its own strings: never moved
+  auto burst = [&](std::uint64_t index) {
+    batches.emplace_back(index, 1, 1);
+    std::mutex mu;
+    std::condition_variable cv;
+    int fired = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::uint64_t g = 1; g <= k_groups; ++g)
+      REQUIRE(log->append_async(data_group(g), index, batches.back().inputs, [&](status s) {
+        CHECK(s.ok());
+        std::lock_guard l(mu);
+        ++fired;
+        cv.notify_all();
+      }).ok());
+    std::unique_lock l(mu);
+    REQUIRE(cv.wait_for(l, std::chrono::seconds(10), [&] { return fired == k_groups; }));
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
+  const double first = burst(1), second = burst(2);
+  CHECK(first >= 45);  // each waited for the pause that ended it
+  CHECK(second >= 45);
+  const double third = burst(3);  // the size of the last two: its round starts at its 8th call
+  CHECK(third < 25);
+  const std::uint64_t rounds = log->durable_rounds();
+  CHECK(burst(4) < 25);
+  CHECK(log->durable_rounds() == rounds + 1);  // one round for the burst
+}
+
 TEST_CASE("dsync mode makes a durable round one write and no fdatasync") {
   memory_log_fs mem;
   test_fs counting(mem);
   segment_log_options o;
   o.io = seshat::segment_io::dsync;
-  auto log = open_log(counting, o);
+  auto log = open_log(counting, writer_only(o));
   counting.reset_counts();
   REQUIRE(log->append(k_system, 1, batch(1, 3, 1).inputs, true).ok());
   CHECK(counting.pwrites == 1);
@@ -870,7 +967,7 @@ TEST_CASE("a sealed segment's footer gives the same index as scanning it") {
     CAPTURE(seed);
     memory_log_fs mem;
     {
-      auto log = open_log(mem, small_segments());
+      auto log = open_log(mem, writer_only(small_segments()));
       random_workload(*log, groups, 1500, seed);
       REQUIRE(log->close().ok());
     }
@@ -895,7 +992,9 @@ TEST_CASE("an open after a clean close reads headers, trailers and footers, not 
   memory_log_fs mem;
   const std::vector<log_group> groups{k_system, data_group(1), data_group(2)};
   {
-    auto log = open_log(mem, small_segments());
+    // No segment prepared ahead: every segment left is sealed (an empty
+    // prepared one would be scanned).
+    auto log = open_log(mem, writer_only(small_segments()));
     random_workload(*log, groups, 1500, 7);
     REQUIRE(log->close().ok());
   }
@@ -937,7 +1036,7 @@ TEST_CASE("a damaged footer or trailer makes open scan that segment, with the sa
 TEST_CASE("after a crash, open scans only the segments left unsealed and seals them") {
   memory_log_fs mem;
   const std::vector<log_group> groups{k_system, data_group(1)};
-  auto log = open_log(mem, small_segments());
+  auto log = open_log(mem, writer_only(small_segments()));
   random_workload(*log, groups, 1500, 5);
   REQUIRE(log->sync().ok());
   // The writer moved on from every segment but the last: each gets sealed.

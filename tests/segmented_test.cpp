@@ -224,6 +224,8 @@ TEST_CASE_TEMPLATE_DEFINE(
   open_options options;
   options.environment.log_fs = &fs;
   options.log.segment_bytes = std::uint64_t{16} << 20;
+  // Counts the writer's calls only: no segment prepared (zero-filled) meanwhile.
+  options.log.prepare_ahead = false;
   // Long enough that a round takes all 64 appends however slow this
   // machine is: the writer rounds after 20 ms without a new append.
   options.log.idle_gap_us = 20000;

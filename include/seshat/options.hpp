@@ -85,6 +85,13 @@ enum class segment_io {
   dsync,
 };
 
+// How a log engine's segment prepared ahead gets its blocks
+// (segment_log_options::fill).
+enum class segment_fill {
+  zeros,     // written zeros, then fdatasync, before the segment's header
+  allocate,  // fallocate only: unwritten extents
+};
+
 // How seshat's log engine (segment_log, and the log of a segmented<B>
 // store) lays out and syncs its segments. Checked when the engine opens
 // (backends/segment/options.hpp's validate).
@@ -94,6 +101,17 @@ struct segment_log_options {
   // [16 KiB, 1 GiB].
   std::uint64_t segment_bytes = std::uint64_t{1} << 20;
   segment_io io = segment_io::write_fdatasync;
+  // Whether the engine's maintenance thread prepares the next segment ahead
+  // (durable under its name before the writer needs it), so that the round
+  // that moves to a new segment writes and syncs only its frame. Off: the
+  // round that first writes into a segment creates it (fallocate only).
+  bool prepare_ahead = true;
+  // How a segment prepared ahead gets its blocks (docs/log-engine.md
+  // section 5): zeros written (FALLOC_FL_WRITE_ZEROES where the file system
+  // takes it, else zero bytes), so that a sync into it commits no extent
+  // conversion, only data; or fallocate only (unwritten extents: every
+  // sync into the segment also commits their conversion).
+  segment_fill fill = segment_fill::zeros;
   // The longest an async-only round waits for more work after its first
   // append_async, and the pause in stagings after which it starts at once.
   // Ranges [0, 100000] us each.

@@ -314,10 +314,7 @@ class storage {
       return with_log<F>(log, [&](log_cache& c) -> status {
         engine_entries e;
         std::uint64_t count = 0, bytes = 0;
-        SESHAT_RETURN_IF_ERROR(encode_log<F>(
-            a, c, first_index, items, encode,
-            [&](std::string_view, std::string_view value, std::uint64_t term) { e.add(term, value); },
-            count, bytes));
+        SESHAT_RETURN_IF_ERROR(encode_for_engine<F>(a, c, first_index, items, encode, e, count, bytes));
         if (count == 0) return {};
         const auto start = options.sync ? sync_clock() : detail::metrics_clock::time_point{};
         SESHAT_RETURN_IF_ERROR(
@@ -1156,10 +1153,7 @@ class storage {
     status s = with_log<F>(a, [&](log_cache& c) -> status {
       engine_entries e;
       std::uint64_t count = 0, bytes = 0;
-      SESHAT_RETURN_IF_ERROR(encode_log<F>(
-          a, c, first_index, items, encode,
-          [&](std::string_view, std::string_view value, std::uint64_t term) { e.add(term, value); },
-          count, bytes));
+      SESHAT_RETURN_IF_ERROR(encode_for_engine<F>(a, c, first_index, items, encode, e, count, bytes));
       nothing = count == 0;
       if (nothing) return {};
       std::function<void(status)> counted = [done, tally](status synced) {
@@ -1229,6 +1223,8 @@ class storage {
 
   // An engine append's entries: the encoded values, copied (an encoder's
   // view lives until its next call), with their terms.
+  // The values of one engine append, end to end, with each one's term and
+  // end: one buffer an append, viewed by inputs().
   struct engine_entries {
     std::string bytes;
     std::vector<std::pair<std::uint64_t, std::size_t>> ends;  // term, end in bytes
@@ -1247,6 +1243,20 @@ class storage {
       return out;
     }
   };
+
+  // encode_log for a log engine: the values and terms into `e` (sized for
+  // `items` first when its size is known). Both engine appends use it.
+  // REQUIRES: c.mutex held.
+  template <key_format F, class R, class Encode>
+  status encode_for_engine(const log_address& a, log_cache& c, std::uint64_t first_index,
+                           const R& items, Encode& encode, engine_entries& e, std::uint64_t& count,
+                           std::uint64_t& bytes) {
+    if constexpr (std::ranges::sized_range<R>) e.ends.reserve(std::ranges::size(items));
+    return encode_log<F>(
+        a, c, first_index, items, encode,
+        [&](std::string_view, std::string_view value, std::uint64_t term) { e.add(term, value); },
+        count, bytes);
+  }
 
   // Checks that an append at `first_index` continues the log of `c`, then
   // encodes each item (see append_log_encoded) and calls put(key, value,

@@ -1,7 +1,8 @@
 // seshat/backends/segment/segment_file.hpp: one segment file of a log
 // engine: its names (docs/log-engine.md section 3), its state while the
 // engine is open, and its creation in durable order (section 8):
-//   1 create prep-<seq20>.tmp (O_EXCL)  2 fallocate the whole size
+//   1 create prep-<seq20>.tmp (O_EXCL)  2 fallocate the whole size (and,
+//     with segment_fill::zeros, zero it with written blocks)
 //   3 write the header, fdatasync        4 rename to seg-<seq20>.log
 //   5 fsync the log directory
 // so a seg- name always names a segment whose header is durable. A crash
@@ -20,17 +21,20 @@
 // after; bytes below written_end never change while the engine is open.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "seshat/detail/log_fs.hpp"
 #include "seshat/detail/segment_format.hpp"
+#include "seshat/options.hpp"
 #include "seshat/status.hpp"
 
 namespace seshat::detail::segment {
@@ -148,12 +152,36 @@ inline std::uint64_t now_ms() {
                                         .count());
 }
 
+// Zeroes [0, size) of `f` with written blocks: FALLOC_FL_WRITE_ZEROES where
+// the file system takes it, else zero bytes in 1 MiB writes (tmpfs, and
+// every file system before Linux 6.17). Not durable until the next datasync.
+inline fs_status zero_fill(log_fs& fs, const log_file& f, std::uint64_t size) {
+  auto offloaded = fs.write_zeroes(f, 0, size);
+  if (!offloaded.ok()) return fs_status(offloaded.status(), offloaded.os_error());
+  if (*offloaded) return {};
+  static const std::string zeros(std::size_t{64} << 10, '\0');
+  std::string_view pieces[16];
+  for (std::uint64_t at = 0; at < size;) {
+    std::size_t n = 0;
+    std::uint64_t length = 0;
+    while (n < 16 && at + length < size) {
+      const std::uint64_t take = std::min<std::uint64_t>(zeros.size(), size - at - length);
+      pieces[n++] = std::string_view(zeros.data(), static_cast<std::size_t>(take));
+      length += take;
+    }
+    if (fs_status e = fs.pwrite(f, at, std::span(pieces, n), {}); !e.ok()) return e;
+    at += length;
+  }
+  return {};
+}
+
 // Creates segment `s` (seq, size and path set) in `dir` in the durable
 // order of the file comment and returns it open, read-write, named by its
 // seg- path. Touches no field of `s`. A failure is the failed call's
 // io-error; a .tmp it leaves is deleted by the next open.
 inline fs_result<log_file> create_segment(log_fs& fs, const std::filesystem::path& dir,
-                                          const segment_state& s) {
+                                          const segment_state& s,
+                                          segment_fill fill = segment_fill::allocate) {
   const std::filesystem::path tmp = dir / prepare_name(s.seq);
   auto f = fs.open(tmp, {.create_exclusive = true});
   if (!f.ok()) return fs_status(f.status(), f.os_error());
@@ -162,6 +190,8 @@ inline fs_result<log_file> create_segment(log_fs& fs, const std::filesystem::pat
     return e;
   };
   if (fs_status e = fs.allocate(*f, s.size); !e.ok()) return fail(e);
+  if (fill == segment_fill::zeros)
+    if (fs_status e = zero_fill(fs, *f, s.size); !e.ok()) return fail(e);
   header h;
   h.seq = s.seq;
   h.size = s.size;

@@ -30,15 +30,23 @@
 //     (raft-engine's leader of queue), else waits and the first waiter leads
 //     the next one, taking everything staged meanwhile;
 //   - append_async work is rounded by the writer thread once stagings pause
-//     for idle_gap_us, or max_linger_us after the first.
+//     for idle_gap_us, or max_linger_us after the first; or at once when as
+//     many append_async calls are staged as each of the last two bursts had
+//     (a burst: the calls between two pauses of idle_gap_us, as a Raft
+//     thread's appends to its groups each round), as group_sync.hpp does
+//     for the KV path.
 // A round (round_writer.hpp): one pwritev2 of every staged byte of a
 // segment, then (durable rounds) one fdatasync, or one RWF_DSYNC write
 // (segment_io::dsync). When a
 // round spans two segments, the older one's part is written and synced
 // first. Callbacks fire in staging order, only after their round's sync.
 //
-// Maintenance (section 8), on a thread of its own: each segment the writer
-// moved on from is sealed (segment_file.hpp), and the oldest segments no
+// Maintenance (sections 5 and 8), on a thread of its own: the next segment
+// is prepared ahead (segment_log_options::prepare_ahead: created, filled per
+// `fill` and durable under its seg- name before the writer moves to it, so
+// that round writes and syncs only its frame; the writer creates one itself
+// only when none is ready or the record needs a larger one), each segment
+// the writer moved on from is sealed (segment_file.hpp), and the oldest segments no
 // group needs are freed, oldest first, once the records that made them
 // unneeded are durable (unlink, directory fsync); a group that needs the
 // oldest segment only for its vote, committed or purge point gets a `state`
@@ -58,6 +66,10 @@
 // log_fs, which must outlive it.
 #pragma once
 
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -66,6 +78,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -165,8 +178,14 @@ class segment_log {
       }
       const auto now = clock::now();
       callbacks_.push_back({ticket, now, std::move(done)});
+      if (now - last_async_ >= std::chrono::microseconds(options_.idle_gap_us))
+        burst_appends_ = 0;  // a quiet gap before it: a new burst
+      ++burst_appends_;
+      ++unrounded_async_;
       last_async_ = now;
-      writer_cv_.notify_all();
+      // The writer waits for the first one, and for a burst of the size
+      // that starts a round early.
+      if (unrounded_async_ == 1 || unrounded_async_ == burst_) writer_cv_.notify_all();
       // A producer faster than the disk is slowed, not buffered without
       // bound: past k_max_staged_bytes it waits for a round (whose outcome
       // `done` reports).
@@ -483,6 +502,11 @@ class segment_log {
     std::unique_lock lk(mu_);
     return freed_segments_;
   }
+  // Segments the maintenance thread prepared ahead since open.
+  std::uint64_t prepared_segments() const {
+    std::unique_lock lk(mu_);
+    return prepared_segments_;
+  }
 
  private:
   using clock = std::chrono::steady_clock;
@@ -644,7 +668,19 @@ class segment_log {
                                         " bytes: at most " +
                                         std::to_string(k_max_segment_bytes - (fit - rec.size())));
       to_seal_.push_back(open_seg_);  // the writer moves on: its seal comes next
-      open_seg_ = new_segment_state(std::max(options_.segment_bytes, (fit + 4095) / 4096 * 4096));
+      const std::uint64_t want = std::max(options_.segment_bytes, (fit + 4095) / 4096 * 4096);
+      // The prepared segment (or the one being prepared: the round that
+      // writes into it waits for its preparation, run_round), else none
+      // (or too small: it stays, empty, until freed in order) and the
+      // round that writes into this one creates it.
+      std::shared_ptr<segment_state> next = prepared_ ? prepared_ : preparing_;
+      if (next && next->size >= want) {
+        open_seg_ = std::move(next);
+        segments_[open_seg_->seq] = open_seg_;
+      } else {
+        open_seg_ = new_segment_state(want);
+      }
+      prepared_.reset();
       staging_.switch_to(open_seg_);
       free_hint_ = true;
       maintenance_cv_.notify_all();
@@ -710,6 +746,15 @@ class segment_log {
   void run_round(std::unique_lock<std::mutex>& lk, bool durable) {
     using namespace detail::segment;
     round_running_ = true;
+    // A staged frame in the segment being prepared: its round waits for it.
+    while (preparing_ && staging_.holds(*preparing_)) prepared_cv_.wait(lk);
+    if (latch_.latched()) {  // the preparation failed: the callers see the latch
+      round_running_ = false;
+      round_cv_.notify_all();
+      writer_cv_.notify_all();
+      return;
+    }
+    unrounded_async_ = 0;  // this round takes every staged append_async
     const std::deque<staging_buffer::chunk>& chunks = staging_.take();
     const std::uint64_t upto = staged_ops_;
     if (!callbacks_.empty() && callbacks_.front().ticket <= upto) durable = true;
@@ -776,6 +821,11 @@ class segment_log {
   // The writer thread: rounds async-only work after its linger, and fires
   // every callback, in staging order, outside the mutex.
   void writer_loop() {
+#if defined(__linux__)
+    // The idle gap is a few tens of microseconds: without this, Linux may
+    // oversleep it by its default timer slack (50 us) on every round.
+    ::prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
+#endif
     std::unique_lock lk(mu_);
     for (;;) {
       if (!to_fire_.empty()) {
@@ -799,12 +849,17 @@ class segment_log {
           round_cv_.wait(lk);
           continue;
         }
-        const auto deadline =
-            std::min(callbacks_.front().staged + std::chrono::microseconds(options_.max_linger_us),
-                     last_async_ + std::chrono::microseconds(options_.idle_gap_us));
-        if (!stop_ && clock::now() < deadline) {
-          writer_cv_.wait_until(lk, deadline);
+        const auto linger_end = callbacks_.front().staged + std::chrono::microseconds(options_.max_linger_us);
+        const auto quiet_at = last_async_ + std::chrono::microseconds(options_.idle_gap_us);
+        const auto now = clock::now();
+        const bool burst_complete = unrounded_async_ >= burst_;
+        if (!stop_ && !burst_complete && now < std::min(linger_end, quiet_at)) {
+          writer_cv_.wait_until(lk, std::min(linger_end, quiet_at));
           continue;
+        }
+        if (!burst_complete && now >= quiet_at) {  // a pause ended the burst
+          burst_ = burst_appends_ == last_burst_ ? last_burst_ : k_no_burst;
+          last_burst_ = burst_appends_;
         }
         run_round(lk, true);
         continue;
@@ -822,9 +877,16 @@ class segment_log {
   void maintenance_loop() {
     std::unique_lock lk(mu_);
     auto sealable = [&] { return !to_seal_.empty() && !staging_.holds(*to_seal_.front()); };
-    auto work = [&] { return !latch_.latched() && (sealable() || (free_hint_ && to_seal_.empty())); };
+    auto preparable = [&] { return options_.prepare_ahead && !prepared_ && !preparing_ && !closing_; };
+    auto work = [&] {
+      return !latch_.latched() && (preparable() || sealable() || (free_hint_ && to_seal_.empty()));
+    };
     while (!stop_) {
       const std::uint64_t asked = settle_asked_;
+      if (!latch_.latched() && preparable()) {  // first: the writer may need it next
+        prepare_next(lk).ignore();  // a failure latched the engine
+        continue;
+      }
       if (!latch_.latched() && sealable()) {
         seal_front(lk).ignore();  // a failure latched the engine
         continue;
@@ -841,6 +903,41 @@ class segment_log {
     }
     settle_done_ = settle_asked_;
     settled_cv_.notify_all();
+  }
+
+  // Prepares the next segment (segment_file.hpp's create_segment with
+  // options_.fill) as preparing_, then makes it prepared_, for place() to
+  // move to (place() may take it while it is being prepared: the round
+  // that writes into it waits). Its seq is taken when it starts: when the
+  // writer moved past it (a record needed a larger segment), it stays an
+  // empty segment among the others, freed in order like them. Under mu_
+  // (held by `lk`), released for the I/O; a failure latches the engine as
+  // a round's does.
+  status prepare_next(std::unique_lock<std::mutex>& lk) {
+    auto seg = std::make_shared<segment_state>();
+    seg->seq = next_seq_++;
+    seg->size = options_.segment_bytes;
+    seg->path = dir_ / detail::segment::segment_name(seg->seq);
+    preparing_ = seg;
+    lk.unlock();
+    auto f = [&]() -> detail::fs_result<detail::log_file> {
+      try {
+        return detail::segment::create_segment(fs_, dir_, *seg, options_.fill);
+      } catch (...) {
+        return detail::fs_status(detail::current_exception_status("log engine prepare", dir_.string()));
+      }
+    }();
+    lk.lock();
+    preparing_.reset();
+    prepared_cv_.notify_all();
+    if (!f.ok())
+      return latch_failure(f.status().with_context(where() + "preparing " + seg->path.filename().string() + ": "));
+    seg->file = *f;
+    seg->on_disk = true;
+    segments_[seg->seq] = seg;
+    if (open_seg_ && seg->seq > open_seg_->seq) prepared_ = seg;  // else taken, or passed by
+    ++prepared_segments_;
+    return {};
   }
 
   // Seals to_seal_.front() (segment_file.hpp's write_seal) and drops it from
@@ -1033,6 +1130,10 @@ class segment_log {
   std::condition_variable writer_cv_;   // async work staged, callbacks to fire, stop
   std::map<std::uint64_t, std::shared_ptr<segment_state>> segments_;
   std::shared_ptr<segment_state> open_seg_;     // where staging goes
+  std::shared_ptr<segment_state> prepared_;     // the next one, durable and filled, or none
+  std::shared_ptr<segment_state> preparing_;    // the one being prepared, or none
+  std::condition_variable prepared_cv_;         // a preparation ended
+  std::uint64_t prepared_segments_ = 0;         // prepared ahead since open
   std::shared_ptr<segment_state> last_written_;  // the segment the last round wrote
   detail::segment::staging_buffer staging_;
   std::map<log_group, detail::segment::group_log> groups_;
@@ -1043,6 +1144,13 @@ class segment_log {
   std::deque<waiting_callback> callbacks_;  // in ticket order
   std::deque<std::pair<callback, status>> to_fire_;
   clock::time_point last_async_{};
+  // Bursts (the writer's early start): append_async calls staged since the
+  // last round took them; since the last pause of idle_gap_us; the count of
+  // the last burst a pause ended; the count that starts a round at once (the
+  // last two bursts', or k_no_burst).
+  static constexpr std::size_t k_no_burst = std::numeric_limits<std::size_t>::max();
+  std::size_t unrounded_async_ = 0, burst_appends_ = 0, last_burst_ = 0;
+  std::size_t burst_ = k_no_burst;
   detail::write_latch latch_;
   std::atomic<std::uint64_t> durable_rounds_{0};
   std::atomic<bool> closed_{false};  // closing_, readable without mu_
