@@ -537,6 +537,12 @@ TEST_CASE_TEMPLATE_DEFINE(
   INFO("SESHAT_TEAR_SEED=" << fault.model().tear_seed());
   open_options options;
   options.log.segment_bytes = 16 * 1024;  // the smallest: segments are made and freed often
+  // Each case fails one exact call kind of the writer's; a segment prepared
+  // ahead by the maintenance thread would race it for that call. Open
+  // defect, seen with preparation on: after a fault and a power loss an open
+  // refused a segment whose file (19909 bytes) was longer than its header's
+  // size (16384); not diagnosed yet (docs/log-engine.md, "M7 as built").
+  options.log.prepare_ahead = false;
   fault.attach(options);
   log_image expected;
   std::atomic<std::uint64_t> acks{0};
