@@ -70,6 +70,30 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
+// After a fault: loses the power, reopens the store and its log, and
+// requires the log to show an image at or after `history`'s last
+// acknowledged operation; returns that image (the store is closed again).
+template <class B, class Log, class Fault>
+log_image reopen_after_power_loss(Fault& fault, const std::filesystem::path& store_dir,
+                                  const open_options& options, const log_history& history) {
+  fault.simulate_power_loss();
+  REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
+  auto store = open_store<B>(store_dir, options);
+  auto opened = Log::open(*store);
+  REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+  auto seen = read_stored_image(**opened, *store);
+  REQUIRE_MESSAGE(seen.ok(), seen.status().to_string() << "; " << history.describe());
+  REQUIRE_MESSAGE(history.match(*seen).has_value(),
+                  "after the fault, a power loss and a reopen the log shows "
+                      << seen->describe()
+                      << ", which is no image at or after the last acknowledged operation; "
+                      << history.describe());
+  log_image image = std::move(*seen);
+  opened->reset();
+  REQUIRE(store->close().ok());
+  return image;
+}
+
 TEST_CASE_TEMPLATE_DEFINE(
     "an injected disk fault fails the call that needed the disk, reads stay "
     "correct, and a reopen keeps every acknowledged write",
@@ -163,23 +187,8 @@ TEST_CASE_TEMPLATE_DEFINE(
           log.reset();
           store->close().ignore();
         }
-        fault.simulate_power_loss();
-        REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
-        auto store = open_store<B>(dir.store(), options);
-        auto opened = log_type::open(*store);
-        REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
-        auto seen = read_stored_image(**opened, *store);
-        REQUIRE_MESSAGE(seen.ok(), seen.status().to_string() << "; " << history.describe());
-        REQUIRE_MESSAGE(history.match(*seen).has_value(),
-                        "after the fault and a reopen the log shows "
-                            << seen->describe()
-                            << ", which is no image at or after the last acknowledged "
-                               "operation; "
-                            << history.describe());
-        entries_checked += seen->entries.size();
-        expected = *seen;
-        opened->reset();
-        REQUIRE(store->close().ok());
+        expected = reopen_after_power_loss<B, log_type>(fault, dir.store(), options, history);
+        entries_checked += expected.entries.size();
       }
     }
   }
@@ -596,21 +605,7 @@ TEST_CASE_TEMPLATE_DEFINE(
         log.reset();
         store->close().ignore();
       }
-      fault.simulate_power_loss();
-      REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
-      auto store = open_store<B>(dir.store(), options);
-      auto opened = log_type::open(*store);
-      REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
-      auto seen = read_stored_image(**opened, *store);
-      REQUIRE_MESSAGE(seen.ok(), seen.status().to_string() << "; " << history.describe());
-      REQUIRE_MESSAGE(history.match(*seen).has_value(),
-                      "after the fault, a power loss and a reopen the log shows "
-                          << seen->describe()
-                          << ", which is no image at or after the last acknowledged operation; "
-                          << history.describe());
-      expected = *seen;
-      opened->reset();
-      REQUIRE(store->close().ok());
+      expected = reopen_after_power_loss<B, log_type>(fault, dir.store(), options, history);
     }
   }
   CHECK(acks.load() > 0);
