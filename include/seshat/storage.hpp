@@ -1221,10 +1221,9 @@ class storage {
     }
   }
 
-  // An engine append's entries: the encoded values, copied (an encoder's
-  // view lives until its next call), with their terms.
-  // The values of one engine append, end to end, with each one's term and
-  // end: one buffer an append, viewed by inputs().
+  // The values of one engine append, copied end to end into one buffer (an
+  // encoder's view lives only until its next call), with each one's term
+  // and end; inputs() views them.
   struct engine_entries {
     std::string bytes;
     std::vector<std::pair<std::uint64_t, std::size_t>> ends;  // term, end in bytes
