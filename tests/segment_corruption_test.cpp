@@ -37,12 +37,17 @@ namespace seg = seshat::detail::segment;
 
 const log_group k_system{0, 0}, k_one{3, 1}, k_two{3, 2};
 
-// The sanitizer trees (-O0, instrumented, about ten times slower) flip one
-// bit of every byte everywhere (65,536 trials instead of 141,000).
+// The sanitizer trees (-O0, instrumented, about twenty times slower) flip
+// one bit of every byte where the format has structure, and try one byte in
+// k_unstructured_stride of the header padding, payloads and free space, for
+// flips and for truncations (about 12,000 of each, instead of 65,536 of
+// each there before and 141,000 flips here). The plain tree tries every one.
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 constexpr bool k_every_bit_of_structure = false;
+constexpr std::size_t k_unstructured_stride = 16;
 #else
 constexpr bool k_every_bit_of_structure = true;
+constexpr std::size_t k_unstructured_stride = 1;
 #endif
 const log_group k_groups[] = {k_system, k_one, k_two};
 
@@ -396,6 +401,13 @@ int total(const std::array<int, k_outcomes>& row) {
   return n;
 }
 
+// Whether the byte at `at` of region `r` is one the test damages (every one
+// outside the sanitizer trees).
+bool tried(region r, std::size_t at) {
+  const bool unstructured = r == header_padding || r == payload || r == free_space;
+  return !unstructured || at % k_unstructured_stride == 0;
+}
+
 std::string kind_of(const fixture& fx, const std::string& name) {
   if (name == fx.last) return "unsealed, last";
   if (name == fx.lost_seal) return "seal lost (scanned)";
@@ -423,6 +435,7 @@ TEST_CASE("every bit flip of a segment gives an error or the written entries, ne
     for (std::size_t at = 0; at < img.size(); ++at) {
       // Every bit where the format has structure; elsewhere one bit a byte, in turn.
       const region r = regions[at];
+      if (!tried(r, at)) continue;
       const bool every_bit = k_every_bit_of_structure && r != header_padding && r != payload && r != free_space;
       for (int bit = every_bit ? 0 : static_cast<int>(at % 8); bit < 8; bit += every_bit ? 1 : 8) {
         img[at] = static_cast<char>(original[at] ^ (1 << bit));
@@ -436,7 +449,7 @@ TEST_CASE("every bit flip of a segment gives an error or the written entries, ne
   }
   print(t, "bit flips by segment kind and region:");
   CHECK(c.failures == 0);
-  CHECK(trials > (k_every_bit_of_structure ? 100000u : 60000u));
+  CHECK(trials > (k_every_bit_of_structure ? 100000u : 8000u));
   // The table of format.md section 11.
   for (const auto& [kind, rows] : t) {
     CAPTURE(kind);
@@ -463,7 +476,9 @@ TEST_CASE("every truncation of a segment is refused, naming the segment and a by
   for (const auto& [name, original] : fx.files) {
     CAPTURE(name);
     disk d = fx.files;
+    const auto regions = regions_of(original, *seg::parse_segment_name(name));
     for (std::size_t size = 0; size < original.size(); ++size) {
+      if (!tried(regions[size], size)) continue;
       d[name] = original.substr(0, size);
       auto mem = make_fs(d);
       auto opened = segment_log::open(*mem, "/log", small_segments());
