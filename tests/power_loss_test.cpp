@@ -253,15 +253,14 @@ TEST_CASE_TEMPLATE_DEFINE(
 }
 
 TEST_CASE_TEMPLATE_INVOKE(power_loss_after_snapshot_manager, seshat::rocksdb_backend,
-                          seshat::leveldb_backend);
+                          seshat::leveldb_backend, seshat::segmented<seshat::rocksdb_backend>,
+                          seshat::segmented<seshat::leveldb_backend>);
 TEST_CASE_TEMPLATE_INVOKE(power_loss_after_creation, seshat::rocksdb_backend,
                           seshat::leveldb_backend, seshat::segmented<seshat::rocksdb_backend>,
                           seshat::segmented<seshat::leveldb_backend>);
-// Not on segmented<B> yet, with power_loss_after_snapshot_manager: a
-// segmented store refuses checkpoints (store snapshots) until the engine can
-// link sealed segments into one (segmented.hpp).
 TEST_CASE_TEMPLATE_INVOKE(power_loss_after_snapshot, seshat::rocksdb_backend,
-                          seshat::leveldb_backend);
+                          seshat::leveldb_backend, seshat::segmented<seshat::rocksdb_backend>,
+                          seshat::segmented<seshat::leveldb_backend>);
 
 }  // namespace
 
