@@ -1,8 +1,10 @@
 // A randomized model test of log_store: long seeded sequences of every
 // operation (append under the durable and the buffered sync policy,
 // append_async, truncate, purge, save_vote, save_committed, refused calls,
-// reads, process restarts and, on the memory backend, power losses), checked
-// step by step against a plain in-memory model.
+// reads, process restarts and, on the memory backend and on the log engine
+// beside it (segmented<memory_backend>), power losses), checked step by step
+// against a plain in-memory model. On the log engine "below log_store" is the
+// engine's own index and bytes of the group (there are no log keys).
 //
 // Three groups share one storage: the system group and two data shards. After
 // every step the group that was touched is read back through log_store and
@@ -50,6 +52,8 @@
 #include <utility>
 #include <vector>
 
+#include "fault_env/fault_log_fs.hpp"
+#include "seshat/backends/segmented.hpp"
 #include "seshat/log_store.hpp"
 #include "log_entries.hpp"
 #include "support.hpp"
@@ -210,6 +214,12 @@ class group_impl final : public group_api<B> {
 
   result<std::vector<std::uint64_t>> raw_log_indices(storage<B>& s) const override {
     std::vector<std::uint64_t> out;
+    if constexpr (log_backend<B>) {  // below log_store: the engine's own index of the group
+      const auto st = s.log_engine().state(engine_group());
+      if (st.first && st.last)
+        for (std::uint64_t i = *st.first; i <= st.last->index; ++i) out.push_back(i);
+      return out;
+    }
     auto it = s.new_iterator(Shard::log_family);
     for (it->seek(keys_.log(0)); it->valid() && keys_.in_log_range(it->key()); it->next()) {
       auto index = keys_.index_of(it->key());
@@ -226,6 +236,17 @@ class group_impl final : public group_api<B> {
       for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
       h = (h ^ bytes.size()) * 1099511628211ull;
     };
+    if constexpr (log_backend<B>) {  // the engine's bytes of the group: hard state, then entries
+      const auto g = engine_group();
+      const auto st = s.log_engine().state(g);
+      mix(describe(st.vote_value) + describe(st.committed) + describe(st.last_purged) +
+          describe(st.last) + (st.first ? std::to_string(*st.first) : "-"));
+      if (st.first && st.last) {
+        auto bytes = s.log_engine().read(g, *st.first, st.last->index + 1);
+        if (!bytes.ok()) return bytes.status();
+        for (const std::string& b : *bytes) mix(b);
+      }
+    }
     for (column_family cf : {Shard::log_family, Shard::state_family}) {
       auto it = s.new_iterator(cf);
       for (it->seek(prefix_); it->valid() && it->key().substr(0, prefix_.size()) == prefix_;
@@ -245,6 +266,10 @@ class group_impl final : public group_api<B> {
   std::string prefix_;
   std::string name_;
   std::unique_ptr<log_t> log_;
+
+  detail::segment::group_address engine_group() const {
+    return storage<B>::engine_group(log_address(Shard::log_family, shard_.id()));
+  }
 };
 
 // ---- append_async callbacks ---------------------------------------------------
@@ -259,12 +284,53 @@ struct callback_log {
   std::uint64_t late = 0;  // fired after a power loss was injected: acknowledge nothing
 };
 
+// ---- power losses ------------------------------------------------------------
+
+// How a run cuts the power of store B. memory_backend drops its unsynced
+// writes (drop_unsynced). On segmented<memory_backend> the KV half does the
+// same, and the engine's files run on a fault_log_fs whose durability model
+// stops counting syncs at the cut and, once the store is closed, drops what
+// was not synced (tails, sectors written in place, names). Other backends
+// have no power loss here (tests/power_loss_test.cpp has theirs).
+template <class B>
+struct power_switch {
+  static constexpr bool k_available = requires(B& b) { b.drop_unsynced(); };
+  explicit power_switch(const std::filesystem::path&) {}
+  void attach(open_options&) {}
+  // The power goes: called before the close, or inside an append_async callback.
+  void cut(B& b) {
+    if constexpr (k_available) b.drop_unsynced();
+  }
+  // After the close, before the reopen.
+  void restore() {}
+  std::uint64_t sectors_torn() const { return 0; }
+};
+
+template <class K>
+struct power_switch<segmented<K>> {
+  static constexpr bool k_available = requires(K& k) { k.drop_unsynced(); };
+  explicit power_switch(const std::filesystem::path& keep_dir) : model_(keep_dir), fs_(model_, plan_) {}
+  void attach(open_options& o) { o.environment.log_fs = &fs_; }
+  void cut(segmented<K>& b) {
+    model_.cut_power();
+    b.kv().drop_unsynced();
+  }
+  void restore() { torn_ += model_.simulate_power_loss().sectors_torn; }
+  std::uint64_t sectors_torn() const { return torn_; }
+
+ private:
+  test::durability_model model_;
+  test::fault_plan plan_;
+  test::fault_log_fs fs_;
+  std::uint64_t torn_ = 0;
+};
+
 // ---- one run -----------------------------------------------------------------
 
 struct run_config {
   std::uint64_t seed = 1;
   int operations = 1000;
-  bool power_loss = false;     // memory backend only
+  bool power_loss = false;     // memory backend and segmented<memory_backend> only
   bool decimal_keys = false;   // decimal_key_format instead of binary_key_format
   shard_id data_a = 7, data_b = 8;
   std::uint64_t first_index = 1;  // of the data shards; the system group starts at 1
@@ -276,7 +342,7 @@ struct run_stats {
   std::uint64_t entries_appended = 0, truncates = 0, purges = 0, votes = 0, commits = 0;
   std::uint64_t refused_other = 0, failed_writes = 0, reads = 0, reopens = 0, power_losses = 0;
   std::uint64_t losses_that_lost_writes = 0, undone_truncates = 0, entries_lost = 0;
-  std::uint64_t callbacks_acked = 0, callbacks_late = 0, interrupted_purges = 0;
+  std::uint64_t callbacks_acked = 0, callbacks_late = 0, interrupted_purges = 0, sectors_torn = 0;
   std::string summary() const {
     return "appends " + std::to_string(appends) + " (buffered " + std::to_string(buffered_appends) +
            ", entries " + std::to_string(entries_appended) + "), async " +
@@ -306,13 +372,15 @@ class model_run {
 
   // Runs the sequence; failures are reported through doctest. Returns what ran.
   run_stats run() {
-    store_ = open_store<B>(dir_.store());
+    power_.attach(options_);
+    store_ = open_store<B>(dir_.store(), options_);
     open_groups();
     for (std::size_t g = 0; g < groups_.size() && !failed_; ++g) refresh_fingerprint(g);
     for (step_ = 0; step_ < config_.operations && !failed_; ++step_) step();
     if (!failed_) reopen(restart::process);  // also checks that every callback fired
     for (std::size_t g = 0; g < groups_.size(); ++g) groups_[g]->close();
     if (store_) store_->close().ignore();
+    stats_.sectors_torn = power_.sectors_torn();
     return stats_;
   }
   bool failed() const { return failed_; }
@@ -412,11 +480,14 @@ class model_run {
       }
       collect_callbacks();  // those that fired before the power went
       // What group commit holds pending dies with the power: written
-      // unsynced first, it is dropped with the rest.
-      if (!expect(store_->write_pending().ok(), "writing the pending appends before the power "
-                                                "loss failed"))
-        return;
-      if constexpr (requires(B& b) { b.drop_unsynced(); }) store_->backend().drop_unsynced();
+      // unsynced first, it is dropped with the rest. (A log engine's
+      // staged appends die as they are: what the engine writes after the
+      // cut never lands, and its write_pending would sync them.)
+      if constexpr (!log_backend<B>)
+        if (!expect(store_->write_pending().ok(), "writing the pending appends before the power "
+                                                  "loss failed"))
+          return;
+      power_.cut(store_->backend());
     }
     status closed = store_->close();  // fires every pending callback
     if (!expect(closed.ok(), "close failed: " + closed.to_string())) return;
@@ -435,7 +506,8 @@ class model_run {
     }
     collect_callbacks();  // those that fired during a plain close acknowledge
     store_.reset();
-    store_ = open_store<B>(dir_.store());
+    if (power_loss) power_.restore();
+    store_ = open_store<B>(dir_.store(), options_);
     if (power_loss) count_interrupted_purges();
     open_groups();
     if (failed_) return;
@@ -962,9 +1034,9 @@ class model_run {
   }
 
   // The power goes at the very moment an append_async calls back: what the
-  // callback acknowledged must be durable by then. (Memory backend only.)
+  // callback acknowledged must be durable by then.
   void op_power_loss_in_callback(std::size_t g) {
-    if constexpr (requires(B& b) { b.drop_unsynced(); }) {
+    if constexpr (power_switch<B>::k_available) {
       group_model& m = model_[g];
       const auto batch = make_entries(g, next_of(m, first_index_[g]), between(1, 5), next_term(m));
       note(on(g) + "append_async " + describe(batch.front()) + " .. " + describe(batch.back()) +
@@ -977,14 +1049,15 @@ class model_run {
       auto result = std::make_shared<answer>();
       std::shared_ptr<callback_log> log = callbacks_;
       B* backend = &store_->backend();
+      power_switch<B>* power = &power_;
       const std::uint64_t id = ++async_ids_;
-      status s = groups_[g]->append_async(batch, [result, log, backend, id](status st) {
+      status s = groups_[g]->append_async(batch, [result, log, backend, power, id](status st) {
         {
           std::lock_guard lock(log->mutex);
           ++log->fired[id];
           log->power_lost = true;  // callbacks after this one acknowledge nothing
         }
-        backend->drop_unsynced();
+        power->cut(*backend);
         std::lock_guard lock(result->mutex);
         result->got = st;
         result->called.notify_all();
@@ -1165,6 +1238,8 @@ class model_run {
   run_config config_;
   std::mt19937_64 rng_;
   scratch_dir dir_;
+  power_switch<B> power_{dir_.path() / "keep"};
+  open_options options_;
   std::unique_ptr<storage<B>> store_;
   std::vector<std::unique_ptr<group_api<B>>> groups_;
   std::vector<std::uint64_t> first_index_;
@@ -1234,6 +1309,7 @@ void run_seeds(const std::vector<std::uint64_t>& list, int ops, bool power_loss)
     total.reopens += stats.reopens;
     total.callbacks_late += stats.callbacks_late;
     total.interrupted_purges += stats.interrupted_purges;
+    total.sectors_torn += stats.sectors_torn;
   }
   // The sequences did reach what they are meant to test.
   CHECK(total.reopens > 0);
@@ -1241,8 +1317,18 @@ void run_seeds(const std::vector<std::uint64_t>& list, int ops, bool power_loss)
   if (power_loss && list.size() > 1) {
     CHECK(total.power_losses > 0);
     CHECK(total.losses_that_lost_writes > 0);
-    CHECK(total.undone_truncates > 0);
-    CHECK(total.interrupted_purges > 0);
+    // A log engine purges with one record: no purge is half done at open.
+    // Nor has a run on it seen a buffered truncate come undone yet (0 in
+    // 14 seeds of 2,000 to 5,000 operations): reported, not required.
+    if constexpr (log_backend<B>) {
+      CHECK(total.sectors_torn > 0);
+      MESSAGE(B::k_name << ": " << total.power_losses << " power losses, " << total.losses_that_lost_writes
+                        << " lost writes, " << total.undone_truncates << " undid a truncate, "
+                        << total.sectors_torn << " sectors torn");
+    } else {
+      CHECK(total.undone_truncates > 0);
+      CHECK(total.interrupted_purges > 0);
+    }
   }
 }
 
@@ -1251,6 +1337,11 @@ void run_seeds(const std::vector<std::uint64_t>& list, int ops, bool power_loss)
 TEST_CASE("random operations, restarts and power losses keep log_store equal to a simple model "
           "and lose nothing acknowledged (memory backend)") {
   run_seeds<memory_backend>(seeds({1, 2, 3, 4, 5, 6, 7, 8}), 5000, true);
+}
+
+TEST_CASE("random operations, restarts and power losses keep log_store equal to a simple model "
+          "and lose nothing acknowledged (segmented memory backend: the log engine)") {
+  run_seeds<segmented<memory_backend>>(seeds({11, 12, 13, 14}), 2000, true);
 }
 
 #if SESHAT_HAVE_ROCKSDB
