@@ -889,6 +889,63 @@ TEST_CASE("the next segment is prepared ahead, zero-filled and durable under its
   }
 }
 
+TEST_CASE("records that fill the open segment and the one still being prepared go to a third segment, each file its header's size") {
+  memory_log_fs mem;
+  test_fs gated(mem);
+  // The maintenance thread's preparation of seg 2 waits at its rename
+  // until released (every other fs call waits meanwhile: test_fs runs
+  // before_each one at a time).
+  std::mutex mu;
+  std::condition_variable cv;
+  bool at_rename = false, release = false;
+  gated.before_each = [&](const std::string& c) {
+    if (c != "rename seg-00000000000000000002.log") return;
+    std::unique_lock l(mu);
+    at_rename = true;
+    cv.notify_all();
+    cv.wait(l, [&] { return release; });
+  };
+  auto log = open_log(gated, small_segments());
+  {
+    std::unique_lock l(mu);
+    REQUIRE(cv.wait_for(l, std::chrono::seconds(10), [&] { return at_rename; }));
+  }
+  // Each record fills most of a 16 KiB segment: the first goes into seg 1,
+  // the second into seg 2 (being prepared), the third fits neither.
+  const std::string big[] = {std::string(10000, 'a'), std::string(10000, 'b'), std::string(10000, 'c')};
+  std::atomic<int> fired{0};
+  std::atomic<bool> all_ok{true};
+  for (std::uint64_t i = 1; i <= 3; ++i) {
+    const log_entry_input one[] = {{1, big[i - 1]}};
+    REQUIRE(log->append_async(k_system, i, one, [&](status s) {
+      if (!s.ok()) all_ok = false;
+      ++fired;
+    }).ok());
+  }
+  {
+    std::lock_guard l(mu);
+    release = true;
+    cv.notify_all();
+  }
+  REQUIRE(log->sync().ok());
+  for (int i = 0; i < 10000 && fired < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(fired == 3);  // on the writer thread, after the round's sync
+  CHECK(all_ok);
+  auto got = log->read(k_system, 1, 4);
+  REQUIRE_MESSAGE(got.ok(), got.status().to_string());
+  CHECK(*got == std::vector<std::string>(std::begin(big), std::end(big)));
+  REQUIRE(log->close().ok());
+  for (const std::string& f : segment_files(mem)) {
+    CAPTURE(f);
+    CHECK(mem.contents("/log/" + f).size() == 16 * 1024);  // nothing written past a segment's end
+  }
+  auto again = segment_log::open(mem, "/log", small_segments());
+  REQUIRE_MESSAGE(again.ok(), again.status().to_string());
+  got = (*again)->read(k_system, 1, 4);
+  REQUIRE_MESSAGE(got.ok(), got.status().to_string());
+  CHECK(*got == std::vector<std::string>(std::begin(big), std::end(big)));
+}
+
 TEST_CASE("a burst of append_async calls the size of the last two starts its round without waiting the idle gap") {
   memory_log_fs mem;
   segment_log_options o;
