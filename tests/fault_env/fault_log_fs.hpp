@@ -24,7 +24,9 @@
 // allocate, not any write), for tests of each engine step, optionally only
 // a call on a file whose name holds a given part ("prep-": the
 // preparation of a segment); it fires before the plan is asked, and counts
-// in the plan's injected().
+// in the plan's injected(). cut_power_at(call, ...) picks a call the same
+// way and cuts the power (durability_model::cut_power) just before it
+// runs: a power loss at that step.
 //
 // Ownership: must outlive every store opened with it; the model and plan
 // it is given must outlive it. Thread-safety: as log_fs (one mutex for its
@@ -35,6 +37,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -62,7 +65,16 @@ class fault_log_fs final : public detail::log_fs {
   // (rename and link: either name). Replaces an earlier fail_next.
   void fail_next(call c, fault_error e, std::uint64_t nth = 1, std::string name_part = {}) {
     std::lock_guard lock(mu_);
-    next_ = armed{c, nth, e, std::move(name_part)};
+    next_ = armed{c, nth, e, std::move(name_part), {}};
+  }
+  // At the call fail_next(c, ..., nth, name_part) would fail: calls
+  // `before` (e.g. to stop acknowledging), then cuts the power, then runs
+  // the call (it and every later call land, but nothing becomes durable
+  // any more), once. Replaces an earlier fail_next or cut_power_at.
+  void cut_power_at(call c, std::function<void()> before, std::uint64_t nth = 1,
+                    std::string name_part = {}) {
+    std::lock_guard lock(mu_);
+    next_ = armed{c, nth, fault_error::eio, std::move(name_part), std::move(before)};
   }
   // True while a fail_next is armed and has not fired.
   bool pending() const {
@@ -202,6 +214,7 @@ class fault_log_fs final : public detail::log_fs {
     std::uint64_t left;
     fault_error error;
     std::string name_part;  // empty: any path
+    std::function<void()> cut;  // cut_power_at: called, then the power cut, instead of failing
 
     bool covers(call c, const std::filesystem::path& path, const std::filesystem::path* other) const {
       auto holds = [&](const std::filesystem::path& p) {
@@ -218,13 +231,22 @@ class fault_log_fs final : public detail::log_fs {
                                          const std::filesystem::path& path, std::string_view where = {},
                                          const std::filesystem::path* other = nullptr) {
     std::optional<fault_error> e;
+    std::function<void()> cut;
     {
       std::lock_guard lock(mu_);
       ++counts_[c];
       if (next_ && next_->covers(c, path, other) && --next_->left == 0) {
-        e = next_->error;
+        if (next_->cut)
+          cut = std::move(next_->cut);
+        else
+          e = next_->error;
         next_.reset();
       }
+    }
+    if (cut) {
+      cut();
+      model_.cut_power();
+      return std::nullopt;
     }
     if (e)
       plan_.note_injected();
