@@ -139,6 +139,11 @@ class test_fs final : public log_fs {
     if (take(call::rename)) return eio("rename", b);
     return inner_.rename(a, b);
   }
+  fs_status replace(const fs::path& a, const fs::path& b) override {
+    step("rename " + b.filename().string());
+    if (take(call::rename)) return eio("rename", b);
+    return inner_.replace(a, b);
+  }
   fs_status link(const fs::path& a, const fs::path& b) override { return inner_.link(a, b); }
   fs_status unlink(const fs::path& p) override {
     step("unlink " + p.filename().string());
@@ -1061,6 +1066,53 @@ TEST_CASE("an open after a clean close reads headers, trailers and footers, not 
   auto log = open_log(counting, small_segments());
   // A header (4096 bytes), a trailer and a footer a segment; a scan reads all 16 KiB.
   CHECK(counting.pread_bytes < files.size() * (4096 + 2048));
+}
+
+TEST_CASE("a segment shared with a checkpoint gets a copy of its own before open seals it again, so the checkpoint's file keeps its bytes") {
+  memory_log_fs mem;
+  const std::string tag(1500, 't');  // payloads "ttt...-<index>": several 16 KiB segments
+  {
+    auto log = open_log(mem, writer_only(small_segments()));
+    for (std::uint64_t i = 1; i <= 40; i += 4)
+      REQUIRE(log->append(k_system, i, batch(i, 4, 1, tag).inputs, true).ok());
+    REQUIRE(log->settle().ok());  // every segment but the open one sealed
+    REQUIRE(log->checkpoint("/cp").ok());
+    REQUIRE(log->close().ok());
+  }
+  const std::vector<std::string> files = segment_files(mem);
+  REQUIRE(files.size() >= 3);
+  const std::string first = files[0];
+  auto links = [&](const std::string& path) {
+    auto f = mem.open(path, {.read_only = true});
+    REQUIRE(f.ok());
+    auto n = mem.link_count(*f);
+    REQUIRE(mem.close(*f).ok());
+    REQUIRE(n.ok());
+    return *n;
+  };
+  REQUIRE(links("/log/" + first) == 2);  // hard-linked into the checkpoint
+  // Its trailer damaged (in the one file both names share): the next open
+  // of the source scans it and seals it again.
+  flip_byte(mem, first, 16 * 1024 - 1);
+  REQUIRE_FALSE(is_sealed(mem, first));
+  const std::string shared = mem.contents("/cp/" + first);
+  REQUIRE(shared == mem.contents("/log/" + first));
+  {
+    auto log = open_log(mem, writer_only(small_segments()));
+    check_entries(*log, k_system, 1, 41, tag);
+    REQUIRE(log->close().ok());
+  }
+  CHECK(is_sealed(mem, first));                      // the source's own copy, sealed again
+  CHECK(mem.contents("/cp/" + first) == shared);     // the checkpoint's, as it was
+  CHECK(links("/log/" + first) == 1);
+  CHECK(links("/cp/" + first) == 1);
+  auto names = mem.list("/log");
+  REQUIRE(names.ok());
+  for (const std::string& n : *names) CHECK(n.substr(0, 5) != "copy-");  // no leftover
+  // The checkpoint still opens (scanning that segment) with the same entries.
+  auto cp = segment_log::open(mem, "/cp", writer_only(small_segments()));
+  REQUIRE_MESSAGE(cp.ok(), cp.status().to_string());
+  check_entries(**cp, k_system, 1, 41, tag);
 }
 
 TEST_CASE("a damaged footer or trailer makes open scan that segment, with the same result") {

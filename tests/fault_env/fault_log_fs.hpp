@@ -18,7 +18,7 @@
 //   write     pwrite, allocate, write_zeroes
 //   sync      datasync, sync_directory
 //   create    open for writing (created or existing), link
-//   metadata  rename, unlink, create_directory
+//   metadata  rename (and replace), unlink, create_directory
 // Reads (pread, size, link_count, list) and close are never failed.
 // fail_next(call, error) fails the next call of one exact kind (an
 // allocate, not any write), for tests of each engine step, optionally only
@@ -177,6 +177,15 @@ class fault_log_fs final : public detail::log_fs {
       return *e;
     model_.before_unlink(to);
     detail::fs_status s = real_.rename(from, to);
+    if (s.ok()) model_.renamed(from, to);
+    return s;
+  }
+
+  detail::fs_status replace(const std::filesystem::path& from, const std::filesystem::path& to) override {
+    if (auto e = fault(call::rename, fault_op::metadata, "rename " + from.string() + " over", to, {}, &from))
+      return *e;
+    model_.before_unlink(to);
+    detail::fs_status s = real_.replace(from, to);
     if (s.ok()) model_.renamed(from, to);
     return s;
   }
