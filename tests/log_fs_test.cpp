@@ -138,6 +138,26 @@ TEST_CASE_TEMPLATE("every log_fs call does what its contract says", T, posix_cas
   REQUIRE(fs.rename(a, c2).ok());
   check_os_failure(fs.rename(a, c2), ENOENT, c2);
   CHECK(read_all(fs, *f, 6, 20) == "engine");  // an open file follows its rename
+  {
+    // replace: over an existing name; the replaced file lives on under its other link.
+    const fs::path keep = dir / "keep.log", tmp = dir / "copy-2.tmp";
+    REQUIRE(fs.link(c2, keep).ok());
+    auto t = fs.open(tmp, {.create_exclusive = true});
+    REQUIRE(t.ok());
+    const std::string_view other[] = {"other"};
+    REQUIRE(fs.pwrite(*t, 0, other, {}).ok());
+    REQUIRE(fs.replace(tmp, c2).ok());
+    CHECK(fs.link_count(*f).value() == 1);  // keep.log only
+    CHECK(read_all(fs, *t, 5) == "other");
+    auto now = fs.open(c2, {.read_only = true});
+    REQUIRE(now.ok());
+    CHECK(read_all(fs, *now, 5) == "other");
+    REQUIRE(fs.close(*now).ok());
+    check_os_failure(fs.replace(tmp, c2), ENOENT, c2);
+    REQUIRE(fs.close(*t).ok());
+    REQUIRE(fs.replace(keep, c2).ok());  // the first file back under c2
+    CHECK(read_all(fs, *f, 6, 20) == "engine");
+  }
   REQUIRE(fs.sync_directory(dir).ok());
   check_os_failure(fs.sync_directory(dir / "none"), ENOENT, dir / "none");
   REQUIRE(fs.close(*f).ok());

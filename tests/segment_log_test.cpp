@@ -139,6 +139,11 @@ class test_fs final : public log_fs {
     if (take(call::rename)) return eio("rename", b);
     return inner_.rename(a, b);
   }
+  fs_status replace(const fs::path& a, const fs::path& b) override {
+    step("rename " + b.filename().string());
+    if (take(call::rename)) return eio("rename", b);
+    return inner_.replace(a, b);
+  }
   fs_status link(const fs::path& a, const fs::path& b) override { return inner_.link(a, b); }
   fs_status unlink(const fs::path& p) override {
     step("unlink " + p.filename().string());
@@ -889,6 +894,63 @@ TEST_CASE("the next segment is prepared ahead, zero-filled and durable under its
   }
 }
 
+TEST_CASE("records that fill the open segment and the one still being prepared go to a third segment, each file its header's size") {
+  memory_log_fs mem;
+  test_fs gated(mem);
+  // The maintenance thread's preparation of seg 2 waits at its rename
+  // until released (every other fs call waits meanwhile: test_fs runs
+  // before_each one at a time).
+  std::mutex mu;
+  std::condition_variable cv;
+  bool at_rename = false, release = false;
+  gated.before_each = [&](const std::string& c) {
+    if (c != "rename seg-00000000000000000002.log") return;
+    std::unique_lock l(mu);
+    at_rename = true;
+    cv.notify_all();
+    cv.wait(l, [&] { return release; });
+  };
+  auto log = open_log(gated, small_segments());
+  {
+    std::unique_lock l(mu);
+    REQUIRE(cv.wait_for(l, std::chrono::seconds(10), [&] { return at_rename; }));
+  }
+  // Each record fills most of a 16 KiB segment: the first goes into seg 1,
+  // the second into seg 2 (being prepared), the third fits neither.
+  const std::string big[] = {std::string(10000, 'a'), std::string(10000, 'b'), std::string(10000, 'c')};
+  std::atomic<int> fired{0};
+  std::atomic<bool> all_ok{true};
+  for (std::uint64_t i = 1; i <= 3; ++i) {
+    const log_entry_input one[] = {{1, big[i - 1]}};
+    REQUIRE(log->append_async(k_system, i, one, [&](status s) {
+      if (!s.ok()) all_ok = false;
+      ++fired;
+    }).ok());
+  }
+  {
+    std::lock_guard l(mu);
+    release = true;
+    cv.notify_all();
+  }
+  REQUIRE(log->sync().ok());
+  for (int i = 0; i < 10000 && fired < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(fired == 3);  // on the writer thread, after the round's sync
+  CHECK(all_ok);
+  auto got = log->read(k_system, 1, 4);
+  REQUIRE_MESSAGE(got.ok(), got.status().to_string());
+  CHECK(*got == std::vector<std::string>(std::begin(big), std::end(big)));
+  REQUIRE(log->close().ok());
+  for (const std::string& f : segment_files(mem)) {
+    CAPTURE(f);
+    CHECK(mem.contents("/log/" + f).size() == 16 * 1024);  // nothing written past a segment's end
+  }
+  auto again = segment_log::open(mem, "/log", small_segments());
+  REQUIRE_MESSAGE(again.ok(), again.status().to_string());
+  got = (*again)->read(k_system, 1, 4);
+  REQUIRE_MESSAGE(got.ok(), got.status().to_string());
+  CHECK(*got == std::vector<std::string>(std::begin(big), std::end(big)));
+}
+
 TEST_CASE("a burst of append_async calls the size of the last two starts its round without waiting the idle gap") {
   memory_log_fs mem;
   segment_log_options o;
@@ -1004,6 +1066,53 @@ TEST_CASE("an open after a clean close reads headers, trailers and footers, not 
   auto log = open_log(counting, small_segments());
   // A header (4096 bytes), a trailer and a footer a segment; a scan reads all 16 KiB.
   CHECK(counting.pread_bytes < files.size() * (4096 + 2048));
+}
+
+TEST_CASE("a segment shared with a checkpoint gets a copy of its own before open seals it again, so the checkpoint's file keeps its bytes") {
+  memory_log_fs mem;
+  const std::string tag(1500, 't');  // payloads "ttt...-<index>": several 16 KiB segments
+  {
+    auto log = open_log(mem, writer_only(small_segments()));
+    for (std::uint64_t i = 1; i <= 40; i += 4)
+      REQUIRE(log->append(k_system, i, batch(i, 4, 1, tag).inputs, true).ok());
+    REQUIRE(log->settle().ok());  // every segment but the open one sealed
+    REQUIRE(log->checkpoint("/cp").ok());
+    REQUIRE(log->close().ok());
+  }
+  const std::vector<std::string> files = segment_files(mem);
+  REQUIRE(files.size() >= 3);
+  const std::string first = files[0];
+  auto links = [&](const std::string& path) {
+    auto f = mem.open(path, {.read_only = true});
+    REQUIRE(f.ok());
+    auto n = mem.link_count(*f);
+    REQUIRE(mem.close(*f).ok());
+    REQUIRE(n.ok());
+    return *n;
+  };
+  REQUIRE(links("/log/" + first) == 2);  // hard-linked into the checkpoint
+  // Its trailer damaged (in the one file both names share): the next open
+  // of the source scans it and seals it again.
+  flip_byte(mem, first, 16 * 1024 - 1);
+  REQUIRE_FALSE(is_sealed(mem, first));
+  const std::string shared = mem.contents("/cp/" + first);
+  REQUIRE(shared == mem.contents("/log/" + first));
+  {
+    auto log = open_log(mem, writer_only(small_segments()));
+    check_entries(*log, k_system, 1, 41, tag);
+    REQUIRE(log->close().ok());
+  }
+  CHECK(is_sealed(mem, first));                      // the source's own copy, sealed again
+  CHECK(mem.contents("/cp/" + first) == shared);     // the checkpoint's, as it was
+  CHECK(links("/log/" + first) == 1);
+  CHECK(links("/cp/" + first) == 1);
+  auto names = mem.list("/log");
+  REQUIRE(names.ok());
+  for (const std::string& n : *names) CHECK(n.substr(0, 5) != "copy-");  // no leftover
+  // The checkpoint still opens (scanning that segment) with the same entries.
+  auto cp = segment_log::open(mem, "/cp", writer_only(small_segments()));
+  REQUIRE_MESSAGE(cp.ok(), cp.status().to_string());
+  check_entries(**cp, k_system, 1, 41, tag);
 }
 
 TEST_CASE("a damaged footer or trailer makes open scan that segment, with the same result") {

@@ -93,6 +93,9 @@ class counting_fs final : public detail::log_fs {
   detail::fs_status rename(const std::filesystem::path& a, const std::filesystem::path& b) override {
     return real_.rename(a, b);
   }
+  detail::fs_status replace(const std::filesystem::path& a, const std::filesystem::path& b) override {
+    return real_.replace(a, b);
+  }
   detail::fs_status link(const std::filesystem::path& a, const std::filesystem::path& b) override {
     return real_.link(a, b);
   }

@@ -18,11 +18,15 @@
 //   write     pwrite, allocate, write_zeroes
 //   sync      datasync, sync_directory
 //   create    open for writing (created or existing), link
-//   metadata  rename, unlink, create_directory
+//   metadata  rename (and replace), unlink, create_directory
 // Reads (pread, size, link_count, list) and close are never failed.
 // fail_next(call, error) fails the next call of one exact kind (an
-// allocate, not any write), for tests of each engine step; it fires before
-// the plan is asked, and counts in the plan's injected().
+// allocate, not any write), for tests of each engine step, optionally only
+// a call on a file whose name holds a given part ("prep-": the
+// preparation of a segment); it fires before the plan is asked, and counts
+// in the plan's injected(). cut_power_at(call, ...) picks a call the same
+// way and cuts the power (durability_model::cut_power) just before it
+// runs: a power loss at that step.
 //
 // Ownership: must outlive every store opened with it; the model and plan
 // it is given must outlive it. Thread-safety: as log_fs (one mutex for its
@@ -33,6 +37,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -55,11 +60,21 @@ class fault_log_fs final : public detail::log_fs {
   fault_log_fs(const fault_log_fs&) = delete;
   fault_log_fs& operator=(const fault_log_fs&) = delete;
 
-  // The `nth` call of kind `c` from now (1: the next) fails with `e`, once.
-  // Replaces an earlier fail_next.
-  void fail_next(call c, fault_error e, std::uint64_t nth = 1) {
+  // The `nth` call of kind `c` from now (1: the next) fails with `e`, once;
+  // with `name_part`, only calls on a path whose file name holds it count
+  // (rename and link: either name). Replaces an earlier fail_next.
+  void fail_next(call c, fault_error e, std::uint64_t nth = 1, std::string name_part = {}) {
     std::lock_guard lock(mu_);
-    next_ = armed{c, nth, e};
+    next_ = armed{c, nth, e, std::move(name_part), {}};
+  }
+  // At the call fail_next(c, ..., nth, name_part) would fail: calls
+  // `before` (e.g. to stop acknowledging), then cuts the power, then runs
+  // the call (it and every later call land, but nothing becomes durable
+  // any more), once. Replaces an earlier fail_next or cut_power_at.
+  void cut_power_at(call c, std::function<void()> before, std::uint64_t nth = 1,
+                    std::string name_part = {}) {
+    std::lock_guard lock(mu_);
+    next_ = armed{c, nth, fault_error::eio, std::move(name_part), std::move(before)};
   }
   // True while a fail_next is armed and has not fired.
   bool pending() const {
@@ -158,15 +173,26 @@ class fault_log_fs final : public detail::log_fs {
   }
 
   detail::fs_status rename(const std::filesystem::path& from, const std::filesystem::path& to) override {
-    if (auto e = fault(call::rename, fault_op::metadata, "rename " + from.string() + " to", to)) return *e;
+    if (auto e = fault(call::rename, fault_op::metadata, "rename " + from.string() + " to", to, {}, &from))
+      return *e;
     model_.before_unlink(to);
     detail::fs_status s = real_.rename(from, to);
     if (s.ok()) model_.renamed(from, to);
     return s;
   }
 
+  detail::fs_status replace(const std::filesystem::path& from, const std::filesystem::path& to) override {
+    if (auto e = fault(call::rename, fault_op::metadata, "rename " + from.string() + " over", to, {}, &from))
+      return *e;
+    model_.before_unlink(to);
+    detail::fs_status s = real_.replace(from, to);
+    if (s.ok()) model_.renamed(from, to);
+    return s;
+  }
+
   detail::fs_status link(const std::filesystem::path& from, const std::filesystem::path& to) override {
-    if (auto e = fault(call::link, fault_op::create, "link " + from.string() + " to", to)) return *e;
+    if (auto e = fault(call::link, fault_op::create, "link " + from.string() + " to", to, {}, &from))
+      return *e;
     detail::fs_status s = real_.link(from, to);
     if (s.ok()) model_.linked(from, to);
     return s;
@@ -196,20 +222,40 @@ class fault_log_fs final : public detail::log_fs {
     call what;
     std::uint64_t left;
     fault_error error;
+    std::string name_part;  // empty: any path
+    std::function<void()> cut;  // cut_power_at: called, then the power cut, instead of failing
+
+    bool covers(call c, const std::filesystem::path& path, const std::filesystem::path* other) const {
+      auto holds = [&](const std::filesystem::path& p) {
+        return p.filename().string().find(name_part) != std::string::npos;
+      };
+      return what == c && (name_part.empty() || holds(path) || (other && holds(*other)));
+    }
   };
 
-  // The injected failure of call `c` (plan kind `op`), if one is due: an
-  // io-error as the OS's would read, with the injected errno's text.
+  // The injected failure of call `c` (plan kind `op`) on `path` (and
+  // `other`: a rename's or link's source), if one is due: an io-error as
+  // the OS's would read, with the injected errno's text.
   std::optional<detail::fs_status> fault(call c, fault_op op, std::string_view name,
-                                         const std::filesystem::path& path, std::string_view where = {}) {
+                                         const std::filesystem::path& path, std::string_view where = {},
+                                         const std::filesystem::path* other = nullptr) {
     std::optional<fault_error> e;
+    std::function<void()> cut;
     {
       std::lock_guard lock(mu_);
       ++counts_[c];
-      if (next_ && next_->what == c && --next_->left == 0) {
-        e = next_->error;
+      if (next_ && next_->covers(c, path, other) && --next_->left == 0) {
+        if (next_->cut)
+          cut = std::move(next_->cut);
+        else
+          e = next_->error;
         next_.reset();
       }
+    }
+    if (cut) {
+      cut();
+      model_.cut_power();
+      return std::nullopt;
     }
     if (e)
       plan_.note_injected();

@@ -9,7 +9,7 @@
 //   pread(file, offset, buffer) -> bytes read (fewer only at the end of the file)
 //   datasync(file)  allocate(file, size)  write_zeroes(file, offset, length) -> done or not supported
 //   size(file)  link_count(file)  close(file)
-//   create_directory(path)  rename(from, to)  link(from, to)  unlink(path)
+//   create_directory(path)  rename(from, to)  replace(from, to)  link(from, to)  unlink(path)
 //   sync_directory(path)  list(directory)
 //   probe(directory) -> what the file system takes: O_DIRECT and its block, RWF_DSYNC, write-zeroes
 //
@@ -156,6 +156,9 @@ class log_fs {
   virtual fs_status create_directory(const std::filesystem::path& path) = 0;
   // Renames `from` to `to`; refused (EEXIST) when `to` exists.
   virtual fs_status rename(const std::filesystem::path& from, const std::filesystem::path& to) = 0;
+  // Renames `from` to `to`, replacing `to` when it exists (rename(2)): the
+  // file `to` named lives on under its other names, if any.
+  virtual fs_status replace(const std::filesystem::path& from, const std::filesystem::path& to) = 0;
   // A second name `to` for the file `from`; refused (EEXIST) when `to` exists.
   virtual fs_status link(const std::filesystem::path& from, const std::filesystem::path& to) = 0;
   virtual fs_status unlink(const std::filesystem::path& path) = 0;
@@ -352,6 +355,12 @@ class posix_log_fs final : public log_fs {
     return os_failure("rename " + from.string() + " to", to, err);
   }
 
+  fs_status replace(const std::filesystem::path& from, const std::filesystem::path& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0)
+      return os_failure("rename " + from.string() + " over", to, errno);
+    return {};
+  }
+
   fs_status link(const std::filesystem::path& from, const std::filesystem::path& to) override {
     if (::link(from.c_str(), to.c_str()) != 0) return os_failure("link " + from.string() + " to", to, errno);
     return {};
@@ -528,6 +537,24 @@ class memory_log_fs final : public log_fs {
     if (!dirs_.count(parent(b))) return os_failure("rename " + from.string() + " to", to, ENOENT);
     auto n = it->second;
     names_.erase(it);
+    names_.emplace(b, std::move(n));
+    return {};
+  }
+
+  fs_status replace(const std::filesystem::path& from, const std::filesystem::path& to) override {
+    std::lock_guard lock(mu_);
+    const std::string a = norm(from), b = norm(to);
+    auto it = names_.find(a);
+    if (it == names_.end()) return os_failure("rename " + from.string() + " over", to, ENOENT);
+    if (dirs_.count(b)) return os_failure("rename " + from.string() + " over", to, EISDIR);
+    if (!dirs_.count(parent(b))) return os_failure("rename " + from.string() + " over", to, ENOENT);
+    if (a == b) return {};
+    auto n = it->second;
+    names_.erase(it);
+    if (auto old = names_.find(b); old != names_.end()) {
+      --old->second->links;
+      names_.erase(old);
+    }
     names_.emplace(b, std::move(n));
     return {};
   }

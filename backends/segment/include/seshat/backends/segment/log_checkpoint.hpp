@@ -4,10 +4,14 @@
 //
 // Which files are shared by a hard link, and why that is safe: a sealed
 // segment (its trailer and footer written and fdatasynced) is never written
-// again by an engine, live or reopened: the writer only writes the open
-// segment, sealing writes only segments not sealed yet, recovery reads a
-// sealed segment's footer and writes nothing, and freeing unlinks the name
-// (no segment is recycled in place yet). Every other segment (the open one,
+// again in place by an engine, live or reopened: the writer only writes the
+// open segment, sealing writes only segments not sealed yet, recovery reads
+// a sealed segment's footer and writes nothing, and freeing unlinks the name
+// (no segment is recycled in place yet). When recovery must rewrite one (a
+// seal that no longer checks or applies: scanned, maybe cut, sealed again),
+// it first gives the engine's name a copy of its own when the file has
+// another link (segment_file.hpp's own_file), so the checkpoint's bytes
+// stay as they were. Every other segment (the open one,
 // one waiting for its seal) is copied: the engine that owns it will still
 // write into it (frames, its seal, a tail cut at open).
 // REQUIRES of a future recycling of freed segments (section 5): a segment
@@ -27,37 +31,6 @@
 #include "seshat/status.hpp"
 
 namespace seshat::detail::segment {
-
-// Creates `to` (exclusive) as a copy of [0, end) of the open file `from`,
-// `size` bytes long (the rest allocated: reading as zeros, as the unwritten
-// part of a segment does), fdatasynced. Blocks that read as zeros are not
-// written. The caller syncs `to`'s directory.
-inline status copy_file_prefix(log_fs& fs, const log_file& from, const std::filesystem::path& to,
-                               std::uint64_t size, std::uint64_t end) {
-  auto out = fs.open(to, {.create_exclusive = true});
-  if (!out.ok()) return out.status();
-  status s = fs.allocate(*out, size);
-  std::string buffer;
-  constexpr std::uint64_t k_chunk = std::uint64_t{1} << 20;
-  for (std::uint64_t at = 0; s.ok() && at < end; at += k_chunk) {
-    buffer.assign(static_cast<std::size_t>(std::min(k_chunk, end - at)), '\0');
-    auto n = fs.pread(from, at, std::span<char>(buffer.data(), buffer.size()));
-    if (!n.ok()) {
-      s = n.status();
-      break;
-    }
-    buffer.resize(*n);
-    if (buffer.empty()) break;  // the file ends early: the rest reads as zeros
-    if (std::all_of(buffer.begin(), buffer.end(), [](char c) { return c == 0; })) continue;
-    const std::string_view pieces[] = {buffer};
-    s = fs.pwrite(*out, at, pieces, {});
-  }
-  if (s.ok()) s = fs.datasync(*out);
-  status closed = fs.close(*out);
-  if (s.ok()) s = closed;
-  if (!s.ok()) (void)fs.unlink(to);
-  return s;
-}
 
 // Whether the segment file `path` (named seg-<seq>.log) carries a seal that
 // checks (recovery's read_seal): then no engine writes it again.

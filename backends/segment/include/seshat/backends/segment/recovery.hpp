@@ -3,7 +3,7 @@
 // its footer's summaries, without reading one entry; the others (the last,
 // and any whose seal was lost, torn or damaged) by scanning their frames.
 //
-//   1 delete prep-*.tmp and probe.tmp (then fsync the directory); other
+//   1 delete prep-*.tmp, copy-*.tmp and probe.tmp (then fsync the directory); other
 //     names than seg-* are left alone
 //   2 each seg-* in seq order: its header must check and carry the name's
 //     seq and the file's size. Sealed (its trailer, and the footer the
@@ -24,6 +24,9 @@
 //   4 every scanned segment holding a frame is sealed at its end (at the
 //     cut, after one), so the next open reads its footer; one too full for
 //     a seal (written before seals were reserved) stays unsealed.
+//   A segment file with another link (a checkpoint's, whose seal this
+//   open found damaged) gets a copy of its own before the cut or the seal
+//   writes it (segment_file.hpp's own_file): the other link keeps its bytes.
 // Nothing is changed by a refused open. Every refusal is corrupted_data
 // (version_mismatch for a newer header) naming the segment and byte.
 //
@@ -328,7 +331,8 @@ inline result<recovered_log> recover(log_fs& fs, const std::filesystem::path& di
     const auto& s = out.segments[cut->first];
     const std::string zeros(4, '\0');
     const std::string_view pieces[] = {zeros};
-    fs_status e = fs.pwrite(s->file, cut->second, pieces, {});
+    fs_status e = own_file(fs, dir, *s);  // a checkpoint's link keeps its bytes
+    if (e.ok()) e = fs.pwrite(s->file, cut->second, pieces, {});
     if (e.ok()) e = fs.datasync(s->file);
     if (!e.ok()) {
       close_all();
@@ -342,7 +346,9 @@ inline result<recovered_log> recover(log_fs& fs, const std::filesystem::path& di
     if (st.sealed || !has_frames[i] || (cut && i > cut->first)) continue;
     auto seal = seal_bytes(st);
     if (!seal) continue;  // no room: scanned at every open
-    if (fs_status e = write_seal(fs, st.file, false, seal->first, seal->second); !e.ok()) {
+    fs_status e = own_file(fs, dir, st);  // a checkpoint's link keeps its bytes
+    if (e.ok()) e = write_seal(fs, st.file, false, seal->first, seal->second);
+    if (!e.ok()) {
       close_all();
       return e.with_context(where + "sealing " + segs[i].second + " after its scan: ");
     }

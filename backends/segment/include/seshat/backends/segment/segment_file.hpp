@@ -66,10 +66,20 @@ inline std::optional<std::uint64_t> parse_segment_name(std::string_view name) {
   return seq;
 }
 
-// True for the names open deletes: prep-*.tmp and probe.tmp.
+// "copy-00000000000000000042.tmp": own_file's copy of a shared segment.
+inline std::string copy_name(std::uint64_t seq) {
+  char b[32];
+  std::snprintf(b, sizeof b, "copy-%020llu.tmp", static_cast<unsigned long long>(seq));
+  return b;
+}
+
+// True for the names open deletes: prep-*.tmp, copy-*.tmp and probe.tmp.
 inline bool is_leftover_name(std::string_view name) {
-  return name == "probe.tmp" ||
-         (name.size() > 9 && name.substr(0, 5) == "prep-" && name.substr(name.size() - 4) == ".tmp");
+  auto tmp_of = [&](std::string_view prefix) {
+    return name.size() > prefix.size() + 4 && name.substr(0, prefix.size()) == prefix &&
+           name.substr(name.size() - 4) == ".tmp";
+  };
+  return name == "probe.tmp" || tmp_of("prep-") || tmp_of("copy-");
 }
 
 // A bound of what footer and trailer take: their fixed bytes, at most
@@ -172,6 +182,63 @@ inline fs_status zero_fill(log_fs& fs, const log_file& f, std::uint64_t size) {
     if (fs_status e = fs.pwrite(f, at, std::span(pieces, n), {}); !e.ok()) return e;
     at += length;
   }
+  return {};
+}
+
+// Creates `to` (exclusive) as a copy of [0, end) of the open file `from`,
+// `size` bytes long (the rest allocated: reading as zeros, as the unwritten
+// part of a segment does), fdatasynced. Blocks that read as zeros are not
+// written. The caller syncs `to`'s directory.
+inline status copy_file_prefix(log_fs& fs, const log_file& from, const std::filesystem::path& to,
+                               std::uint64_t size, std::uint64_t end) {
+  auto out = fs.open(to, {.create_exclusive = true});
+  if (!out.ok()) return out.status();
+  status s = fs.allocate(*out, size);
+  std::string buffer;
+  constexpr std::uint64_t k_chunk = std::uint64_t{1} << 20;
+  for (std::uint64_t at = 0; s.ok() && at < end; at += k_chunk) {
+    buffer.assign(static_cast<std::size_t>(std::min(k_chunk, end - at)), '\0');
+    auto n = fs.pread(from, at, std::span<char>(buffer.data(), buffer.size()));
+    if (!n.ok()) {
+      s = n.status();
+      break;
+    }
+    buffer.resize(*n);
+    if (buffer.empty()) break;  // the file ends early: the rest reads as zeros
+    if (std::all_of(buffer.begin(), buffer.end(), [](char c) { return c == 0; })) continue;
+    const std::string_view pieces[] = {buffer};
+    s = fs.pwrite(*out, at, pieces, {});
+  }
+  if (s.ok()) s = fs.datasync(*out);
+  status closed = fs.close(*out);
+  if (s.ok()) s = closed;
+  if (!s.ok()) (void)fs.unlink(to);
+  return s;
+}
+
+// Makes the file of segment `s` (open read-write, s.size bytes) its own
+// before an in-place rewrite (recovery's tail cut and reseal): when it has
+// more than one link (a checkpoint's hard link, log_checkpoint.hpp), copies
+// it whole to copy-<seq20>.tmp in `dir` (fdatasynced), renames the copy
+// over s.path, fsyncs `dir`, and has s.file name the copy (the old handle
+// closed), so the other names keep their bytes. A no-op for a file with one
+// link. A failure leaves s.file as it was, and at most the .tmp, which the
+// next open deletes; a crash before the directory fsync leaves either name.
+inline fs_status own_file(log_fs& fs, const std::filesystem::path& dir, segment_state& s) {
+  auto links = fs.link_count(s.file);
+  if (!links.ok()) return fs_status(links.status(), links.os_error());
+  if (*links <= 1) return {};
+  const std::filesystem::path tmp = dir / copy_name(s.seq);
+  if (status c = copy_file_prefix(fs, s.file, tmp, s.size, s.size); !c.ok()) return fs_status(c);
+  if (fs_status e = fs.replace(tmp, s.path); !e.ok()) {
+    (void)fs.unlink(tmp);
+    return e;
+  }
+  if (fs_status e = fs.sync_directory(dir); !e.ok()) return e;
+  auto f = fs.open(s.path, {});
+  if (!f.ok()) return fs_status(f.status(), f.os_error());
+  fs.close(s.file).ignore();
+  s.file = *f;
   return {};
 }
 

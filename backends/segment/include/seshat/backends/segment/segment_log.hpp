@@ -672,8 +672,12 @@ class segment_log {
       // The prepared segment (or the one being prepared: the round that
       // writes into it waits for its preparation, run_round), else none
       // (or too small: it stays, empty, until freed in order) and the
-      // round that writes into this one creates it.
+      // round that writes into this one creates it. Only one newer than
+      // the open segment: the one being prepared may be the open one
+      // already (taken by an earlier move, its preparation still running),
+      // and moving to it again would stage over its frames from byte 4096.
       std::shared_ptr<segment_state> next = prepared_ ? prepared_ : preparing_;
+      if (next && next->seq <= open_seg_->seq) next.reset();
       if (next && next->size >= want) {
         open_seg_ = std::move(next);
         segments_[open_seg_->seq] = open_seg_;
