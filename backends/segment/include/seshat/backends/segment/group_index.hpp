@@ -3,8 +3,11 @@
 // segment holding some of its entries, a piece: the entries' index range,
 // their term runs and one record_ref {offset:u32, first:u32} per entries
 // record. So the index costs 8 bytes per record (one append), plus 16 per
-// term change per segment and one piece (about 72 bytes) per segment the
-// group has entries in: 8 bytes an entry at one entry an append, 0.5 at 16.
+// term change per segment and one piece (64 bytes, holding its first term
+// run and record ref itself: inline_vector.hpp) per segment the group has
+// entries in: 8 bytes an entry at one entry an append, 0.5 at 16. A piece
+// of a single append (a store of many groups, each written now and then)
+// allocates nothing of its own.
 //
 // The index is built by the same replay rules whatever feeds it: recovery
 // applies each scanned record or each sealed segment's summaries
