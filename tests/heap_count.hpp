@@ -12,5 +12,7 @@ namespace seshat::test {
 
 // Heap bytes held through operator new now, on every thread.
 std::int64_t heap_live_bytes();
+// Calls of operator new since the program started, on every thread.
+std::int64_t heap_allocations();
 
 }  // namespace seshat::test

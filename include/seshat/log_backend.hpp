@@ -7,7 +7,9 @@
 // operations of section 2's table:
 //
 //   append(g, first, entries, sync)     one record; durable on return when sync
-//   append_async(g, first, entries, done)   readable on return; done(status) after its sync
+//   append_async(g, first, entries, std::move(done))
+//                                       readable on return; done(status) after its sync;
+//                                       refused: `done` left with the caller, not moved from
 //   read(g, lo, hi, visit)              entries [lo, hi), visit(index, payload)
 //   term_at(g, i) -> result<u64>        from memory
 //   truncate_from(g, since, sync)       deletes [since, last]
@@ -31,6 +33,7 @@
 #include <span>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 #include "seshat/backend.hpp"
 #include "seshat/detail/segment_format.hpp"
@@ -47,7 +50,7 @@ concept log_engine = requires(L& l, const L& cl, const detail::segment::group_ad
                               const vote& v,
                               const std::function<status(std::uint64_t, std::string_view)>& visit) {
   { l.append(g, i, e, sync) } -> std::same_as<status>;
-  { l.append_async(g, i, e, done) } -> std::same_as<status>;
+  { l.append_async(g, i, e, std::move(done)) } -> std::same_as<status>;
   { cl.read(g, i, i, visit) } -> std::same_as<status>;
   { cl.term_at(g, i) } -> std::same_as<result<std::uint64_t>>;
   { l.truncate_from(g, i, sync) } -> std::same_as<status>;

@@ -312,7 +312,7 @@ class storage {
     const log_address& a = log.address_;
     if constexpr (k_log_engine) {
       return with_log<F>(log, [&](log_cache& c) -> status {
-        engine_entries e;
+        engine_entries& e = c.engine;
         std::uint64_t count = 0, bytes = 0;
         SESHAT_RETURN_IF_ERROR(encode_for_engine<F>(a, c, first_index, items, encode, e, count, bytes));
         if (count == 0) return {};
@@ -366,7 +366,6 @@ class storage {
   status append_log_async(log_address a, std::uint64_t first_index, const R& items,
                           Encode&& encode, std::function<void(status)>& done,
                           detail::synced_tally tally = {}, log_append_info* info = nullptr) {
-    if constexpr (k_log_engine) return append_to_engine_async<F>(a, first_index, items, encode, done, tally, info);
     SESHAT_RETURN_IF_ERROR(check_log_family(a));
     return append_log_async(found_log<F>(a, &cache_of<F>(a)), first_index, items, encode, done,
                             tally, info);
@@ -379,7 +378,7 @@ class storage {
                           Encode&& encode, std::function<void(status)>& done,
                           detail::synced_tally tally = {}, log_append_info* info = nullptr) {
     const log_address& a = log.address_;
-    if constexpr (k_log_engine) return append_to_engine_async<F>(a, first_index, items, encode, done, tally, info);
+    if constexpr (k_log_engine) return append_to_engine_async<F>(log, first_index, items, encode, done, tally, info);
     bool nothing = false;
     status s = with_log<F>(log, [&](log_cache& c) -> status {
       prune_held(c);
@@ -988,6 +987,42 @@ class storage {
   }
 
  private:
+  // The values of one engine append, copied end to end into one buffer (an
+  // encoder's view lives only until its next call), with each one's term
+  // and end; inputs() views them. One per log (log_cache::engine), reused
+  // by its appends under the log's mutex, so that a steady-state append
+  // allocates nothing here; a buffer grown past k_max_kept_bytes by a large
+  // batch is let go by the next append.
+  struct engine_entries {
+    static constexpr std::size_t k_max_kept_bytes = 64 * 1024;
+    std::string bytes;
+    std::vector<std::pair<std::uint64_t, std::size_t>> ends;  // term, end in bytes
+    std::vector<detail::segment::entry_input> views;
+    void clear() {
+      if (bytes.capacity() > k_max_kept_bytes) std::string().swap(bytes);
+      else bytes.clear();
+      if (ends.capacity() > k_max_kept_bytes / 16) {
+        decltype(ends)().swap(ends);
+        decltype(views)().swap(views);
+      }
+      ends.clear();
+    }
+    void add(std::uint64_t term, std::string_view value) {
+      bytes.append(value);
+      ends.emplace_back(term, bytes.size());
+    }
+    std::span<const detail::segment::entry_input> inputs() {
+      views.clear();
+      views.reserve(ends.size());
+      std::size_t begin = 0;
+      for (const auto& [term, end] : ends) {
+        views.push_back({term, std::string_view(bytes).substr(begin, end - begin)});
+        begin = end;
+      }
+      return views;
+    }
+  };
+
   // The cached extent of one log. Guarded by `mutex`, which also
   // serializes the log's writers.
   // Invariant (when loaded): first and last are both set or both empty.
@@ -1018,6 +1053,7 @@ class storage {
     static constexpr std::size_t k_max_spare = 64;
     static constexpr std::size_t k_max_spare_bytes = 64 * 1024;
     std::vector<std::string> spare;
+    engine_entries engine;  // a log engine's appends' buffer (engine_entries)
   };
 
   storage(std::unique_ptr<B> backend, std::filesystem::path dir, open_options options)
@@ -1141,30 +1177,49 @@ class storage {
     return fn(c);
   }
 
+  // `done` once its entries are durable, after counting `tally` (log_store's
+  // metrics) when the round synced them.
+  struct counted_done {
+    std::function<void(status)> done;
+    detail::synced_tally tally;
+    void operator()(status synced) {
+      if (synced.ok())
+        tally.counters->synced(tally.entries, tally.start == detail::metrics_clock::time_point{}
+                                                  ? std::chrono::nanoseconds{0}
+                                                  : sync_clock() - tally.start);
+      done(std::move(synced));
+    }
+  };
+
   // append_log_async on a log engine: the engine stages the entries
   // (readable at once) and calls `done`, after counting `tally`, from its
-  // writer thread once a round synced them. `done` stays the caller's when
-  // the append is refused.
+  // writer thread once a round synced them. `done` is moved, never copied:
+  // into the engine when it takes the append, and back to the caller when
+  // the engine refuses it (the engine leaves a refused callback with its
+  // caller), so `done` stays the caller's on refusal.
   template <key_format F, class R, class Encode>
-  status append_to_engine_async(const log_address& a, std::uint64_t first_index, const R& items,
+  status append_to_engine_async(const found_log<F>& log, std::uint64_t first_index, const R& items,
                                 Encode& encode, std::function<void(status)>& done,
                                 detail::synced_tally tally, log_append_info* info) {
+    const log_address& a = log.address_;
     bool nothing = false;
-    status s = with_log<F>(a, [&](log_cache& c) -> status {
-      engine_entries e;
+    status s = with_log<F>(log, [&](log_cache& c) -> status {
+      engine_entries& e = c.engine;
       std::uint64_t count = 0, bytes = 0;
       SESHAT_RETURN_IF_ERROR(encode_for_engine<F>(a, c, first_index, items, encode, e, count, bytes));
       nothing = count == 0;
       if (nothing) return {};
-      std::function<void(status)> counted = [done, tally](status synced) {
-        if (synced.ok() && tally.counters)
-          tally.counters->synced(tally.entries, tally.start == detail::metrics_clock::time_point{}
-                                                    ? std::chrono::nanoseconds{0}
-                                                    : sync_clock() - tally.start);
-        done(std::move(synced));
-      };
-      SESHAT_RETURN_IF_ERROR(backend_->log().append_async(group_of(a), first_index, e.inputs(),
-                                                          std::move(counted)));
+      if (!tally.counters) {
+        SESHAT_RETURN_IF_ERROR(
+            backend_->log().append_async(group_of(a), first_index, e.inputs(), std::move(done)));
+      } else {
+        std::function<void(status)> counted = counted_done{std::move(done), tally};
+        status staged = backend_->log().append_async(group_of(a), first_index, e.inputs(), std::move(counted));
+        if (!staged.ok()) {
+          done = std::move(counted.template target<counted_done>()->done);  // back to the caller
+          return staged;
+        }
+      }
       counters_.group_commit_requested();
       extend(c, first_index, count);
       counters_.written(a.cf, count, bytes);
@@ -1221,27 +1276,6 @@ class storage {
     }
   }
 
-  // The values of one engine append, copied end to end into one buffer (an
-  // encoder's view lives only until its next call), with each one's term
-  // and end; inputs() views them.
-  struct engine_entries {
-    std::string bytes;
-    std::vector<std::pair<std::uint64_t, std::size_t>> ends;  // term, end in bytes
-    void add(std::uint64_t term, std::string_view value) {
-      bytes.append(value);
-      ends.emplace_back(term, bytes.size());
-    }
-    std::vector<detail::segment::entry_input> inputs() const {
-      std::vector<detail::segment::entry_input> out;
-      out.reserve(ends.size());
-      std::size_t begin = 0;
-      for (const auto& [term, end] : ends) {
-        out.push_back({term, std::string_view(bytes).substr(begin, end - begin)});
-        begin = end;
-      }
-      return out;
-    }
-  };
 
   // encode_log for a log engine: the values and terms into `e` (sized for
   // `items` first when its size is known). Both engine appends use it.
@@ -1250,6 +1284,7 @@ class storage {
   status encode_for_engine(const log_address& a, log_cache& c, std::uint64_t first_index,
                            const R& items, Encode& encode, engine_entries& e, std::uint64_t& count,
                            std::uint64_t& bytes) {
+    e.clear();
     if constexpr (std::ranges::sized_range<R>) e.ends.reserve(std::ranges::size(items));
     return encode_log<F>(
         a, c, first_index, items, encode,

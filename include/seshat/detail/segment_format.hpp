@@ -81,6 +81,7 @@
 
 #include "seshat/column_family.hpp"
 #include "seshat/detail/crc32c.hpp"
+#include "seshat/detail/inline_vector.hpp"
 #include "seshat/hard_state.hpp"
 #include "seshat/log_id.hpp"
 #include "seshat/status.hpp"
@@ -735,13 +736,14 @@ struct record_ref {
 };
 
 // A run of one group's entries in one segment: [base, base + count), with
-// their term runs and the records that hold them.
+// their term runs and the records that hold them (the first of each held
+// inline: a piece of one append allocates nothing, inline_vector.hpp).
 struct piece {
   std::uint64_t seq = 0;
   std::uint64_t base = 0;
   std::uint32_t count = 0;
-  std::vector<term_run> runs;
-  std::vector<record_ref> records;
+  inline_vector<term_run> runs;
+  inline_vector<record_ref> records;
   std::uint64_t end() const { return base + count; }
   friend bool operator==(const piece&, const piece&) = default;
 

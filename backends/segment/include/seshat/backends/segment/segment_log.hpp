@@ -10,7 +10,8 @@
 //   append_async(g, first, entries, done)
 //                                     readable on return; done(status) once, on
 //                                     the engine's writer thread, after the round
-//                                     that synced it
+//                                     that synced it; refused: `done` is left
+//                                     with the caller, not moved from
 //   read(g, lo, hi, visit), term_at(g, i), state(g)
 //   truncate_from(g, since, sync)     deletes [since, last]
 //   purge_to(g, id)                   deletes [first, id.index]; id: the last purged
@@ -164,10 +165,11 @@ class segment_log {
   }
 
   // Stages the append and returns; `done` is called once, on the writer
-  // thread, with the status of the round that synced it. Refused (returned,
-  // `done` not called) as append would refuse it.
+  // thread, with the status of the round that synced it. Refused (returned)
+  // as append would refuse it: `done` is then neither called nor moved
+  // from, it stays the caller's (storage hands it back to its own caller).
   status append_async(const log_group& g, std::uint64_t first,
-                      std::span<const log_entry_input> entries, callback done) {
+                      std::span<const log_entry_input> entries, callback&& done) {
     return guarded("append_async", [&] {
       std::unique_lock lk(mu_);
       SESHAT_ASSIGN_OR_RETURN(const std::uint64_t ticket, stage_entries(g, first, entries));
@@ -458,7 +460,9 @@ class segment_log {
   std::vector<log_group> groups() const {
     std::unique_lock lk(mu_);
     std::vector<log_group> out;
+    out.reserve(groups_.size());
     for (const auto& [g, gl] : groups_) out.push_back(g);
+    std::sort(out.begin(), out.end());
     return out;
   }
 
@@ -563,7 +567,9 @@ class segment_log {
     }
     SESHAT_ASSIGN_OR_RETURN(auto rec, detail::segment::recover(fs_, dir_, options_.recovery));
     for (auto& s : rec.segments) segments_[s->seq] = s;
-    groups_ = std::move(rec.groups);
+    groups_.reserve(rec.groups.size());
+    for (auto& [g, gl] : rec.groups) groups_.emplace(g, std::move(gl));
+    rec.groups.clear();
     for (const auto& [g, gl] : groups_) repin({}, pins_of(gl));
     next_seq_ = rec.next_seq;
     if (rec.last_is_empty && rec.segments.back()->size == options_.segment_bytes) {
@@ -600,6 +606,7 @@ class segment_log {
       return status::invalid_argument(where() + detail::segment::to_string(g) +
                                       ": expected family 0 (system_raft_log) with id 0 or "
                                       "family 3 (data_raft_log) with id > 0");
+    if (!latch_.latched()) return {};  // the context is built only for a refusal
     return latch_.refusal(where(g) + "write");
   }
 
@@ -624,10 +631,12 @@ class segment_log {
       return status::invalid_log_index(where(g) + "append at index 0: the first index is 1");
     }
     auto encode = [&](std::string& out, std::uint64_t seq) {
-      return detail::segment::append_entries(out, seq, g, first, entries)
-          .with_context(where(g));
+      status s = detail::segment::append_entries(out, seq, g, first, entries);
+      return s.ok() ? s : s.with_context(where(g));
     };
     detail::segment::entries_record e;
+    e.runs = std::move(runs_buffer_);  // its capacity, kept from the last append
+    e.runs.clear();
     e.group = g;
     e.first = first;
     e.count = static_cast<std::uint32_t>(entries.size());
@@ -635,7 +644,7 @@ class segment_log {
       if (e.runs.empty() || e.runs.back().term != x.term) e.runs.push_back({x.term, 0});
       ++e.runs.back().count;
     }
-    return place(g, encode, std::move(e));
+    return place(g, encode, std::move(e), it != groups_.end() ? &it->second : nullptr);
   }
 
   template <class Record>
@@ -650,14 +659,16 @@ class segment_log {
 
   // Encodes the record with `encode(out, seq)` into the open frame (a new
   // frame, in a new segment when it does not fit), applies it to g's index
-  // and returns its ticket.
+  // (`found`, when the caller looked it up already) and returns its ticket.
   template <class Encode, class Body>
-  result<std::uint64_t> place(const log_group& g, Encode& encode, Body body) {
+  result<std::uint64_t> place(const log_group& g, Encode& encode, Body body,
+                              detail::segment::group_log* found = nullptr) {
     using namespace detail::segment;
     std::size_t runs = 0;
     if constexpr (std::is_same_v<Body, entries_record>) runs = body.runs.size();
     constexpr bool entries = std::is_same_v<Body, entries_record>;
-    std::string rec;
+    std::string& rec = record_bytes_;  // staging_.add copies it: reused, not reallocated
+    rec.clear();
     SESHAT_RETURN_IF_ERROR(encode(rec, staging_.open_segment().seq));
     std::uint64_t growth = open_seg_->seal_growth(g, runs, entries);
     if (!staging_.fits(rec.size(), growth)) {
@@ -695,11 +706,12 @@ class segment_log {
     r.offset = staging_.add(rec);
     r.size = static_cast<std::uint32_t>(rec.size());
     r.body = std::move(body);
-    detail::segment::group_log& gl = groups_[g];
+    detail::segment::group_log& gl = found ? *found : groups_[g];
     const group_pins before = pins_of(gl);
     gl.apply(r, open_seg_->seq).ignore();  // checked above: cannot refuse
     repin(before, pins_of(gl));
     open_seg_->note_for_seal(r, growth);
+    if constexpr (entries) runs_buffer_ = std::move(std::get<entries_record>(r.body).runs);
     if constexpr (std::is_same_v<Body, purge_record> || std::is_same_v<Body, reset_record> ||
                   std::is_same_v<Body, truncate_record>)
       free_hint_ = true;  // may leave the oldest segment unneeded
@@ -831,15 +843,20 @@ class segment_log {
     ::prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
 #endif
     std::unique_lock lk(mu_);
+    std::deque<std::pair<callback, status>> firing;  // taken from to_fire_, fired outside mu_
     for (;;) {
       if (!to_fire_.empty()) {
-        auto [done, st] = std::move(to_fire_.front());
-        to_fire_.pop_front();
+        // All that are due, in order, with the mutex taken once for them
+        // rather than once each (a round of 64 groups fires 64).
+        firing.swap(to_fire_);
         lk.unlock();
-        try {
-          if (done) done(st);
-        } catch (...) {  // a callback's exception is its own; the writer goes on
+        for (auto& [done, st] : firing) {
+          try {
+            if (done) done(st);
+          } catch (...) {  // a callback's exception is its own; the writer goes on
+          }
         }
+        firing.clear();
         lk.lock();
         continue;
       }
@@ -1140,7 +1157,9 @@ class segment_log {
   std::uint64_t prepared_segments_ = 0;         // prepared ahead since open
   std::shared_ptr<segment_state> last_written_;  // the segment the last round wrote
   detail::segment::staging_buffer staging_;
-  std::map<log_group, detail::segment::group_log> groups_;
+  std::string record_bytes_;  // place()'s encoding buffer
+  std::vector<detail::segment::term_run> runs_buffer_;  // stage_entries' term runs, reused
+  detail::segment::group_map groups_;
   std::uint64_t next_seq_ = 1;
   // Tickets: operations staged, written, durable (counting up from 1).
   std::uint64_t staged_ops_ = 0, written_ops_ = 0, durable_ops_ = 0;
