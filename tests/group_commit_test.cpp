@@ -545,6 +545,7 @@ TEST_CASE("a burst of requests as big as the last one starts its round without w
   });
   constexpr int k_burst = 8, k_rounds = 20;
   std::vector<clock::time_point> last_sent;  // before each burst's last request
+  std::vector<clock::time_point> last_round_at;  // when the round that covered it wrote
   for (int round = 0; round < k_rounds; ++round) {
     std::mutex dm;
     std::condition_variable cv;
@@ -559,21 +560,26 @@ TEST_CASE("a burst of requests as big as the last one starts its round without w
     }
     std::unique_lock lock(dm);
     REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return fired == k_burst; }));
+    std::lock_guard written(m);
+    last_round_at.push_back(written_at.back());  // the round that wrote the burst's last request
   }
   sync.stop();
-  // One round per burst, none split.
-  REQUIRE(written_at.size() == k_rounds);
-  CHECK(sync.syncs() == k_rounds);
+  // One round per burst when the submitter keeps up; on a loaded machine a
+  // pause inside a burst may split it (reported, not failed: the idle gap
+  // then ends that burst, as it should).
+  CHECK(written_at.size() >= k_rounds);
+  CHECK(sync.syncs() == written_at.size());
+  MESSAGE((written_at.size() - k_rounds) << " of " << k_rounds << " bursts split");
   // The first two bursts wait for the gap (they make the size known).
   // Waiting for the gap, every later round would start at least k_idle_gap
   // after its last request; allow for a loaded machine by asking it of one.
   int early = 0;
   for (int round = 2; round < k_rounds; ++round)
-    if (written_at[round] - last_sent[round] < sync_type::k_idle_gap) ++early;
+    if (last_round_at[round] - last_sent[round] < sync_type::k_idle_gap) ++early;
   INFO(early << " of " << k_rounds - 2 << " rounds started within "
              << sync_type::k_idle_gap.count() << " us of their last request");
-  CHECK(written_at[0] - last_sent[0] >= sync_type::k_idle_gap);
-  CHECK(written_at[1] - last_sent[1] >= sync_type::k_idle_gap);
+  CHECK(last_round_at[0] - last_sent[0] >= sync_type::k_idle_gap);
+  CHECK(last_round_at[1] - last_sent[1] >= sync_type::k_idle_gap);
   CHECK(early >= 1);
 }
 
