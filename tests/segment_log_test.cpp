@@ -381,6 +381,33 @@ TEST_CASE("appended entries are readable on return and after a reopen") {
   check_entries(*log, k_system, 2, 7);
 }
 
+TEST_CASE("every range of a record with several term runs, or cut by a truncate, reads back its own entries") {
+  // A read fetches a record's head sized by the index's entry count and
+  // one term run; these records need a second fetch (more runs, or more
+  // entries in the record than the index keeps after the cut).
+  memory_log_fs mem;
+  auto log = open_log(mem);
+  batch a(1, 40, 1);
+  for (std::size_t i = 10; i < 40; ++i) a.inputs[i].term = 2 + i / 10;  // runs of terms 1, 3, 4, 5
+  REQUIRE(log->append(k_system, 1, a.inputs, true).ok());
+  batch b(41, 30, 6);
+  REQUIRE(log->append(k_system, 41, b.inputs, true).ok());
+  REQUIRE(log->truncate_from(k_system, 56, true).ok());  // the second record keeps [41, 56)
+  auto every_range = [&](const segment_log& l) {
+    for (std::uint64_t lo = 1; lo <= 55; lo += 3)
+      for (std::uint64_t hi = lo + 1; hi <= 56; hi += 5) {
+        CAPTURE(lo);
+        CAPTURE(hi);
+        check_entries(l, k_system, lo, hi);
+      }
+    CHECK(*l.term_at(k_system, 25) == 4);
+    CHECK(l.read(k_system, 50, 57).status().is(errc::unavailable));
+  };
+  every_range(*log);
+  REQUIRE(log->close().ok());
+  every_range(*open_log(mem));
+}
+
 TEST_CASE("an append that does not continue the log is refused and changes nothing") {
   memory_log_fs mem;
   auto log = open_log(mem);

@@ -39,13 +39,16 @@ namespace seshat::detail::segment {
 
 // Where the entries [first, end) of one entries record are: the segment,
 // the record's offset in it, and the record's first index (the record may
-// hold entries before `first`, cut or purged since).
+// hold entries before `first`, cut or purged since). `record_end` is the end
+// of the indexed entries the record holds: a size hint for reading its size
+// table (the record holds at least `record_end - record_first` entries).
 struct record_location {
   std::uint64_t seq = 0;
   std::uint32_t offset = 0;
   std::uint64_t record_first = 0;
   std::uint64_t first = 0;
   std::uint64_t end = 0;
+  std::uint64_t record_end = 0;
 };
 
 class group_log {
@@ -162,15 +165,23 @@ class group_log {
 
   // The records holding [lo, hi), in order. REQUIRES: [lo, hi) lies in
   // [first_index(), last_index() + 1).
+  // Both searches are binary: pieces are ordered by index, and so are the
+  // records of a piece.
   std::vector<record_location> locate(std::uint64_t lo, std::uint64_t hi) const {
     std::vector<record_location> out;
-    for (const piece& p : log_.pieces) {
-      if (p.end() <= lo || p.base >= hi) continue;
-      for (std::size_t k = 0; k < p.records.size(); ++k) {
-        const std::uint64_t first = p.base + p.records[k].first;
-        const std::uint64_t end = k + 1 < p.records.size() ? p.base + p.records[k + 1].first : p.end();
-        if (end <= lo || first >= hi) continue;
-        out.push_back({p.seq, p.records[k].offset, first, std::max(first, lo), std::min(end, hi)});
+    auto p = std::upper_bound(log_.pieces.begin(), log_.pieces.end(), lo,
+                              [](std::uint64_t x, const piece& q) { return x < q.end(); });
+    for (; p != log_.pieces.end() && p->base < hi; ++p) {
+      const std::uint64_t from = lo > p->base ? lo - p->base : 0;  // offset in the piece
+      auto r = std::upper_bound(p->records.begin(), p->records.end(), from,
+                                [](std::uint64_t x, const record_ref& ref) { return x < ref.first; });
+      std::size_t k = r == p->records.begin() ? 0 : static_cast<std::size_t>(r - p->records.begin()) - 1;
+      for (; k < p->records.size(); ++k) {
+        const std::uint64_t first = p->base + p->records[k].first;
+        const std::uint64_t end = k + 1 < p->records.size() ? p->base + p->records[k + 1].first : p->end();
+        if (first >= hi) break;
+        if (end <= lo) continue;
+        out.push_back({p->seq, p->records[k].offset, first, std::max(first, lo), std::min(end, hi), end});
       }
     }
     return out;

@@ -4,13 +4,15 @@
 // (seeded with the segment's seq and the entry's index), so that bytes read
 // from the wrong place are an error, never other bytes.
 //
-// M3 reads a record's fixed part, its term runs and size table, then the
-// entries wanted: three reads a record touched (the table cache of the
-// design is M7).
+// A read of a record fetches its fixed part, term runs and size table in one
+// read sized by the index's entry count (a second when the record holds more
+// runs or entries than that), then the entries wanted: two reads a record
+// touched (the table cache of the design is M7).
 //
 // Thread-safety: a function of its arguments; `fetch` must be safe to call.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -35,15 +37,22 @@ inline constexpr std::size_t k_entries_fixed_bytes = 24;  // kind group first co
 // (byte offsets in the segment) when the bytes are not that record; a size
 // table or entries past `limit` are refused before they are fetched, so a
 // damaged count or size never makes a read allocate for it.
+// `record_end_hint` (the end of the entries the index has for the record)
+// sizes the first fetch: the fixed part, one term run and that many sizes in
+// one read, and a second only when the record has more runs or entries.
 inline status read_record_entries(const fetch_fn& fetch, std::uint64_t seq, std::uint64_t offset,
                                   std::uint64_t limit, const group_address& g,
-                                  std::uint64_t record_first, std::uint64_t lo, std::uint64_t hi,
-                                  const visit_fn& visit) {
-  std::string buf;
-  SESHAT_RETURN_IF_ERROR(fetch(offset, k_entries_fixed_bytes, buf));
-  if (buf.size() < k_entries_fixed_bytes)
+                                  std::uint64_t record_first, std::uint64_t record_end_hint,
+                                  std::uint64_t lo, std::uint64_t hi, const visit_fn& visit) {
+  std::string head;
+  const std::uint64_t hinted = k_entries_fixed_bytes + 12 + 4 * (record_end_hint - record_first);
+  const std::uint64_t room = limit > offset ? limit - offset : 0;
+  SESHAT_RETURN_IF_ERROR(fetch(offset, static_cast<std::size_t>(std::clamp<std::uint64_t>(
+                                           hinted, k_entries_fixed_bytes, std::max<std::uint64_t>(room, k_entries_fixed_bytes))),
+                               head));
+  if (head.size() < k_entries_fixed_bytes)
     return damage(offset, "entries record of " + to_string(g) + " runs past the file's end");
-  field_reader r(buf, offset);
+  field_reader r(head, offset);
   const std::uint8_t kind = r.u8("record kind");
   group_address got;
   got.family = r.u8("group family");
@@ -65,15 +74,17 @@ inline status read_record_entries(const fetch_fn& fetch, std::uint64_t seq, std:
                               " entries: its size table would end at byte " +
                               std::to_string(sizes_at + std::uint64_t{4} * count) +
                               ", past the segment's written end " + std::to_string(limit));
-  std::string sizes;
-  SESHAT_RETURN_IF_ERROR(fetch(sizes_at, std::size_t{4} * count, sizes));
-  if (sizes.size() != std::size_t{4} * count)
-    return damage(sizes_at, "entries size table runs past the file's end");
+  const std::uint64_t head_bytes = sizes_at + std::uint64_t{4} * count - offset;
+  if (head.size() < head_bytes) {
+    SESHAT_RETURN_IF_ERROR(fetch(offset, static_cast<std::size_t>(head_bytes), head));
+    if (head.size() != head_bytes) return damage(sizes_at, "entries size table runs past the file's end");
+  }
+  const char* sizes = head.data() + (sizes_at - offset);
   std::uint64_t pos = sizes_at + std::uint64_t{4} * count;  // entry `record_first`'s crc
   const std::uint64_t skip = lo - record_first, take = hi - lo;
-  for (std::uint64_t i = 0; i < skip; ++i) pos += 4 + std::uint64_t{load32(sizes.data() + 4 * i)};
+  for (std::uint64_t i = 0; i < skip; ++i) pos += 4 + std::uint64_t{load32(sizes + 4 * i)};
   std::uint64_t span = 0;
-  for (std::uint64_t i = skip; i < skip + take; ++i) span += 4 + std::uint64_t{load32(sizes.data() + 4 * i)};
+  for (std::uint64_t i = skip; i < skip + take; ++i) span += 4 + std::uint64_t{load32(sizes + 4 * i)};
   if (pos + span > limit)
     return damage(pos, "entries [" + std::to_string(lo) + ", " + std::to_string(hi) + ") of " +
                            to_string(g) + ": their " + std::to_string(span) +
@@ -83,7 +94,7 @@ inline status read_record_entries(const fetch_fn& fetch, std::uint64_t seq, std:
   if (body.size() != span) return damage(pos, "entries run past the file's end");
   std::size_t at = 0;
   for (std::uint64_t i = skip; i < skip + take; ++i) {
-    const std::uint32_t size = load32(sizes.data() + 4 * i);
+    const std::uint32_t size = load32(sizes + 4 * i);
     const std::uint32_t stored = load32(body.data() + at);
     const std::string_view payload(body.data() + at + 4, size);
     const std::uint64_t index = record_first + i;

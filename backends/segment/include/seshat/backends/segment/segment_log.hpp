@@ -413,7 +413,7 @@ class segment_log {
           return {};
         };
         status s = detail::segment::read_record_entries(fetch, p.seq, p.offset, p.limit, g, p.record_first,
-                                                        p.first, p.end, visit);
+                                                        p.record_end, p.first, p.end, visit);
         if (!s.ok()) {
           if (s.is(errc::corrupted_data) || s.is(errc::io_error))
             return s.with_context(where() + detail::segment::segment_name(p.seq) + ", ");
@@ -427,6 +427,7 @@ class segment_log {
   // The entries [lo, hi)'s payloads (read's refusals).
   result<std::vector<std::string>> read(const log_group& g, std::uint64_t lo, std::uint64_t hi) const {
     std::vector<std::string> out;
+    if (lo < hi && hi - lo <= k_read_reserve_limit) out.reserve(static_cast<std::size_t>(hi - lo));
     status s = read(g, lo, hi, [&](std::uint64_t, std::string_view payload) {
       out.emplace_back(payload);
       return status{};
@@ -515,6 +516,9 @@ class segment_log {
  private:
   using clock = std::chrono::steady_clock;
   static constexpr std::size_t k_max_staged_bytes = std::size_t{16} << 20;
+  // read() reserves its result for ranges up to this many entries, before it
+  // knows the range is held (so a refused huge range allocates nothing).
+  static constexpr std::uint64_t k_read_reserve_limit = 4096;
   // What one carried group takes in the open segment, at most: its `state`
   // record (76 bytes with every field) and its seal reserve.
   static constexpr std::uint64_t k_carry_bytes = 76 + detail::segment::k_summary_bound_bytes;
@@ -529,6 +533,7 @@ class segment_log {
     std::uint64_t seq = 0;
     std::uint32_t offset = 0;
     std::uint64_t record_first = 0, first = 0, end = 0;
+    std::uint64_t record_end = 0;  // the record holds at least [record_first, record_end)
     std::uint64_t limit = 0;   // the record ends at or below this segment offset
     bool in_file = false;
     detail::log_file file;     // in_file
@@ -1108,6 +1113,7 @@ class segment_log {
       p.record_first = loc.record_first;
       p.first = loc.first;
       p.end = loc.end;
+      p.record_end = loc.record_end;
       const auto& seg = segments_.at(loc.seq);
       if (loc.offset < seg->written_end) {
         p.in_file = true;
