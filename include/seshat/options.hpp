@@ -130,8 +130,9 @@ struct open_options {
   // opening a missing store fails with a not-found error.
   bool create_if_missing = true;
 
-  // Memtable size, [1, 1024] MB. RocksDB's log families take at most 32 MB
-  // (the open after a killed process replays up to one memtable of them).
+  // Memtable size, [1, 1024] MB. RocksDB's log families take at most 32 MB,
+  // LevelDB's one memtable at most 16 (the open after a killed process
+  // replays up to one memtable of them).
   std::uint32_t write_buffer_mb = 64;
   std::uint32_t max_write_buffers = 3; // memtables per family, [2, 10]
   std::uint32_t target_file_mb = 64;   // target table file size, [1, 1024] MB

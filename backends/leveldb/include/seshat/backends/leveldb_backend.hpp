@@ -136,7 +136,8 @@ class leveldb_backend {
   // detail/store_marker.hpp; redone holding LevelDB's lock); a finished
   // store whose LevelDB files are gone is refused with corrupted_data. A store
   // already open, in this process or another, is refused with io_error
-  // (LevelDB's LOCK). Tuning: write_buffer_size = write_buffer_mb MB,
+  // (LevelDB's LOCK). Tuning: write_buffer_size = write_buffer_mb MB, at
+  // most 16 (the open after a killed process replays one memtable),
   // max_file_size = target_file_mb MB, a 10 bits/key bloom filter, a 32 MB
   // block cache, snappy compression; max_write_buffers is ignored.
   static result<std::unique_ptr<leveldb_backend>> open(const std::filesystem::path& dir,
