@@ -19,6 +19,8 @@
 //   save_vote(g, v), save_committed(g, id)      durable on return
 //   sync()                            every staged operation durable
 //   checkpoint(dir)                   a copy of the durable log in the new dir
+//   io(), io_note()                   the I/O mode in effect, and why it is not
+//                                     options.io's (O_DIRECT refused), if it is not
 //   close()
 //
 // Appends continue the log: first == last + 1 once the group holds an entry
