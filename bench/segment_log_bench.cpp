@@ -559,6 +559,10 @@ const bool registered = [] {
       ->ArgName("B")->Arg(1)->Arg(16)->Arg(256)->UseRealTime();
   benchmark::RegisterBenchmark("W1/segment-log/dsync", append, true, segment_io::dsync, true)
       ->ArgName("B")->Arg(1)->Arg(16)->Arg(256)->UseRealTime();
+  // O_DIRECT rounds (RWF_DSYNC), from the block holding each round's start;
+  // dsync where the bench directory's file system refuses O_DIRECT.
+  benchmark::RegisterBenchmark("W1/segment-log/direct", append, true, segment_io::direct, true)
+      ->ArgName("B")->Arg(1)->Arg(16)->Arg(256)->UseRealTime();
   // Segments created by the round that first writes them, fallocate only
   // (the engine before M7): beside the rows above, what preparing ahead
   // with zeros gains.

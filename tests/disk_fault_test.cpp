@@ -580,13 +580,23 @@ TEST_CASE_TEMPLATE_DEFINE(
                         {fs_call::datasync, "fdatasync (preparation)", "prep-"},
                         {fs_call::rename, "rename (preparation)", "prep-"}})
     with_preparation.push_back(nc);
-  for (const bool prepare : {false, true})
-  for (const named_call& nc : prepare ? with_preparation : any_call) {
+  // Page-cache rounds without and with preparation ahead, then O_DIRECT
+  // rounds (segment_io::direct: an EIO or ENOSPC from an O_DIRECT write
+  // latches as any other; only EINVAL falls back).
+  for (const auto& mode : {std::pair{false, segment_io::write_fdatasync},
+                           std::pair{true, segment_io::write_fdatasync},
+                           std::pair{true, segment_io::direct}})
+  for (const named_call& nc : mode.first && mode.second != segment_io::direct ? with_preparation : any_call) {
+    const bool prepare = mode.first;
+    const segment_io io = mode.second;
     open_options options = base;
     options.log.prepare_ahead = prepare;
+    options.log.io = io;
+    const bool direct = io == segment_io::direct;
     for (fault_error err : {fault_error::eio, fault_error::enospc}) {
       const std::string call_name = nc.name;  // CAPTURE shows a string, not the pointer
       CAPTURE(prepare);
+      CAPTURE(direct);
       CAPTURE(call_name);
       CAPTURE(message_of(err));
       log_history history(expected);

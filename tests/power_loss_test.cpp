@@ -23,6 +23,7 @@
 // SESHAT_POWER_LOSS_SEED=S replays a run.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <optional>
@@ -70,6 +71,12 @@ TEST_CASE_TEMPLATE_DEFINE(
   power_loss_report dropped;
   for (std::uint64_t round = 0; round < rounds; ++round) {
     CAPTURE(round);
+    // The log engine's I/O modes in turn (on the same store: each opens
+    // what the others wrote); direct: O_DIRECT rounds that write the partial
+    // block they start in again, which a torn write may leave old or new.
+    options.log.io = std::array{segment_io::write_fdatasync, segment_io::dsync, segment_io::direct}[round % 3];
+    const int io_mode = static_cast<int>(options.log.io);  // segment_io's order
+    CAPTURE(io_mode);
     log_history history(expected);
     {
       auto store = open_store<B>(dir.store(), options);
@@ -182,6 +189,10 @@ TEST_CASE_TEMPLATE_DEFINE(
                          {fs_call::datasync, 1, "fdatasync"}, {fs_call::rename, 1, "rename"}}) {
     const std::string step_name = st.name;
     CAPTURE(step_name);
+    // Page-cache and O_DIRECT rounds in turn, on the same store.
+    options.log.io = options.log.io == segment_io::direct ? segment_io::write_fdatasync : segment_io::direct;
+    const int io_mode = static_cast<int>(options.log.io);  // segment_io's order
+    CAPTURE(io_mode);
     log_history history(expected);
     {
       auto store = open_store<B>(dir.store(), options);

@@ -56,8 +56,12 @@ class test_fs final : public log_fs {
   explicit test_fs(log_fs& inner) : inner_(inner) {}
 
   std::atomic<int> pwrites{0}, datasyncs{0}, dsync_writes{0}, unlinks{0};
+  std::atomic<int> direct_writes{0};  // pwrites through an O_DIRECT descriptor
   std::atomic<std::uint64_t> pread_bytes{0};
-  void reset_counts() { pwrites = datasyncs = dsync_writes = unlinks = 0; pread_bytes = 0; }
+  void reset_counts() { pwrites = datasyncs = dsync_writes = unlinks = direct_writes = 0; pread_bytes = 0; }
+  // From now on every pwrite through an O_DIRECT descriptor is refused with
+  // EINVAL, nothing written (as a file system that stops taking O_DIRECT).
+  std::atomic<bool> refuse_direct{false};
   // Called with the call's name before every pwrite, datasync, rename,
   // unlink and directory fsync (under the wrapper's own lock: one at a time).
   std::function<void(const std::string&)> before_each;
@@ -93,7 +97,9 @@ class test_fs final : public log_fs {
                    seshat::detail::write_flags w) override {
     step("pwrite " + f.path.filename().string());
     if (take(call::pwrite)) return eio("pwritev2", f.path);
+    if (f.direct && refuse_direct) return seshat::detail::os_failure("pwritev2", f.path, EINVAL);
     ++pwrites;
+    if (f.direct) ++direct_writes;
     if (w.dsync) ++dsync_writes;
     note("pwrite " + f.path.filename().string());
     {
@@ -338,7 +344,8 @@ void random_workload(segment_log& log, const std::vector<log_group>& groups, int
     if (pick < 70 || last == 0) {
       if (rng() % 10 == 0) ++t;
       batch b(last + 1, 1 + rng() % 8, t, std::string(1 + rng() % 200, 'p'));
-      REQUIRE(log.append(g, last + 1, b.inputs, rng() % 4 == 0).ok());
+      status s = log.append(g, last + 1, b.inputs, rng() % 4 == 0);
+      REQUIRE_MESSAGE(s.ok(), s.to_string());
     } else if (pick < 78 && last > floor + 1) {
       const std::uint64_t since = floor + 1 + rng() % (last - floor);
       REQUIRE(log.truncate_from(g, since, rng() % 2 == 0).ok());
@@ -1027,6 +1034,162 @@ TEST_CASE("dsync mode makes a durable round one write and no fdatasync") {
   CHECK(counting.pwrites == 1);
   CHECK(counting.dsync_writes == 1);
   CHECK(counting.datasyncs == 0);
+}
+
+TEST_CASE("direct mode makes a durable round one aligned RWF_DSYNC write through O_DIRECT, and replays as the other modes do") {
+  for (std::uint32_t block : {512u, 4096u}) {
+    CAPTURE(block);
+    // memory_log_fs refuses (EINVAL) any O_DIRECT write whose offset, length
+    // or buffer is not a multiple of the block: the engine would leave
+    // direct mode (io() below) at the first unaligned write.
+    memory_log_fs direct_mem({.direct_block = block, .dsync = true}), page_mem;
+    test_fs counting(direct_mem);
+    segment_log_options o = small_segments();
+    o.io = seshat::segment_io::direct;
+    auto log = open_log(counting, writer_only(o));
+    CHECK(log->io() == seshat::segment_io::direct);
+    CHECK(log->io_note().empty());
+    counting.reset_counts();
+    REQUIRE(log->append(k_system, 1, batch(1, 3, 1).inputs, true).ok());
+    CHECK(counting.pwrites == 1);
+    CHECK(counting.direct_writes == 1);
+    CHECK(counting.dsync_writes == 1);
+    CHECK(counting.datasyncs == 0);
+    // The next round starts inside the block the first one ended in: it
+    // writes that block's bytes again, the same bytes.
+    const std::string before = direct_mem.contents("/log/" + segment_files(direct_mem).back());
+    REQUIRE(log->append(k_system, 4, batch(4, 1, 1).inputs, true).ok());
+    const std::string after = direct_mem.contents("/log/" + segment_files(direct_mem).back());
+    const auto* h = seshat::detail::segment::k_header_bytes + before.data();
+    CHECK(std::string_view(h, 20) == std::string_view(after.data() + 4096, 20));
+    check_entries(*log, k_system, 1, 5);
+    auto page = open_log(page_mem, writer_only(small_segments()));
+    REQUIRE(page->append(k_system, 1, batch(1, 4, 1).inputs, true).ok());
+    const std::vector<log_group> groups{k_system, data_group(1), data_group(2)};
+    random_workload(*log, groups, 600, 7);
+    random_workload(*page, groups, 600, 7);
+    check_same_log(*log, *page, groups);
+    CHECK(log->segment_count() >= 3);  // rolled over
+    CHECK(log->io() == seshat::segment_io::direct);  // no write was refused
+    REQUIRE(log->close().ok());
+    // Reopened in the default mode, and again in direct mode: the same log.
+    for (auto io : {seshat::segment_io::write_fdatasync, seshat::segment_io::direct}) {
+      o.io = io;
+      auto again = open_log(direct_mem, writer_only(o));
+      check_same_log(*again, *page, groups);
+      const std::vector<log_group> fresh{data_group(10 + static_cast<std::uint64_t>(io))};
+      random_workload(*again, fresh, 100, 8);
+      random_workload(*page, fresh, 100, 8);
+      check_same_log(*again, *page, groups);
+      check_same_log(*again, *page, fresh);
+      REQUIRE(again->close().ok());
+    }
+  }
+}
+
+TEST_CASE("direct mode where the file system refuses O_DIRECT at open runs as dsync and says why") {
+  memory_log_fs mem({.direct_block = 0, .dsync = true});
+  segment_log_options o;
+  o.io = seshat::segment_io::direct;
+  auto log = open_log(mem, writer_only(o));
+  CHECK(log->io() == seshat::segment_io::dsync);
+  CHECK(log->io_note().find("O_DIRECT refused") != std::string::npos);
+  REQUIRE(log->append(k_system, 1, batch(1, 3, 1).inputs, true).ok());
+  check_entries(*log, k_system, 1, 4);
+}
+
+TEST_CASE("an O_DIRECT write refused with EINVAL is done again through the page cache, and the engine stays there, losing nothing") {
+  memory_log_fs mem({.direct_block = 512, .dsync = true});
+  test_fs counting(mem);
+  segment_log_options o = small_segments();
+  o.io = seshat::segment_io::direct;
+  {
+    auto log = open_log(counting, writer_only(o));
+    for (std::uint64_t i = 1; i <= 30; i += 3)
+      REQUIRE(log->append(data_group(1), i, batch(i, 3, 1).inputs, true).ok());
+    CHECK(counting.direct_writes >= 10);
+    CHECK(log->io() == seshat::segment_io::direct);
+    counting.refuse_direct = true;
+    counting.reset_counts();
+    REQUIRE(log->append(data_group(1), 31, batch(31, 3, 1).inputs, true).ok());
+    CHECK(log->io() == seshat::segment_io::dsync);
+    CHECK(log->io_note().find("O_DIRECT refused for seg-") != std::string::npos);
+    CHECK(log->io_note().find("EINVAL") != std::string::npos);
+    CHECK(counting.dsync_writes == 1);  // the refused write, done again
+    counting.refuse_direct = false;      // O_DIRECT is not tried again
+    for (std::uint64_t i = 34; i <= 300; i += 3)
+      REQUIRE(log->append(data_group(1), i, batch(i, 3, 1).inputs, i % 2 == 0).ok());
+    CHECK(counting.direct_writes == 0);
+    CHECK(log->segment_count() >= 2);
+    check_entries(*log, data_group(1), 1, 301);
+    REQUIRE(log->close().ok());
+  }
+  auto log = open_log(mem, writer_only(o));
+  check_entries(*log, data_group(1), 1, 301);
+}
+
+TEST_CASE("direct mode on real files: appends, reads right after, truncation into the partial block, rollover and seals survive reopens") {
+  const char* base = std::getenv("SESHAT_TEST_DIR");
+  const fs::path root = (base ? fs::path(base) : fs::current_path() / "test-data") /
+                        ("segment-log-direct-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root);
+  seshat::detail::posix_log_fs posix;
+  auto probe = posix.probe(root);
+  REQUIRE(probe.ok());
+  segment_log_options o = small_segments();
+  o.io = seshat::segment_io::direct;
+  const log_group g = data_group(5);
+  {
+    auto r = segment_log::open(posix, root / "log", o);
+    REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    segment_log& log = **r;
+    if (probe->direct_block == 0) {
+      MESSAGE("no O_DIRECT on " << root.string() << ": " << probe->notes);
+      CHECK(log.io() != seshat::segment_io::direct);
+    } else {
+      CHECK(log.io() == seshat::segment_io::direct);
+    }
+    for (std::uint64_t i = 1; i <= 200; i += 10) {
+      REQUIRE(log.append(g, i, batch(i, 10, 2).inputs, i % 20 == 1).ok());
+      check_entries(log, g, 1, i + 10);  // read right after the append
+    }
+    // Cut inside the last partial block, then append over it.
+    REQUIRE(log.truncate_from(g, 195, true).ok());
+    REQUIRE(log.append(g, 195, batch(195, 6, 3, "t").inputs, true).ok());
+    check_entries(log, g, 195, 201, "t");
+    check_entries(log, g, 1, 195);
+    for (std::uint64_t i = 201; i <= 600; i += 5)
+      REQUIRE(log.append(g, i, batch(i, 5, 3, "t").inputs, true).ok());
+    CHECK(log.segment_count() >= 3);
+    REQUIRE(log.settle().ok());  // seals the segments moved on from
+    if (probe->direct_block != 0) CHECK(log.io() == seshat::segment_io::direct);
+    REQUIRE(log.close().ok());
+  }
+  if (probe->direct_block != 0) {  // the header says the block this life was written with
+    auto names = posix.list(root / "log");
+    REQUIRE(names.ok());
+    std::string first;
+    for (const std::string& n : *names)
+      if (seshat::detail::segment::parse_segment_name(n) && first.empty()) first = n;
+    auto f = posix.open(root / "log" / first, {.read_only = true});
+    REQUIRE(f.ok());
+    std::string h(seshat::detail::segment::k_header_bytes, '\0');
+    REQUIRE(posix.pread(*f, 0, std::span<char>(h.data(), h.size())).ok());
+    REQUIRE(posix.close(*f).ok());
+    auto header = seshat::detail::segment::decode_header(h);
+    REQUIRE(header.ok());
+    CHECK(header->block == probe->direct_block);
+  }
+  for (auto io : {seshat::segment_io::direct, seshat::segment_io::write_fdatasync}) {
+    o.io = io;
+    auto r = segment_log::open(posix, root / "log", o);
+    REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    check_entries(**r, g, 1, 195);
+    check_entries(**r, g, 195, 601, "t");
+    REQUIRE((*r)->close().ok());
+  }
+  fs::remove_all(root);
 }
 
 TEST_CASE("a segment log on real files survives a reopen") {

@@ -83,6 +83,15 @@ enum class segment_io {
   // pwritev2 with RWF_DSYNC (one system call); where the probe at open finds
   // RWF_DSYNC refused, the engine uses write_fdatasync instead.
   dsync,
+  // O_DIRECT: each round is one pwritev2 (RWF_DSYNC when durable) from the
+  // start of the block holding its start, padded with zeros to whole blocks
+  // (the probe's block, 512 or 4096), from an aligned buffer; the last
+  // partial block's bytes are kept in memory and written again, the same
+  // bytes, by the next round. Reads go through the page cache. Where the
+  // probe at open finds O_DIRECT refused, the engine runs as dsync; a
+  // direct write refused later with EINVAL (nothing written) is done again
+  // as dsync and the engine stays dsync (segment_log::io_note says why).
+  direct,
 };
 
 // How a log engine's segment prepared ahead gets its blocks

@@ -33,12 +33,15 @@
 // handle table; the model and plan lock themselves).
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -274,11 +277,26 @@ class fault_log_fs final : public detail::log_fs {
     return it->second;
   }
 
-  // Reads a sector of `f` from the real file (zeros past its end).
+  // Reads a sector of `f` from the real file (zeros past its end). An
+  // O_DIRECT descriptor (the log engine's direct mode) reads the aligned
+  // 4096 bytes holding the sector into an aligned buffer: an unaligned read
+  // would be refused (EINVAL), and the old bytes taken for zeros.
   durability_model::sector_reader reader(const detail::log_file& f) {
     return [this, f](std::uint64_t offset, char* out) {
       std::memset(out, 0, durability_sector);
-      (void)real_.pread(f, offset, std::span<char>(out, durability_sector));
+      if (!f.direct) {
+        (void)real_.pread(f, offset, std::span<char>(out, durability_sector));
+        return;
+      }
+      constexpr std::size_t k_block = 4096;
+      void* raw = nullptr;
+      if (::posix_memalign(&raw, k_block, k_block) != 0) return;
+      std::unique_ptr<void, decltype(&std::free)> block(raw, &std::free);
+      const std::uint64_t start = offset / k_block * k_block;
+      auto n = real_.pread(f, start, std::span<char>(static_cast<char*>(raw), k_block));
+      if (!n.ok() || *n <= offset - start) return;
+      std::memcpy(out, static_cast<char*>(raw) + (offset - start),
+                  std::min<std::size_t>(durability_sector, *n - (offset - start)));
     };
   }
 

@@ -98,7 +98,8 @@ struct segment_state {
   std::uint64_t seq = 0;
   std::uint64_t size = 0;
   std::filesystem::path path;  // seg-<seq20>.log in the log directory
-  log_file file;               // valid once on_disk
+  log_file file;               // valid once on_disk: reads, seals, syncs, page-cache writes
+  log_file direct_file;        // io direct: the O_DIRECT descriptor rounds write through (fd -1: none yet)
   bool on_disk = false;        // durable under its seg- name
   std::uint64_t written_end = k_header_bytes;
   std::uint64_t synced_end = k_header_bytes;
@@ -244,11 +245,14 @@ inline fs_status own_file(log_fs& fs, const std::filesystem::path& dir, segment_
 
 // Creates segment `s` (seq, size and path set) in `dir` in the durable
 // order of the file comment and returns it open, read-write, named by its
-// seg- path. Touches no field of `s`. A failure is the failed call's
-// io-error; a .tmp it leaves is deleted by the next open.
+// seg- path. Touches no field of `s`. `block` goes into the header: the
+// O_DIRECT write alignment the engine writes this life with (0: page-cache
+// writes). A failure is the failed call's io-error; a .tmp it leaves is
+// deleted by the next open.
 inline fs_result<log_file> create_segment(log_fs& fs, const std::filesystem::path& dir,
                                           const segment_state& s,
-                                          segment_fill fill = segment_fill::allocate) {
+                                          segment_fill fill = segment_fill::allocate,
+                                          std::uint16_t block = 0) {
   const std::filesystem::path tmp = dir / prepare_name(s.seq);
   auto f = fs.open(tmp, {.create_exclusive = true});
   if (!f.ok()) return fs_status(f.status(), f.os_error());
@@ -263,6 +267,7 @@ inline fs_result<log_file> create_segment(log_fs& fs, const std::filesystem::pat
   h.seq = s.seq;
   h.size = s.size;
   h.created_ms = now_ms();
+  h.block = block;
   const std::string bytes = encode_header(h);
   const std::string_view pieces[] = {bytes};
   if (fs_status e = fs.pwrite(*f, 0, pieces, {}); !e.ok()) return fail(e);

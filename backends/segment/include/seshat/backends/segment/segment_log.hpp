@@ -19,6 +19,8 @@
 //   save_vote(g, v), save_committed(g, id)      durable on return
 //   sync()                            every staged operation durable
 //   checkpoint(dir)                   a copy of the durable log in the new dir
+//   io(), io_note()                   the I/O mode in effect, and why it is not
+//                                     options.io's (O_DIRECT refused), if it is not
 //   close()
 //
 // Appends continue the log: first == last + 1 once the group holds an entry
@@ -38,7 +40,8 @@
 //     for the KV path.
 // A round (round_writer.hpp): one pwritev2 of every staged byte of a
 // segment, then (durable rounds) one fdatasync, or one RWF_DSYNC write
-// (segment_io::dsync). When a
+// (segment_io::dsync; segment_io::direct: on an O_DIRECT descriptor, from
+// the start of the block holding the round's start). When a
 // round spans two segments, the older one's part is written and synced
 // first. Callbacks fire in staging order, only after their round's sync.
 //
@@ -374,11 +377,13 @@ class segment_log {
           to_seal_.push_back(open_seg_);
         while (s.ok() && !to_seal_.empty()) s = seal_front(lk);
       }
-      for (auto& [seq, seg] : segments_)
+      for (auto& [seq, seg] : segments_) {
         if (seg->on_disk) {
           status c = fs_.close(seg->file);
           if (s.ok() && !c.ok()) s = c.with_context(where());
         }
+        if (seg->direct_file.fd >= 0) fs_.close(seg->direct_file).ignore();
+      }
       segments_.clear();
       return s;
     });
@@ -474,6 +479,21 @@ class segment_log {
   // the same moment (segmented<B>).
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
+  // How rounds are written now: segment_io::direct, dsync or write_fdatasync
+  // (options.io, or what the engine fell back to: io_note says why).
+  segment_io io() const {
+    std::unique_lock lk(mu_);
+    if (direct_) return segment_io::direct;
+    return dsync_ ? segment_io::dsync : segment_io::write_fdatasync;
+  }
+  // Why the engine writes in another mode than options.io asked for, once
+  // it does ("log engine <dir>: O_DIRECT refused ...: continuing with
+  // page-cache writes"); empty otherwise.
+  std::string io_note() const {
+    std::unique_lock lk(mu_);
+    return io_note_;
+  }
+
   // How many durable rounds (one write and one sync each, or one RWF_DSYNC
   // write) succeeded since open.
   std::uint64_t durable_rounds() const { return durable_rounds_.load(std::memory_order_relaxed); }
@@ -566,9 +586,14 @@ class segment_log {
       const std::filesystem::path parent = dir_.parent_path().empty() ? "." : dir_.parent_path();
       SESHAT_RETURN_IF_ERROR(fs_.sync_directory(parent).with_context(where()));
     }
-    if (options_.io == segment_io::dsync) {
+    if (options_.io == segment_io::dsync || options_.io == segment_io::direct) {
       SESHAT_ASSIGN_OR_RETURN(auto probe, fs_.probe(dir_));
       dsync_ = probe.dsync;
+      if (options_.io == segment_io::direct && probe.direct_block != 0)
+        direct_ = std::make_unique<detail::segment::direct_writer>(probe.direct_block);
+      else if (options_.io == segment_io::direct)
+        io_note_ = where() + "O_DIRECT refused by the file system (" + probe.notes +
+                   "): continuing with page-cache writes";
     }
     SESHAT_ASSIGN_OR_RETURN(auto rec, detail::segment::recover(fs_, dir_, options_.recovery));
     for (auto& s : rec.segments) segments_[s->seq] = s;
@@ -581,7 +606,7 @@ class segment_log {
       open_seg_ = rec.segments.back();
     } else {
       open_seg_ = new_segment_state(options_.segment_bytes);
-      auto f = detail::segment::create_segment(fs_, dir_, *open_seg_);
+      auto f = detail::segment::create_segment(fs_, dir_, *open_seg_, segment_fill::allocate, direct_block());
       if (!f.ok()) return f.status().with_context(where());
       open_seg_->file = *f;
       open_seg_->on_disk = true;
@@ -592,6 +617,11 @@ class segment_log {
     writer_ = std::thread([this] { writer_loop(); });
     maintenance_ = std::thread([this] { maintenance_loop(); });
     return {};
+  }
+
+  // The header's block for a segment created now (O_DIRECT mode), else 0. Under mu_.
+  std::uint16_t direct_block() const {
+    return direct_ ? static_cast<std::uint16_t>(direct_->block()) : 0;
   }
 
   std::shared_ptr<segment_state> new_segment_state(std::uint64_t size) {
@@ -781,10 +811,11 @@ class segment_log {
     if (!callbacks_.empty() && callbacks_.front().ticket <= upto) durable = true;
     round_plan plan;
     plan.dsync = dsync_;
+    plan.direct = direct_.get();
     for (std::size_t i = 0; i < chunks.size(); ++i) {
       const staging_buffer::chunk& c = chunks[i];
-      plan.steps.push_back({c.seg.get(), !c.seg->on_disk, c.seg->file, c.base, c.bytes,
-                            durable || i + 1 < chunks.size(), c.seg->written_end,
+      plan.steps.push_back({c.seg.get(), !c.seg->on_disk, c.seg->file, c.seg->direct_file, c.base,
+                            c.bytes, durable || i + 1 < chunks.size(), c.seg->written_end,
                             c.seg->synced_end});
     }
     segment_state* prev = last_written_.get();
@@ -801,6 +832,12 @@ class segment_log {
       failed = detail::current_exception_status("log engine round", dir_.string());
     }
     lk.lock();
+    for (const round_step& st : plan.steps)  // opened by this round: closed with the segment
+      if (st.direct_file.fd >= 0) st.seg->direct_file = st.direct_file;
+    if (!plan.direct_refused.empty() && direct_) {  // the engine leaves O_DIRECT mode, once
+      direct_.reset();
+      io_note_ = where() + plan.direct_refused;
+    }
     if (!failed.ok()) {
       latch_.note(failed).ignore();
       if (!latch_.latched()) latch_.note(status::io_error(failed.message())).ignore();
@@ -945,10 +982,11 @@ class segment_log {
     seg->size = options_.segment_bytes;
     seg->path = dir_ / detail::segment::segment_name(seg->seq);
     preparing_ = seg;
+    const std::uint16_t block = direct_block();
     lk.unlock();
     auto f = [&]() -> detail::fs_result<detail::log_file> {
       try {
-        return detail::segment::create_segment(fs_, dir_, *seg, options_.fill);
+        return detail::segment::create_segment(fs_, dir_, *seg, options_.fill, block);
       } catch (...) {
         return detail::fs_status(detail::current_exception_status("log engine prepare", dir_.string()));
       }
@@ -1066,6 +1104,7 @@ class segment_log {
       return false;
     }
     fs_.close(seg->file).ignore();
+    if (seg->direct_file.fd >= 0) fs_.close(seg->direct_file).ignore();
     seg->on_disk = false;
     segments_.erase(seg->seq);
     if (last_written_ == seg) last_written_.reset();
@@ -1150,6 +1189,11 @@ class segment_log {
   const std::filesystem::path dir_;
   const segment_log_options options_;
   bool dsync_ = false;  // durable rounds use RWF_DSYNC writes
+  // O_DIRECT mode (segment_io::direct, the probe allowing it): the rounds'
+  // writer; reset for good when a write is refused with EINVAL. Used by
+  // the round in flight outside mu_ (one round at a time).
+  std::unique_ptr<detail::segment::direct_writer> direct_;
+  std::string io_note_;  // io_note()
 
   mutable std::mutex mu_;             // guards everything below but writer_
   mutable std::shared_mutex files_mu_;  // readers share it; close takes it to close the files
