@@ -205,6 +205,51 @@ TEST_CASE("the example frame of format.md section 11 is what the encoder writes"
   CHECK(frame == std::string(expected, sizeof expected - 1));
 }
 
+TEST_CASE("an entries record of several entries and term runs is the bytes of format.md, appended after what the buffer held") {
+  // Bytes written by the encoder before it wrote through one pointer and
+  // shape_entries (a store written then reads the same).
+  std::string out = "keep";
+  const std::string big(300, 'x');
+  const seg::entry_input in[] = {{3, "a"}, {3, "bc"}, {5, ""}, {9, big}, {9, "z"}};
+  REQUIRE(seg::append_entries(out, 42, k_data7, 5, in).ok());
+  const char head[] =
+      "\x01\x03\x07\x00\x00\x00\x00\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x05\x00\x00\x00"
+      "\x03\x00\x03\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00"
+      "\x01\x00\x00\x00\x09\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x01\x00\x00\x00\x02\x00"
+      "\x00\x00\x00\x00\x00\x00\x2c\x01\x00\x00\x01\x00\x00\x00\x2c\xb7\x4a\xf5\x61\xf9\x6a\x11"
+      "\x21\x62\x63\xba\x8c\x74\xfc\x63\x7d\x03\xaa";
+  const char tail[] = "\xdc\xeb\x21\x1a\x7a";
+  CHECK(out == "keep" + std::string(head, sizeof head - 1) + big + std::string(tail, sizeof tail - 1));
+  const auto shape = seg::shape_entries(5, in);
+  REQUIRE(shape.ok());
+  CHECK(shape->runs == 3);
+  CHECK(shape->bytes == out.size() - 4);
+}
+
+TEST_CASE("shape_entries gives the size append_entries writes, and refuses what it refuses") {
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 200; ++round) {
+    std::vector<std::string> payloads;
+    std::vector<seg::entry_input> in;
+    std::uint64_t term = 1 + rng() % 3;
+    const std::size_t n = 1 + rng() % 20;
+    for (std::size_t i = 0; i < n; ++i) payloads.push_back(std::string(rng() % 70, 'p'));
+    for (std::size_t i = 0; i < n; ++i) {
+      if (rng() % 4 == 0) term += 1 + rng() % 2;
+      in.push_back({term, payloads[i]});
+    }
+    std::string out(rng() % 5, 'k');
+    const std::size_t before = out.size();
+    REQUIRE(seg::append_entries(out, 42, k_data7, 1 + rng() % 100, in).ok());
+    const auto shape = seg::shape_entries(1, in);
+    REQUIRE(shape.ok());
+    CHECK(shape->bytes == out.size() - before);
+  }
+  const seg::entry_input down[] = {{5, "x"}, {4, "y"}};
+  CHECK(seg::shape_entries(9, down).status().is(errc::invalid_argument));
+  CHECK(seg::shape_entries(0, down).status().is(errc::invalid_argument));
+}
+
 TEST_CASE("an entries record's sizes are the design's: 36 + 4 a size + 4 a CRC, one term run") {
   const std::string one = entries_bytes(1, {{1, std::string(285, 'p')}});
   CHECK(one.size() == 40 + 289);

@@ -38,7 +38,8 @@ inline std::uint32_t checksum(char version, std::string_view payload) {
 // payload is appended after it, then seal() fills the header in.
 inline std::size_t begin(std::string& out) {
   const std::size_t at = out.size();
-  out.append(k_header_size, '\0');
+  static constexpr char k_zeros[k_header_size] = {};
+  out.append(k_zeros, k_header_size);
   return at;
 }
 

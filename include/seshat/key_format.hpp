@@ -100,9 +100,9 @@ struct binary_key_format {
     return out;
   }
   static void append_index(std::string& out, std::uint64_t index) {
-    const std::size_t at = out.size();
-    out.resize(at + 8);  // one size change per key, not eight appends
-    for (int i = 0; i < 8; ++i) out[at + i] = static_cast<char>(index >> (56 - 8 * i));
+    char b[8];  // one append per key, not eight
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(index >> (56 - 8 * i));
+    out.append(b, 8);
   }
   // `key`, ending with index i's 8 bytes, ends with i + 1's.
   static void increment_index(std::string& key) {

@@ -619,9 +619,10 @@ class log_store {
     // without state_mutex_.
     std::optional<log_id> prev = last_in_log_ ? last_in_log_ : last_purged_;
     // Checks each entry (storage checks the first index against its own
-    // bounds too) and serializes it into value_, which storage then puts.
-    auto encode = [&](const Entry& e, std::uint64_t expected, std::string_view& value,
-                      std::uint64_t& term) -> status {
+    // bounds too) and serializes it: appended to the buffer storage gives
+    // (a log engine's append), or into value_, which storage then puts.
+    auto into = [&](const Entry& e, std::uint64_t expected, std::string& out,
+                    std::uint64_t& term) -> status {
       const log_id id = id_of(e);
       if (id.index > k_max_log_index)
         return status::invalid_log_index(where() + "append of entry " + to_string(id) + ": " +
@@ -636,16 +637,25 @@ class log_store {
                                          ": term goes backwards, expected at least " +
                                          std::to_string(prev->term) + ", got " +
                                          std::to_string(id.term));
-      value_.clear();
-      const std::size_t at = envelope::begin(value_);
-      detail::put_u64(value_, id.term);
-      encoder_.encode(e, value_);
-      envelope::seal(value_, at);
-      value = value_;
+      const std::size_t at = envelope::begin(out);
+      detail::put_u64(out, id.term);
+      encoder_.encode(e, out);
+      envelope::seal(out, at);
       term = id.term;
       prev = id;
       return {};
     };
+    auto in_value = [&](const Entry& e, std::uint64_t expected, std::string_view& value,
+                        std::uint64_t& term) -> status {
+      value_.clear();
+      SESHAT_RETURN_IF_ERROR(into(e, expected, value_, term));
+      value = value_;
+      return {};
+    };
+    struct both : decltype(into), decltype(in_value) {
+      using decltype(into)::operator();
+      using decltype(in_value)::operator();
+    } encode{into, in_value};
     log_append_info written;
     if (async_done)
       SESHAT_RETURN_IF_ERROR(store_.append_log_async(

@@ -274,7 +274,10 @@ class storage {
   // `encode(item, index, value)` points `value` at entry `index`'s bytes
   // (valid until its next call). A non-ok status from it refuses the
   // append: it is returned and nothing is written. For log_store, which
-  // serializes straight into its buffer (no copy per entry).
+  // serializes straight into its buffer (no copy per entry). An encode
+  // that also takes `(item, index, std::string& out, term)`, appending the
+  // entry's bytes to `out`, is called so on a log engine, with out the
+  // append's own buffer (engine_entries), so that they are not copied.
   template <key_format F = decimal_key_format, std::ranges::input_range R, class Encode>
   status append_log_encoded(log_address a, std::uint64_t first_index, const R& items,
                             Encode&& encode, write_options options = {},
@@ -1009,8 +1012,10 @@ class storage {
     }
     void add(std::uint64_t term, std::string_view value) {
       bytes.append(value);
-      ends.emplace_back(term, bytes.size());
+      added(term);
     }
+    // The value that ends `bytes` (appended there by the encoder) is the next one.
+    void added(std::uint64_t term) { ends.emplace_back(term, bytes.size()); }
     std::span<const detail::segment::entry_input> inputs() {
       views.clear();
       views.reserve(ends.size());
@@ -1286,10 +1291,30 @@ class storage {
                            std::uint64_t& bytes) {
     e.clear();
     if constexpr (std::ranges::sized_range<R>) e.ends.reserve(std::ranges::size(items));
-    return encode_log<F>(
-        a, c, first_index, items, encode,
-        [&](std::string_view, std::string_view value, std::uint64_t term) { e.add(term, value); },
-        count, bytes);
+    using item = std::ranges::range_reference_t<const R&>;
+    if constexpr (std::is_invocable_r_v<status, Encode&, item, std::uint64_t, std::string&,
+                                        std::uint64_t&>) {
+      // The encoder appends each value to e.bytes itself: no copy. After
+      // the first, room for as many more of its size (one reallocation).
+      auto into = [&](const auto& it, std::uint64_t index, std::string_view& value,
+                      std::uint64_t& term) -> status {
+        const std::size_t at = e.bytes.size();
+        SESHAT_RETURN_IF_ERROR(encode(it, index, e.bytes, term));
+        if constexpr (std::ranges::sized_range<R>)
+          if (at == 0) e.bytes.reserve(e.bytes.size() * (std::ranges::size(items) + 1));
+        value = std::string_view(e.bytes).substr(at);
+        return {};
+      };
+      return encode_log<F>(
+          a, c, first_index, items, into,
+          [&](std::string_view, std::string_view, std::uint64_t term) { e.added(term); }, count,
+          bytes);
+    } else {
+      return encode_log<F>(
+          a, c, first_index, items, encode,
+          [&](std::string_view, std::string_view value, std::uint64_t term) { e.add(term, value); },
+          count, bytes);
+    }
   }
 
   // Checks that an append at `first_index` continues the log of `c`, then

@@ -10,9 +10,9 @@
 namespace seshat::detail {
 
 inline void put_u64(std::string& out, std::uint64_t v) {
-  const std::size_t at = out.size();
-  out.resize(at + 8);  // one size change, not eight appends
-  for (int i = 0; i < 8; ++i) out[at + i] = static_cast<char>(v >> (8 * i));
+  char b[8];  // one append, not eight
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
+  out.append(b, 8);
 }
 inline void put_u8(std::string& out, std::uint8_t v) { out += static_cast<char>(v); }
 

@@ -115,7 +115,9 @@ enum class record_kind : std::uint8_t {
 // ---- fixed-width fields ---------------------------------------------------------
 
 inline void put_le(std::string& out, std::uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) out += static_cast<char>(v >> (8 * i));
+  char b[8];  // one append, not one per byte
+  for (int i = 0; i < bytes; ++i) b[i] = static_cast<char>(v >> (8 * i));
+  out.append(b, static_cast<std::size_t>(bytes));
 }
 inline void put8(std::string& out, std::uint8_t v) { out += static_cast<char>(v); }
 inline void put16(std::string& out, std::uint16_t v) { put_le(out, v, 2); }
@@ -341,6 +343,85 @@ inline std::uint32_t entry_crc(std::uint64_t seq, std::uint64_t index, std::stri
   return crc32c_extend(crc32c(std::string_view(prefix, 16)), payload);
 }
 
+// What an entries record of `entries` at [first, first + n) holds besides
+// them: its number of term runs, and its size in bytes.
+struct entries_shape {
+  std::size_t runs = 0;
+  std::size_t bytes = 0;
+};
+
+// Checks an entries record of `entries` at indices [first, first + n) (the
+// refusals of append_entries) and returns its shape.
+inline result<entries_shape> shape_entries(std::uint64_t first,
+                                           std::span<const entry_input> entries) {
+  if (entries.empty()) return status::invalid_argument("an entries record needs an entry");
+  if (first == 0 || entries.size() > 0xFFFFFFFFu ||
+      first - 1 > k_max_log_index - entries.size())
+    return status::invalid_argument("entries [" + std::to_string(first) + ", +" +
+                                    std::to_string(entries.size()) + "): outside [1, " +
+                                    std::to_string(k_max_log_index) + "]");
+  entries_shape shape;
+  shape.bytes = 1 + 9 + 8 + 4 + 2;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].payload.size() > 0xFFFFFFFFu)
+      return status::invalid_argument("entry " + std::to_string(first + i) + " of " +
+                                      std::to_string(entries[i].payload.size()) +
+                                      " bytes: at most 4 GiB - 1");
+    if (i > 0 && entries[i].term < entries[i - 1].term)
+      return status::invalid_argument("entry " + std::to_string(first + i) + " has term " +
+                                      std::to_string(entries[i].term) + " after term " +
+                                      std::to_string(entries[i - 1].term));
+    if (i == 0 || entries[i].term != entries[i - 1].term) ++shape.runs;
+    shape.bytes += 4 + 4 + entries[i].payload.size();
+  }
+  if (shape.runs > 0xFFFF)
+    return status::invalid_argument(std::to_string(shape.runs) +
+                                    " term changes in one record: at most 65535");
+  shape.bytes += 12 * shape.runs;
+  return shape;
+}
+
+// Appends the entries record of `entries` at [first, first + n) to `out`,
+// for segment `seq`: `shape` bytes. REQUIRES: shape ==
+// shape_entries(first, entries) (which accepted them).
+inline void put_entries(std::string& out, std::uint64_t seq, const group_address& g,
+                        std::uint64_t first, std::span<const entry_input> entries,
+                        const entries_shape& shape) {
+  // The fixed part and the tables through one pointer, after one size change.
+  const std::size_t fixed = 1 + 9 + 8 + 4 + 2 + 12 * shape.runs + 4 * entries.size();
+  const std::size_t at = out.size();
+  out.reserve(at + shape.bytes);
+  out.resize(at + fixed);
+  char* p = out.data() + at;
+  auto le = [&p](std::uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) *p++ = static_cast<char>(v >> (8 * i));
+  };
+  le(static_cast<std::uint8_t>(record_kind::entries), 1);
+  le(g.family, 1);
+  le(g.id, 8);
+  le(first, 8);
+  le(entries.size(), 4);
+  le(shape.runs, 2);
+  std::uint64_t term = entries.front().term;
+  std::uint32_t run = 0;
+  for (const entry_input& e : entries) {
+    if (e.term != term) {
+      le(term, 8);
+      le(run, 4);
+      term = e.term;
+      run = 0;
+    }
+    ++run;
+  }
+  le(term, 8);
+  le(run, 4);
+  for (const entry_input& e : entries) le(e.payload.size(), 4);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    put32(out, entry_crc(seq, first + i, entries[i].payload));
+    out.append(entries[i].payload);
+  }
+}
+
 // Appends an entries record of `entries` at indices [first, first + n) to
 // `out`, for segment `seq`. Refused (invalid-argument, `out` unchanged)
 // when there is no entry, first is 0, the indices pass k_max_log_index,
@@ -348,43 +429,8 @@ inline std::uint32_t entry_crc(std::uint64_t seq, std::uint64_t index, std::stri
 // is 4 GiB or more.
 inline status append_entries(std::string& out, std::uint64_t seq, const group_address& g,
                              std::uint64_t first, std::span<const entry_input> entries) {
-  if (entries.empty()) return status::invalid_argument("an entries record needs an entry");
-  if (first == 0 || entries.size() > 0xFFFFFFFFu ||
-      first - 1 > k_max_log_index - entries.size())
-    return status::invalid_argument("entries [" + std::to_string(first) + ", +" +
-                                    std::to_string(entries.size()) + "): outside [1, " +
-                                    std::to_string(k_max_log_index) + "]");
-  std::vector<term_run> runs;
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    if (entries[i].payload.size() > 0xFFFFFFFFu)
-      return status::invalid_argument("entry " + std::to_string(first + i) + " of " +
-                                      std::to_string(entries[i].payload.size()) +
-                                      " bytes: at most 4 GiB - 1");
-    if (!runs.empty() && entries[i].term < runs.back().term)
-      return status::invalid_argument("entry " + std::to_string(first + i) + " has term " +
-                                      std::to_string(entries[i].term) + " after term " +
-                                      std::to_string(runs.back().term));
-    if (runs.empty() || runs.back().term != entries[i].term)
-      runs.push_back({entries[i].term, 0});
-    ++runs.back().count;
-  }
-  if (runs.size() > 0xFFFF)
-    return status::invalid_argument(std::to_string(runs.size()) +
-                                    " term changes in one record: at most 65535");
-  put8(out, static_cast<std::uint8_t>(record_kind::entries));
-  put_group(out, g);
-  put64(out, first);
-  put32(out, static_cast<std::uint32_t>(entries.size()));
-  put16(out, static_cast<std::uint16_t>(runs.size()));
-  for (const term_run& run : runs) {
-    put64(out, run.term);
-    put32(out, run.count);
-  }
-  for (const entry_input& e : entries) put32(out, static_cast<std::uint32_t>(e.payload.size()));
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    put32(out, entry_crc(seq, first + i, entries[i].payload));
-    out.append(entries[i].payload);
-  }
+  SESHAT_ASSIGN_OR_RETURN(const entries_shape shape, shape_entries(first, entries));
+  put_entries(out, seq, g, first, entries, shape);
   return {};
 }
 

@@ -665,9 +665,11 @@ class segment_log {
     } else if (first == 0) {
       return status::invalid_log_index(where(g) + "append at index 0: the first index is 1");
     }
+    auto shape = detail::segment::shape_entries(first, entries);
+    if (!shape.ok()) return shape.status().with_context(where(g));
+    // Written straight into the open frame (place), checked above.
     auto encode = [&](std::string& out, std::uint64_t seq) {
-      status s = detail::segment::append_entries(out, seq, g, first, entries);
-      return s.ok() ? s : s.with_context(where(g));
+      detail::segment::put_entries(out, seq, g, first, entries, *shape);
     };
     detail::segment::entries_record e;
     e.runs = std::move(runs_buffer_);  // its capacity, kept from the last append
@@ -679,7 +681,8 @@ class segment_log {
       if (e.runs.empty() || e.runs.back().term != x.term) e.runs.push_back({x.term, 0});
       ++e.runs.back().count;
     }
-    return place(g, encode, std::move(e), it != groups_.end() ? &it->second : nullptr);
+    return place(g, encode, std::move(e), it != groups_.end() ? &it->second : nullptr,
+                 shape->bytes);
   }
 
   template <class Record>
@@ -695,24 +698,31 @@ class segment_log {
   // Encodes the record with `encode(out, seq)` into the open frame (a new
   // frame, in a new segment when it does not fit), applies it to g's index
   // (`found`, when the caller looked it up already) and returns its ticket.
+  // An entries record is encoded once, straight into the frame: `size` is
+  // its size (shape_entries), and its encode cannot fail. Any other is
+  // encoded into record_bytes_ first (for its size), then copied.
   template <class Encode, class Body>
   result<std::uint64_t> place(const log_group& g, Encode& encode, Body body,
-                              detail::segment::group_log* found = nullptr) {
+                              detail::segment::group_log* found = nullptr,
+                              std::size_t size = 0) {
     using namespace detail::segment;
     std::size_t runs = 0;
     if constexpr (std::is_same_v<Body, entries_record>) runs = body.runs.size();
     constexpr bool entries = std::is_same_v<Body, entries_record>;
     std::string& rec = record_bytes_;  // staging_.add copies it: reused, not reallocated
-    rec.clear();
-    SESHAT_RETURN_IF_ERROR(encode(rec, staging_.open_segment().seq));
+    if constexpr (!entries) {
+      rec.clear();
+      SESHAT_RETURN_IF_ERROR(encode(rec, staging_.open_segment().seq));
+      size = rec.size();
+    }
     std::uint64_t growth = open_seg_->seal_growth(g, runs, entries);
-    if (!staging_.fits(rec.size(), growth)) {
+    if (!staging_.fits(size, growth)) {
       growth = k_summary_bound_bytes + (entries ? 8 + 12 * runs : 0);
-      const std::uint64_t fit = staging_buffer::segment_bytes_for(rec.size(), growth);
+      const std::uint64_t fit = staging_buffer::segment_bytes_for(size, growth);
       if (fit > k_max_segment_bytes)
-        return status::invalid_argument(where(g) + "a record of " + std::to_string(rec.size()) +
+        return status::invalid_argument(where(g) + "a record of " + std::to_string(size) +
                                         " bytes: at most " +
-                                        std::to_string(k_max_segment_bytes - (fit - rec.size())));
+                                        std::to_string(k_max_segment_bytes - (fit - size)));
       to_seal_.push_back(open_seg_);  // the writer moves on: its seal comes next
       const std::uint64_t want = std::max(options_.segment_bytes, (fit + 4095) / 4096 * 4096);
       // The prepared segment (or the one being prepared: the round that
@@ -734,12 +744,17 @@ class segment_log {
       staging_.switch_to(open_seg_);
       free_hint_ = true;
       maintenance_cv_.notify_all();
-      rec.clear();
-      SESHAT_RETURN_IF_ERROR(encode(rec, open_seg_->seq));
+      if constexpr (!entries) {
+        rec.clear();
+        SESHAT_RETURN_IF_ERROR(encode(rec, open_seg_->seq));
+      }
     }
     record r;
-    r.offset = staging_.add(rec);
-    r.size = static_cast<std::uint32_t>(rec.size());
+    if constexpr (entries)
+      r.offset = staging_.add(size, [&](std::string& out) { encode(out, open_seg_->seq); });
+    else
+      r.offset = staging_.add(rec);
+    r.size = static_cast<std::uint32_t>(size);
     r.body = std::move(body);
     detail::segment::group_log& gl = found ? *found : groups_[g];
     const group_pins before = pins_of(gl);

@@ -68,6 +68,13 @@ class staging_buffer {
   // frame, beginning one if needed; returns its offset in the segment.
   // REQUIRES: fits(rec.size()).
   std::uint32_t add(std::string_view rec) {
+    return add(rec.size(), [rec](std::string& out) { out += rec; });
+  }
+  // As add(rec), for a record of `size` bytes that `write(out)` appends to
+  // `out` (the frame's bytes), so that it is encoded in place, not copied.
+  // REQUIRES: fits(size); write appends exactly `size` bytes.
+  template <class Write>
+  std::uint32_t add(std::size_t size, Write&& write) {
     if (!frame_open()) {
       staged_.push_back({open_, end_, {}});
       ++open_->frames;
@@ -76,9 +83,9 @@ class staging_buffer {
       end_ += k_frame_header_bytes;
     }
     const auto offset = static_cast<std::uint32_t>(end_);
-    staged_.back().bytes += rec;
-    end_ += rec.size();
-    staged_bytes_ += rec.size();
+    write(staged_.back().bytes);
+    end_ += size;
+    staged_bytes_ += size;
     return offset;
   }
 
