@@ -343,6 +343,11 @@ inline std::uint32_t entry_crc(std::uint64_t seq, std::uint64_t index, std::stri
   return crc32c_extend(crc32c(std::string_view(prefix, 16)), payload);
 }
 
+// An entries record's fixed part (kind 1, group 9, first 8, count 4, runs
+// 2 bytes), and one term run in its table (term 8, count 4).
+inline constexpr std::size_t k_entries_fixed_bytes = 24;
+inline constexpr std::size_t k_term_run_bytes = 12;
+
 // What an entries record of `entries` at [first, first + n) holds besides
 // them: its number of term runs, and its size in bytes.
 struct entries_shape {
@@ -361,7 +366,7 @@ inline result<entries_shape> shape_entries(std::uint64_t first,
                                     std::to_string(entries.size()) + "): outside [1, " +
                                     std::to_string(k_max_log_index) + "]");
   entries_shape shape;
-  shape.bytes = 1 + 9 + 8 + 4 + 2;
+  shape.bytes = k_entries_fixed_bytes;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (entries[i].payload.size() > 0xFFFFFFFFu)
       return status::invalid_argument("entry " + std::to_string(first + i) + " of " +
@@ -377,7 +382,7 @@ inline result<entries_shape> shape_entries(std::uint64_t first,
   if (shape.runs > 0xFFFF)
     return status::invalid_argument(std::to_string(shape.runs) +
                                     " term changes in one record: at most 65535");
-  shape.bytes += 12 * shape.runs;
+  shape.bytes += k_term_run_bytes * shape.runs;
   return shape;
 }
 
@@ -388,7 +393,7 @@ inline void put_entries(std::string& out, std::uint64_t seq, const group_address
                         std::uint64_t first, std::span<const entry_input> entries,
                         const entries_shape& shape) {
   // The fixed part and the tables through one pointer, after one size change.
-  const std::size_t fixed = 1 + 9 + 8 + 4 + 2 + 12 * shape.runs + 4 * entries.size();
+  const std::size_t fixed = k_entries_fixed_bytes + k_term_run_bytes * shape.runs + 4 * entries.size();
   const std::size_t at = out.size();
   out.reserve(at + shape.bytes);
   out.resize(at + fixed);

@@ -29,8 +29,6 @@ using fetch_fn = std::function<status(std::uint64_t offset, std::size_t length, 
 // Called with each entry's index and payload, in order; a failure stops the read.
 using visit_fn = std::function<status(std::uint64_t index, std::string_view payload)>;
 
-inline constexpr std::size_t k_entries_fixed_bytes = 24;  // kind group first count runs
-
 // Visits the entries [lo, hi) of the entries record at `offset` of segment
 // `seq`, which must belong to `g`, start at index `record_first` and end at
 // or below segment offset `limit` (the segment's written end). corrupted_data
@@ -45,11 +43,10 @@ inline status read_record_entries(const fetch_fn& fetch, std::uint64_t seq, std:
                                   std::uint64_t record_first, std::uint64_t record_end_hint,
                                   std::uint64_t lo, std::uint64_t hi, const visit_fn& visit) {
   std::string head;
-  const std::uint64_t hinted = k_entries_fixed_bytes + 12 + 4 * (record_end_hint - record_first);
-  const std::uint64_t room = limit > offset ? limit - offset : 0;
-  SESHAT_RETURN_IF_ERROR(fetch(offset, static_cast<std::size_t>(std::clamp<std::uint64_t>(
-                                           hinted, k_entries_fixed_bytes, std::max<std::uint64_t>(room, k_entries_fixed_bytes))),
-                               head));
+  const std::uint64_t hinted = k_entries_fixed_bytes + k_term_run_bytes + 4 * (record_end_hint - record_first);
+  const std::uint64_t room = limit > offset ? limit - offset : 0;  // up to the written end
+  const auto first_fetch = std::max<std::uint64_t>(k_entries_fixed_bytes, std::min(hinted, room));
+  SESHAT_RETURN_IF_ERROR(fetch(offset, static_cast<std::size_t>(first_fetch), head));
   if (head.size() < k_entries_fixed_bytes)
     return damage(offset, "entries record of " + to_string(g) + " runs past the file's end");
   field_reader r(head, offset);
@@ -67,7 +64,7 @@ inline status read_record_entries(const fetch_fn& fetch, std::uint64_t seq, std:
                               std::to_string(hi - record_first) + " entries, found kind " +
                               hex32(kind) + " of " + to_string(got) + " from " +
                               std::to_string(first) + " with " + std::to_string(count));
-  const std::uint64_t sizes_at = offset + k_entries_fixed_bytes + 12 * std::uint64_t{runs};
+  const std::uint64_t sizes_at = offset + k_entries_fixed_bytes + k_term_run_bytes * runs;
   if (sizes_at + std::uint64_t{4} * count > limit)
     return damage(offset, "entries record of " + to_string(g) + " with " + std::to_string(runs) +
                               " term runs and " + std::to_string(count) +
