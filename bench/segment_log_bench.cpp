@@ -48,7 +48,7 @@ class counting_fs final : public detail::log_fs {
  public:
   std::atomic<std::uint64_t> syncs{0};
   std::atomic<std::uint64_t> written{0};  // bytes handed to pwrite
-  std::atomic<std::uint64_t> prepared{0};  // of which to prep- files: zero fills and headers
+  std::atomic<std::uint64_t> prepared{0};  // of which to prep- and free- files: zero fills, headers
   std::uint64_t page_bytes() {
     std::lock_guard l(mu_);
     return page_bytes_;
@@ -63,7 +63,8 @@ class counting_fs final : public detail::log_fs {
     std::uint64_t total = 0;
     for (std::string_view p : pieces) total += p.size();
     written += total;
-    if (f.path.filename().string().starts_with("prep-")) prepared += total;
+    const std::string name = f.path.filename().string();
+    if (name.starts_with("prep-") || name.starts_with("free-")) prepared += total;
     detail::fs_status s = inner_.pwrite(f, off, pieces, w);
     if (s.ok() && total > 0) {
       std::lock_guard l(mu_);
@@ -419,6 +420,8 @@ void write_amp(benchmark::State& state) {
     state.counters["disk_mb_after"] = disk / 1e6;
     state.counters["disk_over_live"] = disk / (per_entry * static_cast<double>(live));
     state.counters["segments_after"] = static_cast<double>(e.log->segment_count());
+    state.counters["free_segments_after"] = static_cast<double>(e.log->free_segment_count());
+    state.counters["recycled_segments"] = static_cast<double>(e.log->recycled_segments());
     state.counters["engine_bytes_per_entry"] = per_entry;
     if (auto s = e.close(); !s.ok()) return state.SkipWithError(s.to_string().c_str());
     const std::int64_t device = device_write_bytes() - before;

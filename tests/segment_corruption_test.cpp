@@ -239,7 +239,7 @@ enum region : int {
   payload,         // an entry's crc and payload
   other_record,    // vote, committed, truncate, purge, reset, state
   end_marker,      // the body's zero length
-  free_space,      // after it, to the footer (or the file's end); no stale frames: no recycling yet
+  free_space,      // after it, to the footer (or the file's end); zeros (nothing prepared: none recycled)
   footer_region,
   trailer_region,
   k_regions

@@ -16,6 +16,7 @@
 #include <functional>
 #include <future>
 #include <map>
+#include <set>
 #include <random>
 #include <memory>
 #include <mutex>
@@ -1389,6 +1390,119 @@ TEST_CASE("disk use follows the live log after purges") {
   auto log = open_log(mem, small_segments());
   CHECK(log->state(g) == before);
   check_entries(*log, g, 4901, 5001, tag);
+}
+
+// The names of the freed segments kept for recycling in /log of `mem`.
+std::vector<std::string> free_files(memory_log_fs& mem) {
+  std::vector<std::string> out;
+  auto names = mem.list("/log");
+  REQUIRE(names.ok());
+  for (const std::string& n : *names)
+    if (n.starts_with("free-")) out.push_back(n);
+  return out;
+}
+
+// W8's pattern on small segments: appends of 10 entries, a purge every 500
+// entries to the last 100. Returns the state of group `g` at the end.
+// `peak_segments`: the most segment files in use seen before a purge.
+seshat::segment_group_state purged_log(segment_log& log, const log_group& g, const std::string& tag,
+                                       std::uint64_t* peak_segments = nullptr) {
+  for (std::uint64_t i = 1; i <= 5000; i += 10) {
+    REQUIRE(log.append(g, i, batch(i, 10, 1, tag).inputs, true).ok());
+    if ((i + 9) % 500 != 0) continue;
+    if (peak_segments) *peak_segments = std::max(*peak_segments, log.segment_count());
+    REQUIRE(log.purge_to(g, log_id{1, i + 9 - 100}).ok());
+  }
+  REQUIRE(log.settle().ok());
+  return log.state(g);
+}
+
+TEST_CASE("freed segments are recycled in place, and their old frames never read as entries") {
+  memory_log_fs mem, crashed;
+  const log_group g = data_group(4);
+  const std::string tag(100, 'r');
+  seshat::segment_group_state before;
+  {
+    test_fs counting(mem);
+    auto log = open_log(counting, small_segments());
+    std::uint64_t peak_segments = 0;
+    before = purged_log(*log, g, tag, &peak_segments);
+    // After the first purge, preparations take freed segments: no zero fill.
+    CHECK(log->recycled_segments() > 20);
+    CHECK(log->prepared_segments() - log->recycled_segments() < 12);
+    // Zero fill: the bytes written to prep- files but their headers'.
+    std::set<std::string> made;
+    for (const std::string& c : counting.calls())
+      if (c.starts_with("pwrite prep-")) made.insert(c.substr(7));
+    std::uint64_t zeros = 0;
+    for (const std::string& n : made) zeros += counting.written_to(n) - 4096;
+    CHECK(zeros <= (log->prepared_segments() - log->recycled_segments()) * 16 * 1024);
+    // What is kept for recycling is bounded by the segments in use before the last purge.
+    CHECK(log->free_segment_count() == free_files(mem).size());
+    CHECK(log->free_segment_count() + log->segment_count() <= peak_segments);
+    check_entries(*log, g, 4901, 5001, tag);
+    // Only seq-named files and the kept ones.
+    auto names = mem.list("/log");
+    REQUIRE(names.ok());
+    CHECK(names->size() == segment_files(mem).size() + free_files(mem).size());
+    copy_log(mem, crashed);  // the disk as a SIGKILL now leaves it
+  }
+  // A recycled segment holds the frames of its previous life past its own:
+  // the reopen after the close and after the crash read the same log, and
+  // delete the kept files.
+  for (memory_log_fs* disk : {&mem, &crashed}) {
+    CAPTURE(disk == &crashed);
+    REQUIRE(!free_files(*disk).empty());
+    {
+      auto log = open_log(*disk, small_segments());
+      CHECK(log->state(g) == before);
+      check_entries(*log, g, 4901, 5001, tag);
+      CHECK(free_files(*disk).empty());
+      // The log goes on in its recycled segments, and reads back after another reopen.
+      REQUIRE(log->append(g, 5001, batch(5001, 10, 1, tag).inputs, true).ok());
+      REQUIRE(log->close().ok());
+    }
+    auto again = open_log(*disk, small_segments());
+    check_entries(*again, g, 4901, 5011, tag);
+  }
+}
+
+TEST_CASE("nothing is recycled under absolute_consistency, nor a freed segment a checkpoint links") {
+  const log_group g = data_group(4);
+  const std::string tag(100, 'r');
+  SUBCASE("absolute_consistency") {
+    memory_log_fs mem;
+    segment_log_options strict = small_segments();
+    strict.recovery = seshat::recovery_mode::absolute_consistency;
+    auto log = open_log(mem, strict);
+    purged_log(*log, g, tag);
+    CHECK(log->freed_segments() > 20);
+    CHECK(log->recycled_segments() == 0);
+    CHECK(free_files(mem).empty());
+  }
+  SUBCASE("a checkpoint's hard link") {
+    memory_log_fs mem;
+    auto log = open_log(mem, small_segments());
+    for (std::uint64_t i = 1; i <= 400; i += 10)
+      REQUIRE(log->append(g, i, batch(i, 10, 1, tag).inputs, true).ok());
+    REQUIRE(log->settle().ok());  // sealed: the checkpoint links them
+    REQUIRE(log->checkpoint("/cp").ok());
+    auto cp_names = mem.list("/cp");
+    REQUIRE(cp_names.ok());
+    std::map<std::string, std::string> linked;  // the checkpoint's bytes of each file
+    for (const std::string& n : *cp_names) linked[n] = mem.contents("/cp/" + n);
+    REQUIRE(log->purge_to(g, log_id{1, 390}).ok());
+    REQUIRE(log->settle().ok());
+    CHECK(log->freed_segments() >= 2);
+    CHECK(log->recycled_segments() == 0);
+    for (std::uint64_t i = 401; i <= 2000; i += 10)  // preparations go on
+      REQUIRE(log->append(g, i, batch(i, 10, 1, tag).inputs, true).ok());
+    REQUIRE(log->settle().ok());
+    for (const auto& [n, bytes] : linked) CHECK_MESSAGE(mem.contents("/cp/" + n) == bytes, n);
+    auto cp = segment_log::open(mem, "/cp", small_segments());
+    REQUIRE_MESSAGE(cp.ok(), cp.status().to_string());
+    check_entries(**cp, g, 1, 401, tag);
+  }
 }
 
 TEST_CASE("an idle group's hard state is carried forward so that its old segment is freed") {

@@ -7,16 +7,15 @@
 // again in place by an engine, live or reopened: the writer only writes the
 // open segment, sealing writes only segments not sealed yet, recovery reads
 // a sealed segment's footer and writes nothing, and freeing unlinks the name
-// (no segment is recycled in place yet). When recovery must rewrite one (a
+// or, to recycle the file in place (segment_log.hpp's free_oldest), renames
+// it only when its link count is 1: a file a checkpoint links is never
+// reused. Freeing waits while a checkpoint copies. When recovery must rewrite one (a
 // seal that no longer checks or applies: scanned, maybe cut, sealed again),
 // it first gives the engine's name a copy of its own when the file has
 // another link (segment_file.hpp's own_file), so the checkpoint's bytes
 // stay as they were. Every other segment (the open one,
 // one waiting for its seal) is copied: the engine that owns it will still
 // write into it (frames, its seal, a tail cut at open).
-// REQUIRES of a future recycling of freed segments (section 5): a segment
-// whose link count is above 1 is shared with a checkpoint and must be
-// deleted, never reused.
 #pragma once
 
 #include <algorithm>

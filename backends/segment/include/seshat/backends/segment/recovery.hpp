@@ -3,8 +3,8 @@
 // its footer's summaries, without reading one entry; the others (the last,
 // and any whose seal was lost, torn or damaged) by scanning their frames.
 //
-//   1 delete prep-*.tmp, copy-*.tmp and probe.tmp (then fsync the directory); other
-//     names than seg-* are left alone
+//   1 delete prep-*.tmp, copy-*.tmp, probe.tmp and free-*.log (then fsync the
+//     directory); other names than seg-* are left alone
 //   2 each seg-* in seq order: its header must check and carry the name's
 //     seq and the file's size. Sealed (its trailer, and the footer the
 //     trailer names, check; the summaries apply): the footer's summaries

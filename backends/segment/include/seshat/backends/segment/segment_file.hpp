@@ -6,7 +6,10 @@
 //   3 write the header, fdatasync        4 rename to seg-<seq20>.log
 //   5 fsync the log directory
 // so a seg- name always names a segment whose header is durable. A crash
-// before step 5 leaves a .tmp (deleted at open) or an empty segment.
+// before step 5 leaves a .tmp (deleted at open) or an empty segment. A
+// freed segment may instead be recycled (recycle_segment): renamed
+// free-<old seq20>.log when freed, then given a new header and its seg-
+// name, with the same durable order.
 //
 // Sealing (section 8): a segment the writer moved on from gets a footer
 // (segment_format.hpp: one summary per group, built while its records are
@@ -73,13 +76,23 @@ inline std::string copy_name(std::uint64_t seq) {
   return b;
 }
 
-// True for the names open deletes: prep-*.tmp, copy-*.tmp and probe.tmp.
+// "free-00000000000000000042.log": a freed segment kept for recycling
+// (its previous life's seq in the name).
+inline std::string free_name(std::uint64_t seq) {
+  char b[32];
+  std::snprintf(b, sizeof b, "free-%020llu.log", static_cast<unsigned long long>(seq));
+  return b;
+}
+
+// True for the names open deletes: prep-*.tmp, copy-*.tmp, probe.tmp and
+// free-*.log (a freed segment an engine kept for recycling is not kept
+// across a reopen).
 inline bool is_leftover_name(std::string_view name) {
-  auto tmp_of = [&](std::string_view prefix) {
-    return name.size() > prefix.size() + 4 && name.substr(0, prefix.size()) == prefix &&
-           name.substr(name.size() - 4) == ".tmp";
+  auto named = [&](std::string_view prefix, std::string_view suffix) {
+    return name.size() > prefix.size() + suffix.size() && name.substr(0, prefix.size()) == prefix &&
+           name.substr(name.size() - suffix.size()) == suffix;
   };
-  return name == "probe.tmp" || tmp_of("prep-") || tmp_of("copy-");
+  return name == "probe.tmp" || named("prep-", ".tmp") || named("copy-", ".tmp") || named("free-", ".log");
 }
 
 // A bound of what footer and trailer take: their fixed bytes, at most
@@ -241,6 +254,36 @@ inline fs_status own_file(log_fs& fs, const std::filesystem::path& dir, segment_
   fs.close(s.file).ignore();
   s.file = *f;
   return {};
+}
+
+// Makes the freed segment file `f` (named `free_path` in `dir`, s.size
+// bytes, its previous life's seq `prev` < s.seq) segment `s` again, in
+// durable order: write the new header (prev set), fdatasync, rename to
+// s.path, fsync `dir`. Its old bytes stay: every frame, entry CRC, footer
+// and trailer of the old life names the old seq, so the new life's scan
+// reads them as a stale end and its seal check as "not sealed"
+// (segment_format.hpp). Touches no field of `s`; returns `f` named by
+// s.path. A failure is the failed call's io-error; a crash before the
+// directory fsync leaves either name (a free- name is deleted at open, a
+// seg- name is a durable empty segment).
+inline fs_result<log_file> recycle_segment(log_fs& fs, const std::filesystem::path& dir, const log_file& f,
+                                           const std::filesystem::path& free_path, std::uint64_t prev,
+                                           const segment_state& s, std::uint16_t block) {
+  header h;
+  h.seq = s.seq;
+  h.prev = prev;
+  h.size = s.size;
+  h.created_ms = now_ms();
+  h.block = block;
+  const std::string bytes = encode_header(h);
+  const std::string_view pieces[] = {bytes};
+  if (fs_status e = fs.pwrite(f, 0, pieces, {}); !e.ok()) return e;
+  if (fs_status e = fs.datasync(f); !e.ok()) return e;
+  if (fs_status e = fs.rename(free_path, s.path); !e.ok()) return e;
+  if (fs_status e = fs.sync_directory(dir); !e.ok()) return e;
+  log_file out = f;
+  out.path = s.path;
+  return out;
 }
 
 // Creates segment `s` (seq, size and path set) in `dir` in the durable

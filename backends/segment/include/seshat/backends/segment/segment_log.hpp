@@ -385,6 +385,8 @@ class segment_log {
         if (seg->direct_file.fd >= 0) fs_.close(seg->direct_file).ignore();
       }
       segments_.clear();
+      for (auto& f : free_) fs_.close(f->file).ignore();  // the next open deletes them
+      free_.clear();
       return s;
     });
   }
@@ -531,6 +533,16 @@ class segment_log {
   std::uint64_t prepared_segments() const {
     std::unique_lock lk(mu_);
     return prepared_segments_;
+  }
+  // Of those, the ones that were freed segments recycled; and the freed
+  // segments kept for recycling now (free-*.log files).
+  std::uint64_t recycled_segments() const {
+    std::unique_lock lk(mu_);
+    return recycled_segments_;
+  }
+  std::uint64_t free_segment_count() const {
+    std::unique_lock lk(mu_);
+    return free_.size();
   }
 
  private:
@@ -983,8 +995,9 @@ class segment_log {
     settled_cv_.notify_all();
   }
 
-  // Prepares the next segment (segment_file.hpp's create_segment with
-  // options_.fill) as preparing_, then makes it prepared_, for place() to
+  // Prepares the next segment (the oldest freed segment kept for recycling,
+  // segment_file.hpp's recycle_segment, else a new file, create_segment
+  // with options_.fill) as preparing_, then makes it prepared_, for place() to
   // move to (place() may take it while it is being prepared: the round
   // that writes into it waits). Its seq is taken when it starts: when the
   // writer moved past it (a record needed a larger segment), it stays an
@@ -998,14 +1011,22 @@ class segment_log {
     seg->path = dir_ / detail::segment::segment_name(seg->seq);
     preparing_ = seg;
     const std::uint16_t block = direct_block();
+    std::shared_ptr<segment_state> reused;  // a freed segment, its blocks written: no fill
+    if (!free_.empty()) {
+      reused = std::move(free_.front());
+      free_.pop_front();
+    }
     lk.unlock();
     auto f = [&]() -> detail::fs_result<detail::log_file> {
       try {
+        if (reused)
+          return detail::segment::recycle_segment(fs_, dir_, reused->file, reused->path, reused->seq, *seg, block);
         return detail::segment::create_segment(fs_, dir_, *seg, options_.fill, block);
       } catch (...) {
         return detail::fs_status(detail::current_exception_status("log engine prepare", dir_.string()));
       }
     }();
+    if (reused && !f.ok()) fs_.close(reused->file).ignore();
     lk.lock();
     preparing_.reset();
     prepared_cv_.notify_all();
@@ -1016,6 +1037,7 @@ class segment_log {
     segments_[seg->seq] = seg;
     if (open_seg_ && seg->seq > open_seg_->seq) prepared_ = seg;  // else taken, or passed by
     ++prepared_segments_;
+    if (reused) ++recycled_segments_;
     return {};
   }
 
@@ -1103,10 +1125,17 @@ class segment_log {
         seg->entry_pins > 0 || seg->state_pins > 0)
       return false;
     freeing_ = seg;  // a checkpoint from here on leaves it out
+    const bool may_recycle = recyclable(*seg);
+    const std::filesystem::path free_path = dir_ / detail::segment::free_name(seg->seq);
     lk.unlock();
     status e;
+    bool recycled = false;
     try {
-      e = fs_.unlink(seg->path);
+      if (may_recycle) {  // a file a checkpoint also links keeps its bytes: unlinked
+        auto links = fs_.link_count(seg->file);
+        recycled = links.ok() && *links == 1;
+      }
+      e = recycled ? fs_.rename(seg->path, free_path) : fs_.unlink(seg->path);
       if (e.ok()) e = fs_.sync_directory(dir_);
     } catch (...) {
       e = detail::current_exception_status("log engine free", dir_.string());
@@ -1118,13 +1147,35 @@ class segment_log {
       latch_failure(e.with_context(where() + "freeing " + seg->path.filename().string() + ": ")).ignore();
       return false;
     }
-    fs_.close(seg->file).ignore();
     if (seg->direct_file.fd >= 0) fs_.close(seg->direct_file).ignore();
+    seg->direct_file = {};
     seg->on_disk = false;
     segments_.erase(seg->seq);
     if (last_written_ == seg) last_written_.reset();
     freed_segments_++;
+    if (recycled) {
+      seg->path = free_path;
+      seg->file.path = free_path;  // the descriptor follows the rename
+      free_.push_back(seg);
+    } else {
+      fs_.close(seg->file).ignore();
+    }
     return true;
+  }
+
+  // Whether freed segment `seg` is kept for recycling (docs/log-engine.md
+  // section 5) rather than unlinked: only when segments are prepared ahead
+  // (preparation recycles), under tolerate_corrupted_tail (a power loss can
+  // leave a recycled segment's old bytes where an unsynced write of its new
+  // life was: a tail that does not check, which absolute_consistency
+  // refuses; a zero-filled segment reads as a clean end there), at the
+  // usual segment size, and while the kept ones stay fewer than the
+  // segments still in use, so that disk use after a purge is at most twice
+  // the segments in use: about what the log held before the purge. Its
+  // link count is checked when freed (a checkpoint's link: unlinked). Under mu_.
+  bool recyclable(const segment_state& seg) const {
+    return options_.prepare_ahead && options_.recovery == recovery_mode::tolerate_corrupted_tail &&
+           seg.size == options_.segment_bytes && free_.size() < segments_.size();
   }
 
   // Latches `e` (a maintenance failure) and wakes every waiter to see it.
@@ -1255,6 +1306,11 @@ class segment_log {
   std::uint64_t checkpoints_ = 0;
   std::shared_ptr<segment_state> freeing_;
   std::uint64_t freed_segments_ = 0;
+  // Freed segments kept for recycling, oldest first: renamed free-<seq20>.log,
+  // their page-cache descriptor open (path and seq are the old life's);
+  // prepare_next takes the front. Recycled since open: recycled_segments_.
+  std::deque<std::shared_ptr<segment_state>> free_;
+  std::uint64_t recycled_segments_ = 0;
   bool free_hint_ = true;
   std::uint64_t settle_asked_ = 0, settle_done_ = 0;
   std::condition_variable maintenance_cv_;  // work for the maintenance thread, stop
