@@ -114,8 +114,13 @@ struct segment_log_options {
   // (durable under its name before the writer needs it), so that the round
   // that moves to a new segment writes and syncs only its frame. Off: the
   // round that first writes into a segment creates it (fallocate only).
+  // Preparation is also what recycles freed segments: under
+  // tolerate_corrupted_tail a freed segment is kept (free-<seq>.log) and the
+  // next preparation gives it a new header instead of making a new file (no
+  // fill); off, or under absolute_consistency, freed segments are unlinked
+  // (docs/log-engine.md, "M7 as built (second part)").
   bool prepare_ahead = true;
-  // How a segment prepared ahead gets its blocks (docs/log-engine.md
+  // How a new segment prepared ahead gets its blocks (docs/log-engine.md
   // section 5): zeros written (FALLOC_FL_WRITE_ZEROES where the file system
   // takes it, else zero bytes), so that a sync into it commits no extent
   // conversion, only data; or fallocate only (unwritten extents: every
