@@ -156,6 +156,58 @@ TEST_CASE_TEMPLATE_INVOKE(power_loss, seshat::rocksdb_backend, seshat::leveldb_b
                           seshat::segmented<seshat::rocksdb_backend>,
                           seshat::segmented<seshat::leveldb_backend>);
 
+// One round of the step cases below, on a segmented<B> store in `dir`:
+// opens it, runs `warm_up(store)` (steps of the workload until what the
+// case needs has happened), arms fault_log_fs's cut_power_at(c, stop
+// acknowledging, nth, name_part), runs the workload until the cut happened
+// (at most 3000 steps) and 5 steps more, closes, simulates the power loss,
+// reopens and requires the log to show an image at or after the last
+// acknowledged operation, which becomes `expected`. Returns the loss's report.
+template <class B, class WarmUp>
+power_loss_report power_loss_at_call(backend_fault_env<B>& fault, scratch_dir& dir, const open_options& options,
+                                     std::mt19937_64& rng, std::atomic<std::uint64_t>& acks, log_image& expected,
+                                     fault_log_fs::call c, std::uint64_t nth, const std::string& name_part,
+                                     WarmUp&& warm_up) {
+  using log_type = log_store<text_entry, text_serializer, B>;
+  log_history history(expected);
+  {
+    auto store = open_store<B>(dir.store(), options);
+    auto opened = log_type::open(*store);
+    REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+    auto log = std::move(*opened);
+    log_workload<log_type> work(*log, history, rng, acks, 3000);
+    warm_up(*store, work);
+    fault.log_fs().cut_power_at(c, [&] { history.stop_acknowledging(); }, nth, name_part);
+    for (int i = 0; i < 3000 && fault.log_fs().pending(); ++i) {
+      status s = work.step();
+      REQUIRE_MESSAGE(s.ok(), s.to_string());
+    }
+    REQUIRE_MESSAGE(!fault.log_fs().pending(), "no call on a " << name_part << " file reached that step");
+    for (int i = 0; i < 5; ++i) {  // the writer goes on, into a segment being prepared too
+      status s = work.step();
+      REQUIRE_MESSAGE(s.ok(), s.to_string());
+    }
+    log.reset();
+    store->close().ignore();
+  }
+  const power_loss_report r = fault.simulate_power_loss();
+  REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
+  auto store = open_store<B>(dir.store(), options);
+  auto opened = log_type::open(*store);
+  REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+  auto seen = read_stored_image(**opened, *store);
+  REQUIRE_MESSAGE(seen.ok(), seen.status().to_string() << "; " << history.describe());
+  REQUIRE_MESSAGE(history.match(*seen).has_value(),
+                  "after the power loss the log shows " << seen->describe()
+                                                        << ", which is no image at or after the "
+                                                           "last acknowledged operation; "
+                                                        << history.describe());
+  expected = *seen;
+  opened->reset();
+  REQUIRE(store->close().ok());
+  return r;
+}
+
 // docs/log-engine.md, "M7 as built": the maintenance thread prepares the
 // next segment as prep-<seq>.tmp (create, fallocate, zero fill, header,
 // fdatasync), renames it to seg-<seq>.log and fsyncs the directory, while
@@ -167,7 +219,6 @@ TEST_CASE_TEMPLATE_DEFINE(
     "a power loss at each step of a segment's preparation ahead leaves a store that opens "
     "with every acknowledged write",
     B, power_loss_in_preparation) {
-  using log_type = log_store<text_entry, text_serializer, B>;
   using fs_call = fault_log_fs::call;
   const std::uint64_t seed = env_number("SESHAT_POWER_LOSS_SEED", std::random_device{}());
   INFO("backend " << B::k_name << ", SESHAT_POWER_LOSS_SEED=" << seed);
@@ -196,41 +247,8 @@ TEST_CASE_TEMPLATE_DEFINE(
     options.log.io = options.log.io == segment_io::direct ? segment_io::write_fdatasync : segment_io::direct;
     const int io_mode = static_cast<int>(options.log.io);  // segment_io's order
     CAPTURE(io_mode);
-    log_history history(expected);
-    {
-      auto store = open_store<B>(dir.store(), options);
-      auto opened = log_type::open(*store);
-      REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
-      auto log = std::move(*opened);
-      log_workload<log_type> work(*log, history, rng, acks, 3000);
-      fault.log_fs().cut_power_at(st.c, [&] { history.stop_acknowledging(); }, st.nth, "prep-");
-      for (int i = 0; i < 400 && fault.log_fs().pending(); ++i) {
-        status s = work.step();
-        REQUIRE_MESSAGE(s.ok(), s.to_string());
-      }
-      REQUIRE_MESSAGE(!fault.log_fs().pending(), "no preparation reached that step");
-      for (int i = 0; i < 5; ++i) {  // the writer goes on, into the segment being prepared too
-        status s = work.step();
-        REQUIRE_MESSAGE(s.ok(), s.to_string());
-      }
-      log.reset();
-      store->close().ignore();
-    }
-    const power_loss_report r = fault.simulate_power_loss();
-    REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
-    auto store = open_store<B>(dir.store(), options);
-    auto opened = log_type::open(*store);
-    REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
-    auto seen = read_stored_image(**opened, *store);
-    REQUIRE_MESSAGE(seen.ok(), seen.status().to_string() << "; " << history.describe());
-    REQUIRE_MESSAGE(history.match(*seen).has_value(),
-                    "after the power loss the log shows " << seen->describe()
-                                                          << ", which is no image at or after the "
-                                                             "last acknowledged operation; "
-                                                          << history.describe());
-    expected = *seen;
-    opened->reset();
-    REQUIRE(store->close().ok());
+    const power_loss_report r = power_loss_at_call<B>(fault, dir, options, rng, acks, expected, st.c, st.nth,
+                                                   "prep-", [](auto&, auto&) {});
     CHECK(r.bytes_dropped() > 0);  // the prepared segment, at least, was not durable
   }
   CHECK(acks.load() > 0);
@@ -251,7 +269,6 @@ TEST_CASE_TEMPLATE_DEFINE(
     "a power loss at each step of a freed segment's recycling leaves a store that opens "
     "with every acknowledged write",
     B, power_loss_in_recycling) {
-  using log_type = log_store<text_entry, text_serializer, B>;
   using fs_call = fault_log_fs::call;
   const std::uint64_t seed = env_number("SESHAT_POWER_LOSS_SEED", std::random_device{}());
   INFO("backend " << B::k_name << ", SESHAT_POWER_LOSS_SEED=" << seed);
@@ -276,49 +293,16 @@ TEST_CASE_TEMPLATE_DEFINE(
     options.log.io = options.log.io == segment_io::direct ? segment_io::write_fdatasync : segment_io::direct;
     const int io_mode = static_cast<int>(options.log.io);  // segment_io's order
     CAPTURE(io_mode);
-    log_history history(expected);
-    {
-      auto store = open_store<B>(dir.store(), options);
-      auto opened = log_type::open(*store);
-      REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
-      auto log = std::move(*opened);
-      log_workload<log_type> work(*log, history, rng, acks, 3000);
-      // Unarmed first, until a freed segment was recycled once (the armed
-      // rename is then the freeing of a later one), then armed.
-      for (int i = 0; i < 3000 && store->log_engine().recycled_segments() == 0; ++i) {
+    // Unarmed first, until a freed segment was recycled once (the armed
+    // rename is then the freeing of a later one, or a recycling), then armed.
+    power_loss_at_call<B>(fault, dir, options, rng, acks, expected, st.c, 1, "free-", [&](auto& store, auto& work) {
+      for (int i = 0; i < 3000 && store.log_engine().recycled_segments() == 0; ++i) {
         status s = work.step();
         REQUIRE_MESSAGE(s.ok(), s.to_string());
       }
-      REQUIRE_MESSAGE(store->log_engine().recycled_segments() > 0, "no freed segment was recycled");
-      recycled += store->log_engine().recycled_segments();
-      fault.log_fs().cut_power_at(st.c, [&] { history.stop_acknowledging(); }, 1, "free-");
-      for (int i = 0; i < 3000 && fault.log_fs().pending(); ++i) {
-        status s = work.step();
-        REQUIRE_MESSAGE(s.ok(), s.to_string());
-      }
-      REQUIRE_MESSAGE(!fault.log_fs().pending(), "no recycling reached that step");
-      for (int i = 0; i < 5; ++i) {  // the writer goes on
-        status s = work.step();
-        REQUIRE_MESSAGE(s.ok(), s.to_string());
-      }
-      log.reset();
-      store->close().ignore();
-    }
-    fault.simulate_power_loss();
-    REQUIRE_MESSAGE(fault.model().error().empty(), fault.model().error());
-    auto store = open_store<B>(dir.store(), options);
-    auto opened = log_type::open(*store);
-    REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
-    auto seen = read_stored_image(**opened, *store);
-    REQUIRE_MESSAGE(seen.ok(), seen.status().to_string() << "; " << history.describe());
-    REQUIRE_MESSAGE(history.match(*seen).has_value(),
-                    "after the power loss the log shows " << seen->describe()
-                                                          << ", which is no image at or after the "
-                                                             "last acknowledged operation; "
-                                                          << history.describe());
-    expected = *seen;
-    opened->reset();
-    REQUIRE(store->close().ok());
+      REQUIRE_MESSAGE(store.log_engine().recycled_segments() > 0, "no freed segment was recycled");
+      recycled += store.log_engine().recycled_segments();
+    });
   }
   CHECK(recycled > 0);
   CHECK(acks.load() > 0);
