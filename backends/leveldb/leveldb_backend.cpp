@@ -9,6 +9,8 @@
 #include <atomic>
 #include <cerrno>
 #include <exception>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <system_error>
@@ -41,10 +43,28 @@ namespace seshat {
 // creates. LevelDB creates a log only at open and inside a write that
 // switches memtables, and seshat serializes writes, so after a synced write
 // an unchanged count means no log appeared since sync_older_logs last ran.
+//
+// Before LevelDB creates a newer log in this process (a memtable switch),
+// it runs `sync_current_log` on the log LevelDB has written until now
+// (LevelDB flushes each record to the file as it appends it), and fails the
+// creation, and so the write, when that sync fails. LevelDB closes that log
+// without syncing it, and the newer log's pages can reach the disk before
+// its own: a power loss could then keep later writes and lose earlier ones,
+// a hole that no damage in the logs shows. Synced at the switch, the older
+// log is durable before the newer one holds a byte. (The pass after a
+// synced write, sync_older_logs, still syncs the older logs and the
+// directory: it covers the logs an open found.)
 class log_watch final : public leveldb::EnvWrapper {
  public:
   explicit log_watch(leveldb::Env* target) : leveldb::EnvWrapper(target) {}
+  std::function<leveldb::Status(const std::string& log)> sync_current_log;
+
   leveldb::Status NewWritableFile(const std::string& f, leveldb::WritableFile** r) override {
+    if (is_log(f) && sync_current_log) {
+      const std::string current = newest_log();
+      if (!current.empty() && current != f)
+        if (leveldb::Status s = sync_current_log(current); !s.ok()) return s;
+    }
     note(f);
     return target()->NewWritableFile(f, r);
   }
@@ -60,8 +80,9 @@ class log_watch final : public leveldb::EnvWrapper {
   }
 
  private:
+  static bool is_log(const std::string& f) { return f.size() > 4 && f.compare(f.size() - 4, 4, ".log") == 0; }
   void note(const std::string& f) {
-    if (f.size() > 4 && f.compare(f.size() - 4, 4, ".log") == 0) {
+    if (is_log(f)) {
       {
         std::lock_guard lock(mu_);
         newest_log_ = f;
@@ -198,6 +219,23 @@ status sync_log_via_env(leveldb::Env& env, const std::filesystem::path& file,
   return from_leveldb(s, "sync: older log " + file.string() + " of " + store_context(path));
 }
 
+// fdatasyncs the log `file`: through `env` when one is set
+// (sync_log_via_env), else directly; a log compacted away meanwhile is no
+// error.
+status sync_log(leveldb::Env* env, const std::filesystem::path& file, const std::string& path) {
+  if (env != nullptr) return sync_log_via_env(*env, file, path);
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return {};  // compacted into a synced table meanwhile
+    return detail::errno_status("sync: open older log of " + store_context(path) + ":", file, errno);
+  }
+  const int rc = ::fdatasync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return detail::errno_status("sync: fdatasync older log of " + store_context(path) + ":", file, err);
+  return {};
+}
+
 status sync_older_logs_pass(const std::filesystem::path& dir, leveldb::Env* env,
                             const std::string& path) {
   std::vector<std::pair<std::uint64_t, std::filesystem::path>> logs;
@@ -211,21 +249,7 @@ status sync_older_logs_pass(const std::filesystem::path& dir, leveldb::Env* env,
   if (logs.size() <= 1) return {};
   std::sort(logs.begin(), logs.end());
   logs.pop_back();  // the newest log: LevelDB has just synced it
-  for (const auto& [number, file] : logs) {
-    if (env != nullptr) {
-      SESHAT_RETURN_IF_ERROR(sync_log_via_env(*env, file, path));
-      continue;
-    }
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ENOENT) continue;  // compacted into a synced table meanwhile
-      return detail::errno_status("sync: open older log of " + store_context(path) + ":", file, errno);
-    }
-    const int rc = ::fdatasync(fd);
-    const int err = errno;
-    ::close(fd);
-    if (rc != 0) return detail::errno_status("sync: fdatasync older log of " + store_context(path) + ":", file, err);
-  }
+  for (const auto& [number, file] : logs) SESHAT_RETURN_IF_ERROR(sync_log(env, file, path));
   return detail::fsync_path(dir, true);
 }
 
@@ -525,6 +549,10 @@ result<std::unique_ptr<leveldb_backend>> leveldb_backend::open(const std::filesy
     lo.filter_policy = e->filter_policy.get();
     lo.block_cache = e->block_cache.get();
     e->watch = std::make_unique<log_watch>(e->env != nullptr ? e->env : leveldb::Env::Default());
+    e->watch->sync_current_log = [env = e->env, path](const std::string& log) {
+      const status s = sync_log(env, log, path);
+      return s.ok() ? leveldb::Status::OK() : leveldb::Status::IOError(s.message());
+    };
     lo.env = e->watch.get();
     // compression: LevelDB's default, snappy.
 
