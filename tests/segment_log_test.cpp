@@ -1501,6 +1501,7 @@ TEST_CASE("nothing is recycled under absolute_consistency, nor a freed segment a
     REQUIRE(log->purge_to(g, log_id{1, 390}).ok());
     REQUIRE(log->settle().ok());
     CHECK(log->freed_segments() >= 2);
+    CHECK(free_files(mem).empty());  // every freed segment was linked: unlinked, not kept
     CHECK(log->recycled_segments() == 0);
     for (std::uint64_t i = 401; i <= 2000; i += 10)  // preparations go on
       REQUIRE(log->append(g, i, batch(i, 10, 1, tag).inputs, true).ok());
